@@ -1,0 +1,103 @@
+//! Account rules that do not need storage: roles, username and token shapes.
+
+use serde::{Deserialize, Serialize};
+
+/// playSMS's `status` column: 2 admin, 3 user, 4 subuser (with a parent).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    User,
+    Subuser,
+}
+
+impl Role {
+    pub fn code(self) -> i16 {
+        match self {
+            Role::Admin => 2,
+            Role::User => 3,
+            Role::Subuser => 4,
+        }
+    }
+
+    /// playSMS forces any status other than 2 or 3 to subuser.
+    pub fn from_code_lenient(code: &str) -> Role {
+        match code.trim() {
+            "2" => Role::Admin,
+            "3" => Role::User,
+            _ => Role::Subuser,
+        }
+    }
+
+    pub fn from_code(code: i16) -> Option<Role> {
+        match code {
+            2 => Some(Role::Admin),
+            3 => Some(Role::User),
+            4 => Some(Role::Subuser),
+            _ => None,
+        }
+    }
+}
+
+pub const MAX_USERNAME_LEN: usize = 30;
+
+/// Usernames are stored lower-case and matched case-insensitively, which is
+/// what playSMS 1.4.7 does through MySQL's collation.
+pub fn normalize_username(raw: &str) -> Option<String> {
+    let u = raw.trim().to_ascii_lowercase();
+    let ok = !u.is_empty()
+        && u.len() <= MAX_USERNAME_LEN
+        && u.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.' || b == b'-');
+    ok.then_some(u)
+}
+
+/// playSMS accepts only non-empty alphanumeric tokens; anything else fails
+/// authentication before any lookup.
+pub fn token_shape_ok(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 255 && token.chars().all(char::is_alphanumeric)
+}
+
+/// `u` that looks like an email is mapped to the account with that email.
+pub fn looks_like_email(u: &str) -> bool {
+    match u.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.split_once('.').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+        }
+        None => false,
+    }
+}
+
+/// playSMS refuses passwords of four characters or fewer at login.
+pub fn password_long_enough(p: &str) -> bool {
+    p.trim().chars().count() > 4
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(normalize_username(" ADMIN ").as_deref(), Some("admin"));
+        assert_eq!(normalize_username("a b"), None);
+        assert_eq!(normalize_username(""), None);
+    }
+
+    #[test]
+    fn tokens_and_emails() {
+        assert!(token_shape_ok("abc123"));
+        assert!(!token_shape_ok("abc-123"));
+        assert!(!token_shape_ok(""));
+        assert!(looks_like_email("noreply@playsms.org"));
+        assert!(!looks_like_email("admin"));
+        assert!(!password_long_enough("abcd"));
+        assert!(password_long_enough("abcde"));
+    }
+
+    #[test]
+    fn roles() {
+        assert_eq!(Role::from_code_lenient("9"), Role::Subuser);
+        assert_eq!(Role::from_code_lenient("2"), Role::Admin);
+        assert_eq!(Role::Admin.code(), 2);
+    }
+}

@@ -1,0 +1,115 @@
+//! The per-account webservices IP allow-list, with playSMS's rules: a comma
+//! list of single addresses, CIDR ranges (`10.0.0.0/8`) or wildcards
+//! (`192.168.*.*`). An empty entry matches nothing, and so does any entry
+//! starting with `*` or `0`, so no account can be opened to the whole world
+//! by accident.
+
+use std::net::IpAddr;
+
+pub fn allows(list: &str, client: IpAddr) -> bool {
+    let client = match client {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(IpAddr::V6(v6)),
+        v4 => v4,
+    };
+    list.split(',').map(str::trim).any(|entry| entry_matches(entry, client))
+}
+
+/// Whether a list is well-formed enough to store (every entry parses).
+pub fn is_valid_list(list: &str) -> bool {
+    !list.trim().is_empty()
+        && list.split(',').map(str::trim).all(|e| !e.is_empty() && parse_entry(e).is_some())
+}
+
+enum Entry {
+    Exact(IpAddr),
+    Cidr(IpAddr, u8),
+    Wildcard([Option<u8>; 4]),
+}
+
+fn parse_entry(entry: &str) -> Option<Entry> {
+    if entry.is_empty() || entry.starts_with('*') || entry.starts_with('0') {
+        return None;
+    }
+    if let Some((addr, bits)) = entry.split_once('/') {
+        let addr: IpAddr = addr.trim().parse().ok()?;
+        let bits: u8 = bits.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        return (bits <= max).then_some(Entry::Cidr(addr, bits));
+    }
+    if entry.contains('*') {
+        let mut octets = [None; 4];
+        let parts: Vec<&str> = entry.split('.').collect();
+        if parts.len() != 4 {
+            return None;
+        }
+        for (slot, p) in octets.iter_mut().zip(parts) {
+            *slot = if p == "*" { None } else { Some(p.parse().ok()?) };
+        }
+        return Some(Entry::Wildcard(octets));
+    }
+    entry.parse().ok().map(Entry::Exact)
+}
+
+fn entry_matches(entry: &str, client: IpAddr) -> bool {
+    match parse_entry(entry) {
+        None => false,
+        Some(Entry::Exact(a)) => a == client,
+        Some(Entry::Cidr(net, bits)) => in_cidr(net, bits, client),
+        Some(Entry::Wildcard(pattern)) => match client {
+            IpAddr::V4(v4) => pattern.iter().zip(v4.octets()).all(|(p, o)| p.is_none_or(|p| p == o)),
+            IpAddr::V6(_) => false,
+        },
+    }
+}
+
+fn in_cidr(net: IpAddr, bits: u8, client: IpAddr) -> bool {
+    match (net, client) {
+        (IpAddr::V4(n), IpAddr::V4(c)) => {
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - u32::from(bits)) };
+            u32::from(n) & mask == u32::from(c) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(c)) => {
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - u32::from(bits)) };
+            u128::from(n) & mask == u128::from(c) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn playsms_default_admin_list() {
+        let list = "127.0.0.1, 192.168.*.*";
+        assert!(allows(list, ip("127.0.0.1")));
+        assert!(allows(list, ip("192.168.4.9")));
+        assert!(!allows(list, ip("10.0.0.1")));
+        assert!(allows(list, ip("::ffff:127.0.0.1")));
+    }
+
+    #[test]
+    fn cidr_and_refused_entries() {
+        assert!(allows("10.0.0.0/8", ip("10.200.1.1")));
+        assert!(!allows("10.0.0.0/8", ip("11.0.0.1")));
+        assert!(!allows("*.*.*.*", ip("1.2.3.4")));
+        assert!(!allows("0.0.0.0/0", ip("1.2.3.4")));
+        assert!(!allows("", ip("127.0.0.1")));
+        assert!(!allows("127.0.0.1,", ip("10.0.0.1")));
+        assert!(allows("::1", ip("::1")));
+        assert!(allows("2001:db8::/32", ip("2001:db8::5")));
+    }
+
+    #[test]
+    fn validity() {
+        assert!(is_valid_list("127.0.0.1, 10.0.0.0/8, 192.168.*.*"));
+        assert!(!is_valid_list("127.0.0.1,,"));
+        assert!(!is_valid_list("*"));
+        assert!(!is_valid_list("nonsense"));
+    }
+}
