@@ -20,8 +20,7 @@ impl RateTable {
     /// The per-segment rate for a destination number (`+` and other
     /// non-digits are ignored).
     pub fn rate_for(&self, destination: &str) -> Credit {
-        let digits: String =
-            destination.chars().filter(char::is_ascii_digit).take(MAX_PREFIX_DIGITS).collect();
+        let digits: String = destination.chars().filter(char::is_ascii_digit).take(MAX_PREFIX_DIGITS).collect();
         self.prefixes
             .iter()
             .filter(|(p, _)| !p.is_empty() && digits.starts_with(p.as_str()))
@@ -78,10 +77,7 @@ mod tests {
 
     #[test]
     fn whole_submission_is_accepted_or_rejected() {
-        assert_eq!(
-            decide(c("10"), c("3")),
-            ChargeDecision::Accept { total: c("3"), balance_after: c("7") }
-        );
+        assert_eq!(decide(c("10"), c("3")), ChargeDecision::Accept { total: c("3"), balance_after: c("7") });
         assert_eq!(decide(c("2"), c("3")), ChargeDecision::Reject { total: c("3"), balance: c("2") });
         assert!(matches!(decide(c("-5"), c("0")), ChargeDecision::Accept { .. }));
     }

@@ -16,8 +16,7 @@ pub fn allows(list: &str, client: IpAddr) -> bool {
 
 /// Whether a list is well-formed enough to store (every entry parses).
 pub fn is_valid_list(list: &str) -> bool {
-    !list.trim().is_empty()
-        && list.split(',').map(str::trim).all(|e| !e.is_empty() && parse_entry(e).is_some())
+    !list.trim().is_empty() && list.split(',').map(str::trim).all(|e| !e.is_empty() && parse_entry(e).is_some())
 }
 
 enum Entry {

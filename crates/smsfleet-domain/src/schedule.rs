@@ -48,9 +48,7 @@ pub fn parse_schedule(s: &str, offset: UtcOffset) -> Option<OffsetDateTime> {
     let s = s.trim().replace('T', " ");
     let with_secs = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let without_secs = format_description!("[year]-[month]-[day] [hour]:[minute]");
-    let local = PrimitiveDateTime::parse(&s, with_secs)
-        .or_else(|_| PrimitiveDateTime::parse(&s, without_secs))
-        .ok()?;
+    let local = PrimitiveDateTime::parse(&s, with_secs).or_else(|_| PrimitiveDateTime::parse(&s, without_secs)).ok()?;
     Some(local.assume_offset(offset).to_offset(UtcOffset::UTC))
 }
 

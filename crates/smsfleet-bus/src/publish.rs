@@ -1,0 +1,102 @@
+//! Typed publishing. Every JetStream publish awaits its PubAck: a message
+//! counts as accepted only once the server has stored it. A deterministic
+//! `Nats-Msg-Id` makes a retried publish (after a timeout, or a redelivered
+//! input) a no-op inside the stream's duplicate window.
+
+use async_nats::HeaderMap;
+use async_nats::jetstream::context::PublishAckFuture;
+use async_nats::jetstream::message::PublishMessage;
+use bytes::Bytes;
+use smsfleet_contract::{BusMessage, SCHEMA_HEADER, SCHEMA_VERSION};
+
+use crate::{Bus, BusError};
+
+/// Where a message landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub sequence: u64,
+    /// The stream already held a message with this id: nothing was added.
+    pub duplicate: bool,
+}
+
+pub(crate) fn encode<T: BusMessage>(payload: &T) -> Result<Bytes, BusError> {
+    serde_json::to_vec(payload)
+        .map(Bytes::from)
+        .map_err(|e| BusError::Codec { schema: T::SCHEMA, detail: e.to_string() })
+}
+
+pub(crate) fn headers_for<T: BusMessage>() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(SCHEMA_HEADER, format!("{}.v{}", T::SCHEMA, SCHEMA_VERSION).as_str());
+    if let Some(tp) = smsfleet_telemetry::current_traceparent() {
+        headers.insert("traceparent", tp.as_str());
+    }
+    headers
+}
+
+impl Bus {
+    /// Publishes and waits for the PubAck.
+    pub async fn publish<T: BusMessage>(
+        &self,
+        subject: String,
+        msg_id: &str,
+        payload: &T,
+    ) -> Result<Published, BusError> {
+        let pending = self.start_publish(subject, Some(msg_id), payload).await?;
+        finish(pending).await
+    }
+
+    /// Sends a publish and returns the ack future, so a caller can pipeline
+    /// several publishes and await them together.
+    pub async fn start_publish<T: BusMessage>(
+        &self,
+        subject: String,
+        msg_id: Option<&str>,
+        payload: &T,
+    ) -> Result<PublishAckFuture, BusError> {
+        let mut msg = PublishMessage::build().payload(encode(payload)?).headers(headers_for::<T>());
+        if let Some(id) = msg_id {
+            msg = msg.message_id(id);
+        }
+        self.js.send_publish(subject, msg).await.map_err(|e| BusError::Publish(e.to_string()))
+    }
+
+    /// Publishes several messages with their ids and waits for every ack.
+    pub async fn publish_all<T: BusMessage>(
+        &self,
+        items: Vec<(String, String, T)>,
+    ) -> Result<Vec<Published>, BusError> {
+        let mut pending = Vec::with_capacity(items.len());
+        for (subject, id, payload) in &items {
+            pending.push(self.start_publish(subject.clone(), Some(id), payload).await?);
+        }
+        let mut out = Vec::with_capacity(pending.len());
+        for p in pending {
+            out.push(finish(p).await?);
+        }
+        Ok(out)
+    }
+
+    /// Publishes a state snapshot (last value per subject wins).
+    pub async fn publish_state<T: BusMessage>(&self, subject: String, payload: &T) -> Result<Published, BusError> {
+        let pending = self.start_publish(subject, None, payload).await?;
+        finish(pending).await
+    }
+
+    pub(crate) async fn publish_expecting(
+        &self,
+        subject: String,
+        expected_last_subject_sequence: u64,
+    ) -> Result<Published, BusError> {
+        let msg = PublishMessage::build()
+            .payload(Bytes::new())
+            .expected_last_subject_sequence(expected_last_subject_sequence);
+        let pending = self.js.send_publish(subject, msg).await.map_err(|e| BusError::Publish(e.to_string()))?;
+        finish(pending).await
+    }
+}
+
+pub(crate) async fn finish(pending: PublishAckFuture) -> Result<Published, BusError> {
+    let ack = pending.await.map_err(|e| BusError::Publish(e.to_string()))?;
+    Ok(Published { sequence: ack.sequence, duplicate: ack.duplicate })
+}

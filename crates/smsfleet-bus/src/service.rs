@@ -1,0 +1,91 @@
+//! Request/reply services over core NATS (queue groups, no persistence):
+//! reads such as `ds` and `cr`, and account commands. Replicas of a role
+//! join one queue group, so each request is answered once.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use smsfleet_contract::BusMessage;
+use tokio_util::sync::CancellationToken;
+
+use crate::publish::encode;
+use crate::{Bus, BusError};
+
+/// A decoded request with what is needed to answer it.
+pub struct ServiceRequest<T> {
+    pub body: T,
+}
+
+impl Bus {
+    /// Sends a request and decodes the reply.
+    pub async fn request<Req: BusMessage, Rep: BusMessage>(
+        &self,
+        subject: String,
+        body: &Req,
+        timeout: Duration,
+    ) -> Result<Rep, BusError> {
+        let payload = encode(body)?;
+        let call = self.client.request(subject.clone(), payload);
+        let reply = tokio::time::timeout(timeout, call)
+            .await
+            .map_err(|_| BusError::Request { subject: subject.clone(), detail: "timed out".to_owned() })?
+            .map_err(|e| BusError::Request { subject: subject.clone(), detail: e.to_string() })?;
+        serde_json::from_slice(&reply.payload)
+            .map_err(|e| BusError::Codec { schema: Rep::SCHEMA, detail: e.to_string() })
+    }
+}
+
+/// Answers requests on `subject` in queue group `group` until `stop` turns
+/// true. Each request runs in its own task so a slow query does not hold up
+/// the next.
+pub async fn serve_requests<Req, Rep, F, Fut>(
+    bus: Bus,
+    subject: String,
+    group: &str,
+    stop: CancellationToken,
+    handler: F,
+) -> Result<(), BusError>
+where
+    Req: BusMessage + Send + 'static,
+    Rep: BusMessage + Send + 'static,
+    F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Rep> + Send + 'static,
+{
+    let mut sub = bus
+        .client
+        .queue_subscribe(subject.clone(), group.to_owned())
+        .await
+        .map_err(|e| BusError::Consume(e.to_string()))?;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            next = sub.next() => {
+                let Some(msg) = next else { break };
+                let Some(reply_to) = msg.reply.clone() else { continue };
+                let req: Req = match serde_json::from_slice(&msg.payload) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(%subject, error = %e, "undecodable request dropped");
+                        continue;
+                    }
+                };
+                let handler = handler.clone();
+                let client = bus.client.clone();
+                tokio::spawn(async move {
+                    let rep = handler(req).await;
+                    match encode(&rep) {
+                        Ok(bytes) => {
+                            if let Err(e) = client.publish(reply_to, bytes).await {
+                                tracing::warn!(error = %e, "reply not sent");
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "reply not encodable"),
+                    }
+                });
+            }
+        }
+    }
+    let _ = sub.unsubscribe().await;
+    Ok(())
+}

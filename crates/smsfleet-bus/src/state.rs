@@ -1,0 +1,115 @@
+//! The replicated state feed: account, balance and rate snapshots, last
+//! value per subject, that every ingress replica keeps in memory so its send
+//! path never asks Postgres. An ordered consumer replays the latest value of
+//! every subject at start-up, then follows changes within milliseconds.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{self, DeliverPolicy};
+use futures_util::StreamExt;
+use smsfleet_contract::{AccountState, BalanceState, BusMessage, RatesState, StreamKind};
+use tokio::sync::watch;
+
+use crate::{Bus, BusError};
+
+#[derive(Debug, Clone)]
+pub enum StateEvent {
+    Account(AccountState),
+    Balance(BalanceState),
+    Rates(RatesState),
+}
+
+/// Follows the feed until dropped.
+pub struct StateFeed {
+    caught_up: watch::Receiver<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StateFeed {
+    /// Starts following; `apply` sees every snapshot in stream order.
+    pub async fn start<F>(bus: &Bus, apply: F) -> Result<StateFeed, BusError>
+    where
+        F: FnMut(StateEvent) + Send + 'static,
+    {
+        let (tx, rx) = watch::channel(false);
+        let task = tokio::spawn(follow(bus.clone(), apply, tx));
+        Ok(StateFeed { caught_up: rx, task })
+    }
+
+    /// Resolves once every snapshot that existed at start has been applied.
+    pub async fn wait_caught_up(&mut self, timeout: Duration) -> Result<(), BusError> {
+        let wait = self.caught_up.wait_for(|c| *c);
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(BusError::Consume("state feed did not catch up in time".to_owned())),
+        }
+    }
+
+    pub fn is_caught_up(&self) -> bool {
+        *self.caught_up.borrow()
+    }
+}
+
+impl Drop for StateFeed {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn follow<F>(bus: Bus, mut apply: F, caught_up: watch::Sender<bool>)
+where
+    F: FnMut(StateEvent) + Send + 'static,
+{
+    loop {
+        if let Err(e) = follow_once(&bus, &mut apply, &caught_up).await {
+            tracing::warn!(error = %e, "state feed interrupted, resubscribing");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn follow_once<F>(bus: &Bus, apply: &mut F, caught_up: &watch::Sender<bool>) -> Result<(), BusError>
+where
+    F: FnMut(StateEvent),
+{
+    let mut stream = bus.stream_handle(StreamKind::State).await?;
+    let empty = stream.info().await.map_err(|e| BusError::Consume(e.to_string()))?.state.messages == 0;
+    if empty {
+        caught_up.send_replace(true);
+    }
+    let consumer = stream
+        .create_consumer(consumer::pull::OrderedConfig {
+            filter_subject: bus.ns.state_filter(),
+            deliver_policy: DeliverPolicy::LastPerSubject,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| BusError::Consume(e.to_string()))?;
+    let mut messages = consumer.messages().await.map_err(|e| BusError::Consume(e.to_string()))?;
+    let prefix = format!("{}.state.", bus.ns.as_str());
+    while let Some(next) = messages.next().await {
+        let msg = next.map_err(|e| BusError::Consume(e.to_string()))?;
+        let kind = msg.subject.as_str().strip_prefix(&prefix).unwrap_or_default();
+        let event = if kind.starts_with("account.") {
+            decode::<AccountState>(&msg.payload).map(StateEvent::Account)
+        } else if kind.starts_with("balance.") {
+            decode::<BalanceState>(&msg.payload).map(StateEvent::Balance)
+        } else if kind == "rates" {
+            decode::<RatesState>(&msg.payload).map(StateEvent::Rates)
+        } else {
+            None
+        };
+        match event {
+            Some(e) => apply(e),
+            None => tracing::warn!(subject = %msg.subject, "ignoring unreadable state message"),
+        }
+        if msg.info().map(|i| i.pending == 0).unwrap_or(false) {
+            caught_up.send_replace(true);
+        }
+    }
+    Err(BusError::Consume("state feed ended".to_owned()))
+}
+
+fn decode<T: BusMessage>(payload: &[u8]) -> Option<T> {
+    serde_json::from_slice(payload).ok()
+}

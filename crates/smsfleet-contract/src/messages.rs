@@ -1,0 +1,377 @@
+//! Message payloads. All are JSON; timestamps are Unix milliseconds and
+//! money is a decimal string, so a consumer in any language reads them
+//! without a date or float library surprise.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use smsfleet_domain::{DeliveryStatus, Encoding};
+
+/// Which HTTP API accepted a submission; the status pusher and `ds` use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    Playsms,
+    Bulk,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TextEncoding {
+    Gsm7,
+    Ucs2,
+    Latin1,
+}
+
+impl From<Encoding> for TextEncoding {
+    fn from(e: Encoding) -> Self {
+        match e {
+            Encoding::Gsm7 => Self::Gsm7,
+            Encoding::Ucs2 => Self::Ucs2,
+            Encoding::Latin1 => Self::Latin1,
+        }
+    }
+}
+
+impl From<TextEncoding> for Encoding {
+    fn from(e: TextEncoding) -> Self {
+        match e {
+            TextEncoding::Gsm7 => Self::Gsm7,
+            TextEncoding::Ucs2 => Self::Ucs2,
+            TextEncoding::Latin1 => Self::Latin1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Sent,
+    Failed,
+    Delivered,
+}
+
+impl From<DeliveryStatus> for Status {
+    fn from(s: DeliveryStatus) -> Self {
+        match s {
+            DeliveryStatus::Pending => Self::Pending,
+            DeliveryStatus::Sent => Self::Sent,
+            DeliveryStatus::Failed => Self::Failed,
+            DeliveryStatus::Delivered => Self::Delivered,
+        }
+    }
+}
+
+impl From<Status> for DeliveryStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => Self::Pending,
+            Status::Sent => Self::Sent,
+            Status::Failed => Self::Failed,
+            Status::Delivered => Self::Delivered,
+        }
+    }
+}
+
+/// One destination of a submission, with its `smslog_id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Destination {
+    pub smslog_id: i64,
+    /// The cleaned number as echoed to the client.
+    pub to: String,
+}
+
+/// One accepted API request: a text for one or more destinations. The
+/// ingress publishes it before answering OK, so it is the durable record of
+/// what the client was promised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Submission {
+    /// The playSMS queue code; unique per request.
+    pub queue: String,
+    pub uid: i64,
+    pub api: Api,
+    pub sender: String,
+    /// The text without footer.
+    pub text: String,
+    /// Appended on the air, never shown in `ds` (`""` or `" @alice"`).
+    pub footer: String,
+    pub encoding: TextEncoding,
+    pub flash: bool,
+    /// Parts per destination for text plus footer.
+    pub segments: u32,
+    /// playSMS `type` as given (`text`, `flash`, ...).
+    pub msg_type: String,
+    /// The client asked for delivery reports to be pushed (bulk API `dlr=1`).
+    pub dlr_requested: bool,
+    pub accepted_at_ms: i64,
+    /// Release instant for a scheduled message; `None` sends now.
+    pub schedule_at_ms: Option<i64>,
+    /// After this instant the dispatcher gives up and marks it failed.
+    pub validity_until_ms: i64,
+    pub destinations: Vec<Destination>,
+    /// W3C `traceparent` of the HTTP request that accepted it.
+    pub traceparent: Option<String>,
+}
+
+/// What the ingress publishes: the submissions accepted during one publish
+/// round trip. Batching amortises JetStream acks under load (group commit);
+/// under light load a batch holds a single submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct SubmitBatch {
+    pub v: u32,
+    pub batch_id: String,
+    pub submissions: Vec<Submission>,
+}
+
+/// A slice of a charged submission, ready for an upstream route. The ledger
+/// cuts submissions into chunks so that several dispatcher replicas share a
+/// large campaign and a redelivery repeats little work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct DispatchChunk {
+    pub v: u32,
+    /// `<queue>.<index>`: unique, used as the JetStream message id.
+    pub chunk_id: String,
+    pub queue: String,
+    pub uid: i64,
+    pub sender: String,
+    /// Text plus footer, as sent on the air.
+    pub body: String,
+    pub encoding: TextEncoding,
+    pub flash: bool,
+    pub segments: u32,
+    pub validity_until_ms: i64,
+    /// Set while the chunk waits in the scheduler.
+    pub release_at_ms: Option<i64>,
+    pub destinations: Vec<Destination>,
+    pub traceparent: Option<String>,
+}
+
+/// A change of one message's delivery status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusEvent {
+    pub smslog_id: i64,
+    pub uid: i64,
+    pub status: Status,
+    pub at_ms: i64,
+    /// The upstream SMSC's message id, once known.
+    pub upstream_id: Option<String>,
+    /// Why a message failed, for operators (never shown to API clients).
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusBatch {
+    pub v: u32,
+    /// Unique per batch; the JetStream message id.
+    pub batch_id: String,
+    pub events: Vec<StatusEvent>,
+    /// Queues whose scheduled chunks were released (they become visible in
+    /// `ds` and stop answering ERR 401).
+    #[serde(default)]
+    pub released_queues: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DlrOutcome {
+    Delivered,
+    Failed,
+}
+
+/// One delivery report as an upstream sent it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DlrReport {
+    pub upstream_id: String,
+    pub outcome: DlrOutcome,
+    pub error_code: Option<String>,
+    pub done_at_ms: Option<i64>,
+}
+
+/// Reports received in one callback, stored before the upstream gets its
+/// 200 so that none is lost if the matcher is down.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DlrBatch {
+    pub v: u32,
+    pub batch_id: String,
+    pub route: String,
+    pub received_at_ms: i64,
+    pub reports: Vec<DlrReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountRole {
+    Admin,
+    User,
+    Subuser,
+}
+
+/// The full state of one account as every ingress replica caches it. Secrets
+/// travel only in protected form: the token as a keyed hash (for lookup) and
+/// sealed under the server key (for `get_token`), passwords as argon2 hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct AccountState {
+    pub v: u32,
+    pub uid: i64,
+    /// Increases with every change; older states are ignored.
+    pub revision: i64,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub mobile: String,
+    pub role: AccountRole,
+    pub parent_uid: Option<i64>,
+    pub banned: bool,
+    pub deleted: bool,
+    pub webservices_enabled: bool,
+    pub webservices_ip: String,
+    /// Hex HMAC-SHA256 of the token under the server's lookup key.
+    pub token_lookup: Option<String>,
+    /// Base64 of nonce ‖ AES-256-GCM ciphertext of the token.
+    pub token_sealed: Option<String>,
+    /// argon2 PHC string of the playSMS password.
+    pub password_hash: Option<String>,
+    /// argon2 PHC string of the bulk HTTP API password.
+    pub bulk_password_hash: Option<String>,
+    /// playSMS offset like `+0700`.
+    pub timezone: String,
+    pub footer: String,
+    pub sender: String,
+}
+
+/// An account's spendable credit, published by the ledger after each change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BalanceState {
+    pub v: u32,
+    pub uid: i64,
+    pub revision: i64,
+    /// Decimal string.
+    pub balance: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RatePrefix {
+    pub prefix: String,
+    /// Decimal string, per segment.
+    pub rate: String,
+}
+
+/// The rate table, one message for the whole table.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RatesState {
+    pub v: u32,
+    pub revision: i64,
+    pub default_rate: String,
+    pub prefixes: Vec<RatePrefix>,
+}
+
+/// `op=ds` as the ingress forwards it to the query service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DsRequest {
+    pub uid: i64,
+    pub queue: Option<String>,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub dt: Option<String>,
+    pub smslog_id: Option<i64>,
+    pub limit: u32,
+    pub last: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DsRow {
+    pub smslog_id: i64,
+    pub src: String,
+    pub dst: String,
+    pub msg: String,
+    pub dt: String,
+    pub update: String,
+    pub status: i16,
+}
+
+/// A query answer: rows, or a playSMS error code (400, 401, 402).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DsReply {
+    Rows(Vec<DsRow>),
+    Error(u16),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditRequest {
+    pub uid: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditReply {
+    /// Decimal string.
+    pub balance: String,
+}
+
+/// Account-changing commands the ingress sends to the accounts service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum AccountCommand {
+    /// Replace the caller's webservices token (`op=set_token`).
+    SetToken { uid: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountReply {
+    /// The new token and the account state that carries it, so the asking
+    /// ingress can apply it before answering.
+    Token { token: String, account: AccountState },
+    /// A playSMS error code.
+    Error(u16),
+}
+
+/// Any message carried on the bus that has a schema in `proto/schemas`.
+pub trait BusMessage: Serialize + for<'de> Deserialize<'de> + JsonSchema {
+    /// Schema file stem, e.g. `submit_batch`.
+    const SCHEMA: &'static str;
+}
+
+macro_rules! bus_message {
+    ($($t:ty => $name:literal),* $(,)?) => {
+        $(impl BusMessage for $t { const SCHEMA: &'static str = $name; })*
+    };
+}
+
+bus_message! {
+    SubmitBatch => "submit_batch",
+    DispatchChunk => "dispatch_chunk",
+    StatusBatch => "status_batch",
+    DlrBatch => "dlr_batch",
+    AccountState => "account_state",
+    BalanceState => "balance_state",
+    RatesState => "rates_state",
+    DsRequest => "ds_request",
+    DsReply => "ds_reply",
+    CreditRequest => "credit_request",
+    CreditReply => "credit_reply",
+    AccountCommand => "account_command",
+    AccountReply => "account_reply",
+}
+
+/// Every schema, for the proto check and the generator.
+pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
+    fn s<T: BusMessage>() -> (&'static str, schemars::Schema) {
+        (T::SCHEMA, schemars::schema_for!(T))
+    }
+    vec![
+        s::<SubmitBatch>(),
+        s::<DispatchChunk>(),
+        s::<StatusBatch>(),
+        s::<DlrBatch>(),
+        s::<AccountState>(),
+        s::<BalanceState>(),
+        s::<RatesState>(),
+        s::<DsRequest>(),
+        s::<DsReply>(),
+        s::<CreditRequest>(),
+        s::<CreditReply>(),
+        s::<AccountCommand>(),
+        s::<AccountReply>(),
+    ]
+}

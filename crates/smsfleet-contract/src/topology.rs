@@ -1,0 +1,237 @@
+//! Streams, subjects and durable consumers, as plain data.
+//!
+//! Every name is derived from a namespace (default `smsfleet`) so that tests
+//! run side by side on one NATS server, each in its own namespace, and an
+//! operator can run two fleets on one cluster.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Namespace(String);
+
+impl Default for Namespace {
+    fn default() -> Self {
+        Self("smsfleet".to_owned())
+    }
+}
+
+impl Namespace {
+    /// A namespace is a lower-case NATS token: letters, digits and `_`.
+    pub fn new(name: &str) -> Option<Self> {
+        let ok = !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        ok.then(|| Self(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn stream_name(&self, kind: StreamKind) -> String {
+        format!("{}_{}", self.0.to_ascii_uppercase(), kind.suffix())
+    }
+
+    pub fn subject(&self, kind: StreamKind) -> String {
+        format!("{}.{}", self.0, kind.subject_token())
+    }
+
+    pub fn account_state_subject(&self, uid: i64) -> String {
+        format!("{}.state.account.{uid}", self.0)
+    }
+
+    pub fn balance_state_subject(&self, uid: i64) -> String {
+        format!("{}.state.balance.{uid}", self.0)
+    }
+
+    pub fn rates_state_subject(&self) -> String {
+        format!("{}.state.rates", self.0)
+    }
+
+    pub fn state_filter(&self) -> String {
+        format!("{}.state.>", self.0)
+    }
+
+    pub fn lease_subject(&self, worker_id: u16) -> String {
+        format!("{}.lease.worker.{worker_id}", self.0)
+    }
+
+    pub fn dead_letter_subject(&self, from: StreamKind) -> String {
+        format!("{}.dead.{}", self.0, from.subject_token())
+    }
+
+    /// Core-NATS request/reply subjects (queue groups, no persistence).
+    pub fn ds_service(&self) -> String {
+        format!("{}.svc.query.ds", self.0)
+    }
+
+    pub fn credit_service(&self) -> String {
+        format!("{}.svc.query.credit", self.0)
+    }
+
+    pub fn accounts_service(&self) -> String {
+        format!("{}.svc.accounts", self.0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamKind {
+    Submit,
+    Dispatch,
+    Schedule,
+    Status,
+    Dlr,
+    State,
+    Lease,
+    Dead,
+}
+
+impl StreamKind {
+    pub const ALL: [StreamKind; 8] =
+        [Self::Submit, Self::Dispatch, Self::Schedule, Self::Status, Self::Dlr, Self::State, Self::Lease, Self::Dead];
+
+    fn suffix(self) -> &'static str {
+        match self {
+            Self::Submit => "SUBMIT",
+            Self::Dispatch => "DISPATCH",
+            Self::Schedule => "SCHEDULE",
+            Self::Status => "STATUS",
+            Self::Dlr => "DLR",
+            Self::State => "STATE",
+            Self::Lease => "LEASE",
+            Self::Dead => "DEAD",
+        }
+    }
+
+    fn subject_token(self) -> &'static str {
+        match self {
+            Self::Submit => "submit",
+            Self::Dispatch => "dispatch",
+            Self::Schedule => "schedule",
+            Self::Status => "status",
+            Self::Dlr => "dlr",
+            Self::State => "state",
+            Self::Lease => "lease",
+            Self::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retention {
+    /// Kept until every durable consumer has acked (fan-out events).
+    Interest,
+    /// Deleted when its one consumer acks (commands owned by one role).
+    WorkQueue,
+    /// Kept by age and per-subject limits (state snapshots, leases, dead letters).
+    Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamSpec {
+    pub kind: StreamKind,
+    /// Subject pattern relative to the namespace, e.g. `submit` or `state.>`.
+    pub subjects: &'static str,
+    pub retention: Retention,
+    pub max_age_secs: u64,
+    /// 0 means unlimited.
+    pub max_msgs_per_subject: i64,
+    pub duplicate_window_secs: u64,
+    /// The payload schema carried on the stream.
+    pub schema: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConsumerSpec {
+    pub stream: StreamKind,
+    pub durable: &'static str,
+    /// The role that pulls from it.
+    pub role: &'static str,
+    pub ack_wait_secs: u64,
+    pub max_deliver: i64,
+    pub max_ack_pending: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Topology {
+    pub version: u32,
+    pub streams: Vec<StreamSpec>,
+    pub consumers: Vec<ConsumerSpec>,
+}
+
+const DAY: u64 = 86_400;
+
+impl Topology {
+    pub fn current() -> Self {
+        use Retention::*;
+        use StreamKind::*;
+        let stream = |kind, subjects, retention, max_age_secs, max_msgs_per_subject, schema| StreamSpec {
+            kind,
+            subjects,
+            retention,
+            max_age_secs,
+            max_msgs_per_subject,
+            duplicate_window_secs: 120,
+            schema,
+        };
+        let consumer = |stream, durable, role, ack_wait_secs, max_deliver, max_ack_pending| ConsumerSpec {
+            stream,
+            durable,
+            role,
+            ack_wait_secs,
+            max_deliver,
+            max_ack_pending,
+        };
+        Topology {
+            version: crate::SCHEMA_VERSION,
+            streams: vec![
+                stream(Submit, "submit", Interest, 7 * DAY, 0, "submit_batch"),
+                stream(Dispatch, "dispatch", WorkQueue, 7 * DAY, 0, "dispatch_chunk"),
+                stream(Schedule, "schedule", WorkQueue, 400 * DAY, 0, "dispatch_chunk"),
+                stream(Status, "status", Interest, 7 * DAY, 0, "status_batch"),
+                stream(Dlr, "dlr", WorkQueue, 7 * DAY, 0, "dlr_batch"),
+                stream(State, "state.>", Limits, 0, 1, "account_state | balance_state | rates_state"),
+                stream(Lease, "lease.>", Limits, 30, 1, "lease (empty body)"),
+                stream(Dead, "dead.>", Limits, 14 * DAY, 0, "the original payload"),
+            ],
+            consumers: vec![
+                consumer(Submit, "ledger", "ledger", 30, 20, 20_000),
+                consumer(Submit, "projection", "query", 30, 20, 20_000),
+                consumer(Schedule, "scheduler", "scheduler", 30, 20, 20_000),
+                consumer(Dispatch, "dispatcher", "dispatcher", 60, 50, 2_000),
+                consumer(Status, "projection", "query", 30, 20, 20_000),
+                consumer(Dlr, "dlr", "dlr", 30, 40, 20_000),
+            ],
+        }
+    }
+
+    pub fn stream(&self, kind: StreamKind) -> Option<&StreamSpec> {
+        self.streams.iter().find(|s| s.kind == kind)
+    }
+
+    pub fn consumer(&self, stream: StreamKind, durable: &str) -> Option<&ConsumerSpec> {
+        self.consumers.iter().find(|c| c.stream == stream && c.durable == durable)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_namespace() {
+        let ns = Namespace::new("t42").unwrap();
+        assert_eq!(ns.stream_name(StreamKind::Submit), "T42_SUBMIT");
+        assert_eq!(ns.subject(StreamKind::Dispatch), "t42.dispatch");
+        assert_eq!(ns.account_state_subject(7), "t42.state.account.7");
+        assert!(Namespace::new("Bad.Name").is_none());
+    }
+
+    #[test]
+    fn every_consumer_has_a_stream() {
+        let t = Topology::current();
+        for c in &t.consumers {
+            assert!(t.stream(c.stream).is_some());
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! Accounts, owned by the accounts service.
+
+use sqlx::{AssertSqlSafe, PgPool};
+
+use crate::{Result, StoreError};
+
+#[derive(Debug, Clone, sqlx::FromRow, PartialEq, Eq)]
+pub struct AccountRow {
+    pub uid: i64,
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub mobile: String,
+    pub role: i16,
+    pub parent_uid: Option<i64>,
+    pub banned: bool,
+    pub deleted: bool,
+    pub webservices_enabled: bool,
+    pub webservices_ip: String,
+    pub token_lookup: Option<String>,
+    pub token_sealed: Option<String>,
+    pub password_hash: Option<String>,
+    pub bulk_password_hash: Option<String>,
+    pub timezone: String,
+    pub footer: String,
+    pub sender: String,
+    pub revision: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub mobile: String,
+    pub role: i16,
+    pub parent_uid: Option<i64>,
+    pub webservices_enabled: bool,
+    pub webservices_ip: String,
+    pub token_lookup: Option<String>,
+    pub token_sealed: Option<String>,
+    pub password_hash: Option<String>,
+    pub bulk_password_hash: Option<String>,
+    pub timezone: String,
+    pub footer: String,
+    pub sender: String,
+}
+
+const COLUMNS: &str = "uid, username, email, name, mobile, role, parent_uid, banned, deleted, \
+    webservices_enabled, webservices_ip, token_lookup, token_sealed, password_hash, bulk_password_hash, \
+    timezone, footer, sender, revision";
+
+/// Creates an account and its zero balance in one transaction.
+pub async fn create(pool: &PgPool, a: &NewAccount) -> Result<AccountRow> {
+    let mut tx = pool.begin().await?;
+    let row: AccountRow = sqlx::query_as(AssertSqlSafe(format!(
+        "INSERT INTO accounts (username, email, name, mobile, role, parent_uid, webservices_enabled, webservices_ip, \
+         token_lookup, token_sealed, password_hash, bulk_password_hash, timezone, footer, sender) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING {COLUMNS}"
+    )))
+    .bind(&a.username)
+    .bind(&a.email)
+    .bind(&a.name)
+    .bind(&a.mobile)
+    .bind(a.role)
+    .bind(a.parent_uid)
+    .bind(a.webservices_enabled)
+    .bind(&a.webservices_ip)
+    .bind(&a.token_lookup)
+    .bind(&a.token_sealed)
+    .bind(&a.password_hash)
+    .bind(&a.bulk_password_hash)
+    .bind(&a.timezone)
+    .bind(&a.footer)
+    .bind(&a.sender)
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_owned()),
+        _ => StoreError::Db(e),
+    })?;
+    sqlx::query("INSERT INTO balances (uid, balance, revision) VALUES ($1, 0, 0)")
+        .bind(row.uid)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(row)
+}
+
+pub async fn by_uid(pool: &PgPool, uid: i64) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE uid = $1")))
+        .bind(uid)
+        .fetch_optional(pool)
+        .await?)
+}
+
+pub async fn by_username(pool: &PgPool, username: &str) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts WHERE username = $1 AND NOT deleted")))
+        .bind(username)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Every account, for republishing the state feed.
+pub async fn all(pool: &PgPool) -> Result<Vec<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts ORDER BY uid"))).fetch_all(pool).await?)
+}
+
+/// Replaces the token; the revision bump orders the state snapshots.
+pub async fn set_token(pool: &PgPool, uid: i64, lookup: &str, sealed: &str) -> Result<AccountRow> {
+    sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET token_lookup = $2, token_sealed = $3, revision = revision + 1 \
+         WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(lookup)
+    .bind(sealed)
+    .fetch_optional(pool)
+    .await?
+    .ok_or(StoreError::NotFound)
+}

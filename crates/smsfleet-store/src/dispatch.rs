@@ -1,0 +1,119 @@
+//! The dispatcher's per-message log: claimed before the upstream call,
+//! then sent (with the upstream id) or failed. It is what makes a
+//! redelivered chunk safe, and what delivery reports are matched against.
+
+use std::collections::HashMap;
+
+use sqlx::PgPool;
+
+use crate::Result;
+
+pub const CLAIMED: i16 = 0;
+pub const SENT: i16 = 1;
+pub const FAILED: i16 = 2;
+
+/// What an earlier attempt left for a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prior {
+    /// Claimed now, never tried before.
+    Fresh,
+    /// Claimed by an attempt whose outcome is unknown (it crashed or timed
+    /// out after sending). `attempts` counts the claims so far.
+    Unconfirmed {
+        attempts: i32,
+    },
+    Sent {
+        upstream_id: String,
+    },
+    Failed,
+}
+
+/// Claims `items` (`smslog_id`, `uid`) for `route`.
+pub async fn claim(pool: &PgPool, route: &str, items: &[(i64, i64)]) -> Result<HashMap<i64, Prior>> {
+    let ids: Vec<i64> = items.iter().map(|i| i.0).collect();
+    let uids: Vec<i64> = items.iter().map(|i| i.1).collect();
+    let fresh: Vec<(i64,)> = sqlx::query_as(
+        "INSERT INTO dispatch_log (smslog_id, uid, route, state) \
+         SELECT id, uid, $3, 0 FROM unnest($1::bigint[], $2::bigint[]) AS t(id, uid) \
+         ON CONFLICT (smslog_id) DO NOTHING RETURNING smslog_id",
+    )
+    .bind(&ids)
+    .bind(&uids)
+    .bind(route)
+    .fetch_all(pool)
+    .await?;
+    let mut out: HashMap<i64, Prior> = fresh.into_iter().map(|(id,)| (id, Prior::Fresh)).collect();
+    if out.len() < ids.len() {
+        let rest: Vec<i64> = ids.iter().copied().filter(|id| !out.contains_key(id)).collect();
+        let rows: Vec<(i64, i16, Option<String>, i32)> = sqlx::query_as(
+            "UPDATE dispatch_log SET attempts = attempts + CASE WHEN state = 0 THEN 1 ELSE 0 END, updated_at = now() \
+             WHERE smslog_id = ANY($1) RETURNING smslog_id, state, upstream_id, attempts",
+        )
+        .bind(&rest)
+        .fetch_all(pool)
+        .await?;
+        for (id, state, upstream_id, attempts) in rows {
+            let prior = match (state, upstream_id) {
+                (SENT, Some(u)) => Prior::Sent { upstream_id: u },
+                (FAILED, _) => Prior::Failed,
+                _ => Prior::Unconfirmed { attempts },
+            };
+            out.insert(id, prior);
+        }
+    }
+    Ok(out)
+}
+
+pub async fn record_sent(pool: &PgPool, sent: &[(i64, String)]) -> Result<()> {
+    if sent.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = sent.iter().map(|s| s.0).collect();
+    let upstream: Vec<&str> = sent.iter().map(|s| s.1.as_str()).collect();
+    sqlx::query(
+        "UPDATE dispatch_log d SET state = 1, upstream_id = t.up, updated_at = now() \
+         FROM unnest($1::bigint[], $2::text[]) AS t(id, up) WHERE d.smslog_id = t.id",
+    )
+    .bind(&ids)
+    .bind(&upstream)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn record_failed(pool: &PgPool, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE dispatch_log SET state = 2, updated_at = now() WHERE smslog_id = ANY($1)")
+        .bind(ids)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Drops claims for messages that certainly did not reach the upstream
+/// (the connection was refused), so a retry starts clean.
+pub async fn release(pool: &PgPool, ids: &[i64]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("DELETE FROM dispatch_log WHERE smslog_id = ANY($1) AND state = 0").bind(ids).execute(pool).await?;
+    Ok(())
+}
+
+/// Matches upstream ids of `route` to (`smslog_id`, `uid`).
+pub async fn lookup_upstream(
+    pool: &PgPool,
+    route: &str,
+    upstream_ids: &[String],
+) -> Result<HashMap<String, (i64, i64)>> {
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT upstream_id, smslog_id, uid FROM dispatch_log WHERE route = $1 AND upstream_id = ANY($2)",
+    )
+    .bind(route)
+    .bind(upstream_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|(u, id, uid)| (u, (id, uid))).collect())
+}

@@ -1,0 +1,255 @@
+//! The query projection: outgoing messages and their queues, written in
+//! batches from the submit and status streams, read by `ds`.
+
+use sqlx::{AssertSqlSafe, PgPool};
+use time::OffsetDateTime;
+
+use crate::Result;
+
+pub struct OutgoingRow {
+    pub smslog_id: i64,
+    pub uid: i64,
+    pub queue: String,
+    pub src: String,
+    pub dst: String,
+    pub msg: String,
+    pub footer: String,
+    pub dt: OffsetDateTime,
+}
+
+pub struct QueueRow {
+    pub queue: String,
+    pub uid: i64,
+    pub created_at: OffsetDateTime,
+    pub scheduled_at: Option<OffsetDateTime>,
+}
+
+/// Inserts submitted messages as pending. A status that arrived first (a
+/// skeleton row) keeps its status; the message fields are filled in.
+pub async fn insert_submitted(pool: &PgPool, queues: &[QueueRow], rows: &[OutgoingRow]) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    if !queues.is_empty() {
+        let q: Vec<&str> = queues.iter().map(|r| r.queue.as_str()).collect();
+        let uid: Vec<i64> = queues.iter().map(|r| r.uid).collect();
+        let created: Vec<OffsetDateTime> = queues.iter().map(|r| r.created_at).collect();
+        let sched: Vec<Option<OffsetDateTime>> = queues.iter().map(|r| r.scheduled_at).collect();
+        sqlx::query(
+            "INSERT INTO queues (queue, uid, created_at, scheduled_at, released) \
+             SELECT q, u, c, s, s IS NULL FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[]) AS t(q, u, c, s) \
+             ON CONFLICT (queue) DO NOTHING",
+        )
+        .bind(&q)
+        .bind(&uid)
+        .bind(&created)
+        .bind(&sched)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !rows.is_empty() {
+        let ids: Vec<i64> = rows.iter().map(|r| r.smslog_id).collect();
+        let uids: Vec<i64> = rows.iter().map(|r| r.uid).collect();
+        let queues: Vec<&str> = rows.iter().map(|r| r.queue.as_str()).collect();
+        let src: Vec<&str> = rows.iter().map(|r| r.src.as_str()).collect();
+        let dst: Vec<&str> = rows.iter().map(|r| r.dst.as_str()).collect();
+        let msg: Vec<&str> = rows.iter().map(|r| r.msg.as_str()).collect();
+        let footer: Vec<&str> = rows.iter().map(|r| r.footer.as_str()).collect();
+        let dt: Vec<OffsetDateTime> = rows.iter().map(|r| r.dt).collect();
+        sqlx::query(
+            "INSERT INTO outgoing (smslog_id, uid, queue, src, dst, msg, footer, dt, updated_at, status, status_rank) \
+             SELECT id, uid, q, s, d, m, f, dt, dt, 0, 0 \
+             FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[]) \
+               AS t(id, uid, q, s, d, m, f, dt) \
+             ON CONFLICT (smslog_id) DO UPDATE SET uid = excluded.uid, queue = excluded.queue, src = excluded.src, \
+               dst = excluded.dst, msg = excluded.msg, footer = excluded.footer, dt = excluded.dt",
+        )
+        .bind(&ids)
+        .bind(&uids)
+        .bind(&queues)
+        .bind(&src)
+        .bind(&dst)
+        .bind(&msg)
+        .bind(&footer)
+        .bind(&dt)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+pub struct StatusRow {
+    pub smslog_id: i64,
+    pub uid: i64,
+    pub status: i16,
+    pub rank: i16,
+    pub at: OffsetDateTime,
+    pub upstream_id: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// Applies status changes; a lower-ranked status never overwrites a
+/// higher one, so events may arrive in any order. Callers pass at most one
+/// row per `smslog_id`.
+pub async fn apply_status(pool: &PgPool, rows: &[StatusRow]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.smslog_id).collect();
+    let uids: Vec<i64> = rows.iter().map(|r| r.uid).collect();
+    let status: Vec<i16> = rows.iter().map(|r| r.status).collect();
+    let rank: Vec<i16> = rows.iter().map(|r| r.rank).collect();
+    let at: Vec<OffsetDateTime> = rows.iter().map(|r| r.at).collect();
+    let up: Vec<Option<String>> = rows.iter().map(|r| r.upstream_id.clone()).collect();
+    let reason: Vec<Option<String>> = rows.iter().map(|r| r.reason.clone()).collect();
+    sqlx::query(
+        "INSERT INTO outgoing AS o (smslog_id, uid, updated_at, status, status_rank, upstream_id, reason) \
+         SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::smallint[], $5::smallint[], $6::text[], $7::text[]) \
+         ON CONFLICT (smslog_id) DO UPDATE SET \
+           status = CASE WHEN excluded.status_rank > o.status_rank THEN excluded.status ELSE o.status END, \
+           updated_at = CASE WHEN excluded.status_rank > o.status_rank THEN excluded.updated_at ELSE o.updated_at END, \
+           status_rank = GREATEST(o.status_rank, excluded.status_rank), \
+           upstream_id = COALESCE(o.upstream_id, excluded.upstream_id), \
+           reason = COALESCE(excluded.reason, o.reason)",
+    )
+    .bind(&ids)
+    .bind(&uids)
+    .bind(&at)
+    .bind(&status)
+    .bind(&rank)
+    .bind(&up)
+    .bind(&reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn release_queues(pool: &PgPool, queues: &[String]) -> Result<()> {
+    if queues.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE queues SET released = true WHERE queue = ANY($1)").bind(queues).execute(pool).await?;
+    Ok(())
+}
+
+/// `op=ds` filters, already interpreted (see the query role).
+#[derive(Debug, Clone, Default)]
+pub struct DsFilter {
+    pub uid: i64,
+    pub smslog_id: Option<i64>,
+    pub queue: Option<String>,
+    pub src: Option<String>,
+    /// LIKE pattern for the destination.
+    pub dst_like: Option<String>,
+    /// LIKE pattern for the datetime text.
+    pub dt_like: Option<String>,
+    pub after_id: Option<i64>,
+    pub limit: i64,
+}
+
+pub struct DsRecord {
+    pub smslog_id: i64,
+    pub src: String,
+    pub dst: String,
+    pub msg: String,
+    pub dt: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub status: i16,
+}
+
+pub async fn ds(pool: &PgPool, f: &DsFilter) -> Result<Vec<DsRecord>> {
+    let mut sql = String::from(
+        "SELECT o.smslog_id, o.src, o.dst, o.msg, o.dt, o.updated_at, o.status FROM outgoing o \
+         JOIN queues q ON q.queue = o.queue WHERE o.uid = $1 AND q.released",
+    );
+    let mut n = 1;
+    let mut next = || {
+        n += 1;
+        n
+    };
+    if f.smslog_id.is_some() {
+        sql += &format!(" AND o.smslog_id = ${}", next());
+    }
+    if f.queue.is_some() {
+        sql += &format!(" AND o.queue = ${}", next());
+    }
+    if f.src.is_some() {
+        sql += &format!(" AND o.src = ${}", next());
+    }
+    match (&f.dst_like, &f.dt_like) {
+        // playSMS ORs the two keyword filters; clients rely on that.
+        (Some(_), Some(_)) => {
+            let a = next();
+            let b = next();
+            sql += &format!(
+                " AND (o.dst LIKE ${a} ESCAPE '\\' OR to_char(o.dt AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') LIKE ${b} ESCAPE '\\')"
+            );
+        }
+        (Some(_), None) => sql += &format!(" AND o.dst LIKE ${} ESCAPE '\\'", next()),
+        (None, Some(_)) => {
+            sql +=
+                &format!(" AND to_char(o.dt AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') LIKE ${} ESCAPE '\\'", next())
+        }
+        (None, None) => {}
+    }
+    if f.after_id.is_some() {
+        sql += &format!(" AND o.smslog_id > ${}", next());
+    }
+    sql += &format!(" ORDER BY o.dt DESC, o.smslog_id DESC LIMIT ${}", next());
+    let mut q = sqlx::query_as::<
+        _,
+        (i64, Option<String>, Option<String>, Option<String>, Option<OffsetDateTime>, OffsetDateTime, i16),
+    >(AssertSqlSafe(sql))
+    .bind(f.uid);
+    if let Some(v) = f.smslog_id {
+        q = q.bind(v);
+    }
+    if let Some(v) = &f.queue {
+        q = q.bind(v);
+    }
+    if let Some(v) = &f.src {
+        q = q.bind(v);
+    }
+    if let Some(v) = &f.dst_like {
+        q = q.bind(v);
+    }
+    if let Some(v) = &f.dt_like {
+        q = q.bind(v);
+    }
+    if let Some(v) = f.after_id {
+        q = q.bind(v);
+    }
+    q = q.bind(f.limit);
+    let rows = q.fetch_all(pool).await?;
+    Ok(rows
+        .into_iter()
+        .map(|(smslog_id, src, dst, msg, dt, updated_at, status)| DsRecord {
+            smslog_id,
+            src: src.unwrap_or_default(),
+            dst: dst.unwrap_or_default(),
+            msg: msg.unwrap_or_default(),
+            dt: dt.unwrap_or(updated_at),
+            updated_at,
+            status,
+        })
+        .collect())
+}
+
+/// For ERR 401/402: whether the caller's own queue exists and was released.
+pub async fn queue_released(pool: &PgPool, uid: i64, queue: &str) -> Result<Option<bool>> {
+    let row: Option<(bool,)> = sqlx::query_as("SELECT released FROM queues WHERE queue = $1 AND uid = $2")
+        .bind(queue)
+        .bind(uid)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row.map(|r| r.0))
+}
+
+/// Status counts of an account, for tests and the benchmark.
+pub async fn status_counts(pool: &PgPool, uid: Option<i64>) -> Result<Vec<(i16, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT status, count(*) FROM outgoing WHERE ($1::bigint IS NULL OR uid = $1) AND queue IS NOT NULL GROUP BY status ORDER BY status",
+    )
+    .bind(uid)
+    .fetch_all(pool)
+    .await?)
+}
