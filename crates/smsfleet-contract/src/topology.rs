@@ -171,7 +171,8 @@ impl Topology {
             retention,
             max_age_secs,
             max_msgs_per_subject,
-            duplicate_window_secs: 120,
+            // The server refuses a duplicate window longer than max_age.
+            duplicate_window_secs: if max_age_secs > 0 { max_age_secs.min(120) } else { 120 },
             schema,
         };
         let consumer = |stream, durable, role, ack_wait_secs, max_deliver, max_ack_pending| ConsumerSpec {

@@ -1,1 +1,118 @@
-//! smsfleet-testkit
+//! Test harness: real nats-server and PostgreSQL, never mocks.
+//!
+//! Servers come from `SMSFLEET_TEST_NATS_URL` / `SMSFLEET_TEST_DATABASE_URL`
+//! when set (a database URL whose database is used as the admin
+//! connection); otherwise one private nats-server and one PostgreSQL are
+//! started per test process in a temp dir on free ports, and stopped when
+//! the process exits. Every [`TestEnv`] gets its own bus namespace and its
+//! own freshly migrated database, so tests run in parallel without seeing
+//! each other.
+
+#![allow(clippy::expect_used)] // a harness that cannot start should stop the test loudly
+
+use std::sync::OnceLock;
+
+use smsfleet_bus::Bus;
+use smsfleet_contract::Namespace;
+use smsfleet_localinfra::{NatsServer, PostgresOptions, PostgresServer};
+use smsfleet_store::PgPool;
+
+pub use tokio_util::sync::CancellationToken;
+
+struct Servers {
+    nats_url: String,
+    /// URL of a database we can run CREATE DATABASE on, minus the db name.
+    pg_base: String,
+}
+
+static SERVERS: OnceLock<Servers> = OnceLock::new();
+static KEEP: OnceLock<std::sync::Mutex<Vec<Box<dyn std::any::Any + Send>>>> = OnceLock::new();
+
+fn servers() -> &'static Servers {
+    SERVERS.get_or_init(|| {
+        // Servers live on a runtime of their own so they outlive any single
+        // #[tokio::test] runtime.
+        std::thread::spawn(start_servers).join().expect("starting test servers panicked")
+    })
+}
+
+fn start_servers() -> Servers {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let nats_url = std::env::var("SMSFLEET_TEST_NATS_URL").ok();
+    let pg_url = std::env::var("SMSFLEET_TEST_DATABASE_URL").ok();
+    let dir = tempfile::Builder::new().prefix("smsfleet-test-").tempdir().expect("tempdir");
+    let nats_url = match nats_url {
+        Some(u) => u,
+        None => {
+            let nats = rt.block_on(NatsServer::start(&dir.path().join("nats"))).expect("start nats-server");
+            let url = nats.url();
+            keep(Box::new(nats));
+            url
+        }
+    };
+    let pg_base = match pg_url {
+        Some(u) => u.rsplit_once('/').map(|(base, _)| base.to_owned()).unwrap_or(u),
+        None => {
+            let pg = rt
+                .block_on(PostgresServer::start(&dir.path().join("pg"), PostgresOptions { fast: true, port: None }))
+                .expect("start postgres");
+            let base = pg.url("postgres").rsplit_once('/').map(|(b, _)| b.to_owned()).expect("url");
+            keep(Box::new(pg));
+            base
+        }
+    };
+    keep(Box::new(dir));
+    // The runtime must stay alive while the child processes are watched.
+    keep(Box::new(rt));
+    Servers { nats_url, pg_base }
+}
+
+fn keep(b: Box<dyn std::any::Any + Send>) {
+    KEEP.get_or_init(Default::default).lock().expect("lock").push(b);
+}
+
+/// One isolated slice of the shared servers.
+pub struct TestEnv {
+    pub nats_url: String,
+    pub database_url: String,
+    pub ns: Namespace,
+    pub bus: Bus,
+    pub pool: PgPool,
+}
+
+impl TestEnv {
+    pub async fn start() -> TestEnv {
+        smsfleet_telemetry::install_crypto_provider();
+        let s = servers();
+        let tag: u64 = rand::random::<u64>() % 1_000_000_000_000;
+        let ns = Namespace::new(&format!("t{tag}")).expect("namespace");
+        let db = format!("smsfleet_t{tag}");
+        smsfleet_store::create_database_if_missing(&format!("{}/postgres", s.pg_base), &db)
+            .await
+            .expect("create test database");
+        let database_url = format!("{}/{db}", s.pg_base);
+        let pool = smsfleet_store::connect(&database_url, 10).await.expect("connect test database");
+        smsfleet_store::migrate(&pool).await.expect("migrate");
+        let bus = Bus::connect(&s.nats_url, ns.clone(), "smsfleet-test").await.expect("connect nats");
+        bus.provision().await.expect("provision");
+        TestEnv { nats_url: s.nats_url.clone(), database_url, ns, bus, pool }
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes.
+pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
