@@ -1,1 +1,14 @@
-//! smsfleet-accounts
+//! Accounts: the secrets around them and the service that owns changes.
+//!
+//! Postgres is the source of truth; every change is published to the bus as
+//! an [`AccountState`] snapshot so each ingress replica authenticates from
+//! memory. Tokens are looked up by a keyed hash and, because `get_token`
+//! must return the current token, also kept sealed (AES-256-GCM) under the
+//! server key. Passwords are argon2 hashes. No secret is ever stored or
+//! published in the clear.
+
+mod secrets;
+mod service;
+
+pub use secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
+pub use service::{AccountsError, NewAccountSpec, create_account, publish_all, run, to_state};

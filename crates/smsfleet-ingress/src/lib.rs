@@ -1,1 +1,157 @@
-//! smsfleet-ingress
+//! The ingress role: the HTTP APIs clients already call. Its send path
+//! authenticates from the in-memory account cache, validates, publishes the
+//! submission to JetStream (awaiting the PubAck, so an OK is durable) and
+//! answers; it never waits on Postgres. Reads (`ds`, `cr`) and account
+//! changes (`set_token`) go to the query and accounts roles over NATS
+//! request/reply.
+
+mod auth;
+mod cache;
+mod playsms;
+mod publisher;
+mod pv;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{any, post};
+use smsfleet_accounts::Secrets;
+use smsfleet_bus::{Bus, StateFeed, WorkerLease};
+use smsfleet_domain::{SmsLogId, SnowflakeGenerator};
+use tokio_util::sync::CancellationToken;
+
+pub use cache::AccountCache;
+
+#[derive(Debug, Clone)]
+pub struct IngressConfig {
+    /// Destinations accepted in one request (one bus message carries them all).
+    pub max_destinations: usize,
+    /// Longest message, in parts (playSMS truncates silently; we refuse).
+    pub max_segments: u32,
+    /// Sender used when neither `from` nor the account's sender is set.
+    pub default_sender: String,
+    /// How long the dispatcher keeps trying before a message fails.
+    pub validity: Duration,
+    /// Concurrent JetStream publishes of submission batches.
+    pub publishers: usize,
+    /// Most submissions per batch.
+    pub max_batch: usize,
+    pub query_timeout: Duration,
+}
+
+impl Default for IngressConfig {
+    fn default() -> Self {
+        Self {
+            max_destinations: 10_000,
+            max_segments: 10,
+            default_sender: "smsfleet".to_owned(),
+            validity: Duration::from_secs(48 * 3600),
+            publishers: 4,
+            max_batch: 256,
+            query_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngressError {
+    #[error(transparent)]
+    Bus(#[from] smsfleet_bus::BusError),
+    #[error("http server: {0}")]
+    Serve(#[from] std::io::Error),
+}
+
+#[derive(Clone)]
+pub(crate) struct App {
+    pub bus: Bus,
+    pub cache: AccountCache,
+    pub secrets: Secrets,
+    pub publisher: publisher::Publisher,
+    pub ids: Arc<Mutex<SnowflakeGenerator>>,
+    pub pv_limits: Arc<pv::PvLimits>,
+    pub validity: Duration,
+    pub query_timeout: Duration,
+}
+
+impl App {
+    pub fn next_ids(&self, n: usize) -> Vec<SmsLogId> {
+        let now = time::OffsetDateTime::now_utc();
+        let ms = (now.unix_timestamp_nanos() / 1_000_000) as u64;
+        match self.ids.lock() {
+            Ok(mut g) => (0..n).map(|_| g.next(ms)).collect(),
+            Err(poisoned) => {
+                let mut g = poisoned.into_inner();
+                (0..n).map(|_| g.next(ms)).collect()
+            }
+        }
+    }
+}
+
+/// The HTTP routes, for tests and for embedding.
+pub(crate) fn router(app: App) -> Router {
+    Router::new()
+        .route("/index.php", any(playsms::index))
+        .route("/playsms/api.php", post(playsms::json_api))
+        .with_state(app)
+}
+
+/// Runs the ingress until `shutdown`; in-flight requests finish first.
+pub async fn run(
+    bus: Bus,
+    secrets: Secrets,
+    config: IngressConfig,
+    listener: tokio::net::TcpListener,
+    ready: smsfleet_telemetry::ReadyFlag,
+    shutdown: CancellationToken,
+) -> Result<(), IngressError> {
+    let cache = AccountCache::default();
+    let feed_cache = cache.clone();
+    let mut feed = StateFeed::start(&bus, move |e| feed_cache.apply(e)).await?;
+    let lease = WorkerLease::acquire(&bus).await?;
+    let generator =
+        SnowflakeGenerator::new(lease.worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
+    feed.wait_caught_up(Duration::from_secs(60)).await?;
+    let app = App {
+        bus: bus.clone(),
+        cache,
+        secrets,
+        publisher: publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch),
+        ids: Arc::new(Mutex::new(generator)),
+        pv_limits: Arc::new(pv::PvLimits {
+            max_destinations: config.max_destinations,
+            max_segments: config.max_segments,
+            default_sender: config.default_sender.clone(),
+        }),
+        validity: config.validity,
+        query_timeout: config.query_timeout,
+    };
+    // A lost lease means our ids could collide with another replica's:
+    // stop taking requests rather than risk it.
+    let stop = shutdown.child_token();
+    let watchdog = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if lease.is_lost() {
+                    tracing::error!("worker-id lease lost: stopping the ingress");
+                    stop.cancel();
+                    return;
+                }
+            }
+        })
+    };
+    ready.set(true);
+    tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
+    let served = axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+    ready.set(false);
+    watchdog.abort();
+    drop(feed);
+    let _ = bus.flush().await;
+    served?;
+    Ok(())
+}

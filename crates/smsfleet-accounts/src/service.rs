@@ -1,0 +1,177 @@
+//! The accounts service: publishes every account's state at start-up and
+//! applies account commands (`set_token` today; the admin ops later),
+//! always writing Postgres first and then the state snapshot.
+
+use std::time::Duration;
+
+use smsfleet_bus::{Bus, serve_requests};
+use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION};
+use smsfleet_store::PgPool;
+use smsfleet_store::accounts::{AccountRow, NewAccount};
+use tokio_util::sync::CancellationToken;
+
+use crate::secrets::{Secrets, generate_token, hash_password};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error(transparent)]
+    Store(#[from] smsfleet_store::StoreError),
+    #[error(transparent)]
+    Bus(#[from] smsfleet_bus::BusError),
+    #[error(transparent)]
+    Secrets(#[from] crate::SecretsError),
+    #[error("invalid account: {0}")]
+    Invalid(String),
+}
+
+pub fn to_state(row: &AccountRow) -> AccountState {
+    AccountState {
+        v: SCHEMA_VERSION,
+        uid: row.uid,
+        revision: row.revision,
+        username: row.username.clone(),
+        email: row.email.clone(),
+        name: row.name.clone(),
+        mobile: row.mobile.clone(),
+        role: match row.role {
+            2 => AccountRole::Admin,
+            3 => AccountRole::User,
+            _ => AccountRole::Subuser,
+        },
+        parent_uid: row.parent_uid,
+        banned: row.banned,
+        deleted: row.deleted,
+        webservices_enabled: row.webservices_enabled,
+        webservices_ip: row.webservices_ip.clone(),
+        token_lookup: row.token_lookup.clone(),
+        token_sealed: row.token_sealed.clone(),
+        password_hash: row.password_hash.clone(),
+        bulk_password_hash: row.bulk_password_hash.clone(),
+        timezone: row.timezone.clone(),
+        footer: row.footer.clone(),
+        sender: row.sender.clone(),
+    }
+}
+
+async fn publish(bus: &Bus, row: &AccountRow) -> Result<(), AccountsError> {
+    bus.publish_state(bus.namespace().account_state_subject(row.uid), &to_state(row)).await?;
+    Ok(())
+}
+
+/// Republishes every account, so a fresh or purged state stream is complete.
+pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsError> {
+    let rows = smsfleet_store::accounts::all(pool).await?;
+    for row in &rows {
+        publish(bus, row).await?;
+    }
+    Ok(rows.len())
+}
+
+/// What an operator gives to create an account from the CLI.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccountSpec {
+    pub username: String,
+    pub password: Option<String>,
+    pub role: i16,
+    pub email: String,
+    pub name: String,
+    /// Webservices allow-list; the account gets webservices on.
+    pub webservices_ip: String,
+    /// Use this token instead of generating one.
+    pub token: Option<String>,
+    pub timezone: String,
+    pub footer: String,
+}
+
+/// Creates an account with webservices enabled and a token (an extension:
+/// playSMS can only do this in its web UI). Returns the row and the token.
+pub async fn create_account(
+    pool: &PgPool,
+    bus: &Bus,
+    secrets: &Secrets,
+    spec: NewAccountSpec,
+) -> Result<(AccountRow, String), AccountsError> {
+    let username = smsfleet_domain::account::normalize_username(&spec.username)
+        .ok_or_else(|| AccountsError::Invalid(format!("username {:?}", spec.username)))?;
+    let token = spec.token.clone().unwrap_or_else(generate_token);
+    if !smsfleet_domain::account::token_shape_ok(&token) {
+        return Err(AccountsError::Invalid("token must be alphanumeric".to_owned()));
+    }
+    if !smsfleet_domain::ipallow::is_valid_list(&spec.webservices_ip) {
+        return Err(AccountsError::Invalid(format!("IP allow-list {:?}", spec.webservices_ip)));
+    }
+    let password_hash = match &spec.password {
+        Some(p) => Some(hash_password(p)?),
+        None => None,
+    };
+    let new = NewAccount {
+        username: username.clone(),
+        email: spec.email,
+        name: if spec.name.is_empty() { username.clone() } else { spec.name },
+        mobile: String::new(),
+        role: spec.role,
+        parent_uid: None,
+        webservices_enabled: true,
+        webservices_ip: spec.webservices_ip,
+        token_lookup: Some(secrets.token_lookup(&token)),
+        token_sealed: Some(secrets.seal(&token)),
+        bulk_password_hash: password_hash.clone(),
+        password_hash,
+        timezone: if spec.timezone.is_empty() { "+0000".to_owned() } else { spec.timezone },
+        footer: spec.footer,
+        sender: String::new(),
+    };
+    let row = smsfleet_store::accounts::create(pool, &new).await?;
+    publish(bus, &row).await?;
+    Ok((row, token))
+}
+
+async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -> AccountReply {
+    match cmd {
+        AccountCommand::SetToken { uid } => {
+            let token = generate_token();
+            let stored =
+                smsfleet_store::accounts::set_token(&pool, uid, &secrets.token_lookup(&token), &secrets.seal(&token))
+                    .await;
+            match stored {
+                Ok(row) => {
+                    if let Err(e) = publish(&bus, &row).await {
+                        // The token is stored; replicas will see it at the next republish.
+                        tracing::error!(error = %e, uid, "account state not published");
+                    }
+                    AccountReply::Token { token, account: to_state(&row) }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, uid, "set_token failed");
+                    // playSMS answers ERR 100 when the update fails.
+                    AccountReply::Error(100)
+                }
+            }
+        }
+    }
+}
+
+/// Runs the accounts service until `shutdown`.
+pub async fn run(
+    bus: Bus,
+    pool: PgPool,
+    secrets: Secrets,
+    ready: smsfleet_telemetry::ReadyFlag,
+    shutdown: CancellationToken,
+) -> Result<(), AccountsError> {
+    let n = publish_all(&bus, &pool).await?;
+    tracing::info!(accounts = n, "account states published");
+    ready.set(true);
+    let subject = bus.namespace().accounts_service();
+    let (p, b, s) = (pool.clone(), bus.clone(), secrets.clone());
+    serve_requests::<AccountCommand, AccountReply, _, _>(
+        bus.clone(),
+        subject,
+        "accounts",
+        shutdown.clone(),
+        move |cmd| handle(p.clone(), b.clone(), s.clone(), cmd),
+    )
+    .await?;
+    let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The in-memory view of accounts, balances and rates that the send path
+//! authenticates and prices from. It is fed by the bus state feed (every
+//! replica sees a change within milliseconds) and never reads Postgres.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+
+use rust_decimal::Decimal;
+use smsfleet_bus::StateEvent;
+use smsfleet_contract::AccountState;
+use smsfleet_domain::{Credit, RateTable};
+
+#[derive(Default)]
+struct Inner {
+    by_uid: HashMap<i64, Arc<AccountState>>,
+    by_username: HashMap<String, i64>,
+    by_email: HashMap<String, i64>,
+    by_token: HashMap<String, i64>,
+    balances: HashMap<i64, (i64, Credit)>,
+    rates: Arc<RateTable>,
+    rates_revision: i64,
+}
+
+#[derive(Clone, Default)]
+pub struct AccountCache {
+    inner: Arc<RwLock<Inner>>,
+}
+
+impl AccountCache {
+    pub fn apply(&self, event: StateEvent) {
+        let Ok(mut g) = self.inner.write() else { return };
+        match event {
+            StateEvent::Account(a) => g.put_account(a),
+            StateEvent::Balance(b) => {
+                let Ok(balance) = Decimal::from_str(&b.balance) else { return };
+                let newer = g.balances.get(&b.uid).is_none_or(|(rev, _)| b.revision >= *rev);
+                if newer {
+                    g.balances.insert(b.uid, (b.revision, Credit::new(balance)));
+                }
+            }
+            StateEvent::Rates(r) => {
+                if r.revision < g.rates_revision && g.rates_revision != 0 {
+                    return;
+                }
+                let default_rate = Credit::from_str(&r.default_rate).unwrap_or_default();
+                let prefixes = r
+                    .prefixes
+                    .iter()
+                    .filter_map(|p| Some((p.prefix.clone(), Credit::from_str(&p.rate).ok()?)))
+                    .collect();
+                g.rates = Arc::new(RateTable { default_rate, prefixes });
+                g.rates_revision = r.revision;
+            }
+        }
+    }
+
+    pub fn by_uid(&self, uid: i64) -> Option<Arc<AccountState>> {
+        self.inner.read().ok()?.by_uid.get(&uid).cloned()
+    }
+
+    pub fn by_username(&self, username: &str) -> Option<Arc<AccountState>> {
+        let g = self.inner.read().ok()?;
+        g.by_username.get(username).and_then(|uid| g.by_uid.get(uid)).cloned()
+    }
+
+    pub fn by_email(&self, email: &str) -> Option<Arc<AccountState>> {
+        let g = self.inner.read().ok()?;
+        g.by_email.get(&email.to_ascii_lowercase()).and_then(|uid| g.by_uid.get(uid)).cloned()
+    }
+
+    pub fn by_token_lookup(&self, lookup: &str) -> Option<Arc<AccountState>> {
+        let g = self.inner.read().ok()?;
+        g.by_token.get(lookup).and_then(|uid| g.by_uid.get(uid)).cloned()
+    }
+
+    pub fn balance(&self, uid: i64) -> Credit {
+        self.inner.read().ok().and_then(|g| g.balances.get(&uid).map(|b| b.1)).unwrap_or_default()
+    }
+
+    /// Lowers the local view right after an accepted send, so a burst from
+    /// one account cannot overspend by much before the ledger's next balance
+    /// arrives. The ledger stays the authority.
+    pub fn spend(&self, uid: i64, amount: Credit) {
+        if let Ok(mut g) = self.inner.write()
+            && let Some(b) = g.balances.get_mut(&uid)
+        {
+            b.1 = b.1 - amount;
+        }
+    }
+
+    pub fn rates(&self) -> Arc<RateTable> {
+        self.inner.read().map(|g| g.rates.clone()).unwrap_or_default()
+    }
+}
+
+impl Inner {
+    fn put_account(&mut self, a: AccountState) {
+        if let Some(old) = self.by_uid.get(&a.uid) {
+            if old.revision > a.revision {
+                return;
+            }
+            let old = old.clone();
+            self.by_username.remove(&old.username);
+            self.by_email.remove(&old.email.to_ascii_lowercase());
+            if let Some(t) = &old.token_lookup {
+                self.by_token.remove(t);
+            }
+        }
+        if a.deleted {
+            self.by_uid.remove(&a.uid);
+            return;
+        }
+        self.by_username.insert(a.username.clone(), a.uid);
+        if !a.email.is_empty() {
+            self.by_email.insert(a.email.to_ascii_lowercase(), a.uid);
+        }
+        if let Some(t) = &a.token_lookup {
+            self.by_token.insert(t.clone(), a.uid);
+        }
+        self.by_uid.insert(a.uid, Arc::new(a));
+    }
+}

@@ -1,0 +1,297 @@
+//! The playSMS webservices endpoint: `/index.php?app=ws` (GET or POST, form
+//! or multipart) and its JSON-POST variant `/playsms/api.php`. Handlers
+//! extract, call the op, and render the envelope in the format asked for.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use smsfleet_contract::{
+    AccountCommand, AccountReply, Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, Submission,
+};
+use smsfleet_domain::{Credit, QueueCode, charge_for};
+use smsfleet_playsms::{Format, Node, Params, envelope, render};
+
+use crate::App;
+use crate::auth::{self, GetTokenOutcome};
+use crate::pv::{self, PvRejection};
+
+const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
+
+fn now_ts() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub async fn index(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+    let query = Params::from_query(req.uri().query().unwrap_or(""));
+    let content_type =
+        req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+    let body = if content_type.starts_with("multipart/form-data") {
+        match Multipart::from_request(req, &()).await {
+            Ok(mut mp) => {
+                let mut pairs = Vec::new();
+                while let Ok(Some(field)) = mp.next_field().await {
+                    let name = field.name().unwrap_or("").to_owned();
+                    if field.file_name().is_some() {
+                        continue;
+                    }
+                    if let Ok(v) = field.text().await {
+                        pairs.push((name, v));
+                    }
+                }
+                Params::from_pairs(pairs)
+            }
+            Err(_) => Params::new(),
+        }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        match axum::body::to_bytes(req.into_body(), MAX_FORM_BYTES).await {
+            Ok(b) => Params::from_query(&String::from_utf8_lossy(&b)),
+            Err(_) => Params::new(),
+        }
+    } else {
+        // playSMS does not parse JSON or other bodies on this endpoint.
+        Params::new()
+    };
+    let params = Params::merge(query, body);
+    let app_name = params.get("app").unwrap_or("").to_ascii_lowercase();
+    if !matches!(app_name.as_str(), "ws" | "webservice" | "webservices") {
+        return (StatusCode::NOT_FOUND, "smsfleet serves only app=ws on /index.php\n").into_response();
+    }
+    dispatch(&app, params, peer).await
+}
+
+/// `POST /playsms/api.php` with a JSON object; `user`/`token` stand for `u`/`h`.
+pub async fn json_api(
+    State(app): State<App>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: axum::body::Bytes,
+) -> Response {
+    let params = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(v) => Params::from_json_body(&v),
+        Err(_) => Params::new(),
+    };
+    dispatch(&app, params, peer).await
+}
+
+#[tracing::instrument(name = "playsms.request", skip_all, fields(op))]
+async fn dispatch(app: &App, params: Params, peer: SocketAddr) -> Response {
+    let format = params.format();
+    let Some(op) = params.op() else { return reply(envelope::bare(now_ts()), format) };
+    tracing::Span::current().record("op", op.as_str());
+    metrics::counter!("smsfleet_ingress_requests_total", "op" => op_label(&op)).increment(1);
+    let client = peer.ip();
+    let node = match op.as_str() {
+        "pv" => op_pv(app, &params, client).await,
+        "ds" => op_ds(app, &params, client).await,
+        "cr" => op_cr(app, &params, client).await,
+        "get_token" => op_get_token(app, &params, client).await,
+        "set_token" => op_set_token(app, &params, client).await,
+        // playSMS answers an op it does not know with an empty HTML body.
+        _ => return unknown_op(),
+    };
+    reply(node, format)
+}
+
+fn op_label(op: &str) -> &'static str {
+    match op {
+        "pv" => "pv",
+        "ds" => "ds",
+        "cr" => "cr",
+        "get_token" => "get_token",
+        "set_token" => "set_token",
+        _ => "other",
+    }
+}
+
+fn unknown_op() -> Response {
+    let mut r = StatusCode::OK.into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+    r
+}
+
+pub(crate) fn reply(node: Node, format: Format) -> Response {
+    let rendered = render(&node, format);
+    let mut headers = HeaderMap::new();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(rendered.content_type));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::EXPIRES, HeaderValue::from_static("Thu, 19 Nov 1981 08:52:00 GMT"));
+    headers.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    (StatusCode::OK, headers, rendered.body).into_response()
+}
+
+fn authenticate(
+    app: &App,
+    p: &Params,
+    client: std::net::IpAddr,
+) -> Option<std::sync::Arc<smsfleet_contract::AccountState>> {
+    auth::authenticate_token(&app.cache, &app.secrets, p.get("u"), p.get("h"), client)
+}
+
+/// The item playSMS (on PHP 7) returns when a whole send fails.
+fn failed_send(queue: &str) -> Node {
+    let item = Node::map()
+        .with("status", "ERR")
+        .with("error", "200")
+        .with("smslog_id", "")
+        .with("queue", queue)
+        .with("to", "");
+    envelope::list(vec![item], now_ts())
+}
+
+async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
+    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+    let plan = match pv::plan(p, &account, &app.pv_limits) {
+        Ok(plan) => plan,
+        Err(PvRejection::Empty) => return envelope::err(201, now_ts()),
+        Err(PvRejection::Failed(why)) => {
+            tracing::info!(uid = account.uid, why, "pv refused");
+            return failed_send("");
+        }
+    };
+    let rates = app.cache.rates();
+    let total: Credit = plan.destinations.iter().map(|d| charge_for(&rates, d, plan.segments)).sum();
+    if !total.is_zero() && app.cache.balance(account.uid) < total {
+        metrics::counter!("smsfleet_ingress_pv_rejected_total", "reason" => "credit").increment(1);
+        return failed_send("");
+    }
+    let queue = QueueCode::from_bytes(rand::random());
+    let ids = app.next_ids(plan.destinations.len());
+    let now = time::OffsetDateTime::now_utc();
+    let accepted_at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
+    let schedule_at_ms = plan.schedule_at.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);
+    let validity_from = schedule_at_ms.unwrap_or(accepted_at_ms).max(accepted_at_ms);
+    let destinations: Vec<Destination> =
+        ids.iter().zip(&plan.destinations).map(|(id, to)| Destination { smslog_id: id.0, to: to.clone() }).collect();
+    let submission = Submission {
+        queue: queue.to_string(),
+        uid: account.uid,
+        api: Api::Playsms,
+        sender: plan.sender,
+        text: plan.text,
+        footer: plan.footer,
+        encoding: plan.encoding.into(),
+        flash: plan.flash,
+        segments: plan.segments,
+        msg_type: plan.msg_type,
+        dlr_requested: false,
+        accepted_at_ms,
+        schedule_at_ms,
+        validity_until_ms: validity_from + app.validity.as_millis() as i64,
+        destinations,
+        traceparent: smsfleet_telemetry::current_traceparent(),
+    };
+    if let Err(e) = app.publisher.submit(submission).await {
+        tracing::error!(error = %e, uid = account.uid, "pv not stored");
+        return failed_send(queue.as_str());
+    }
+    app.cache.spend(account.uid, total);
+    metrics::counter!("smsfleet_ingress_messages_accepted_total").increment(ids.len() as u64);
+    let items = ids
+        .iter()
+        .zip(&plan.destinations)
+        .map(|(id, to)| {
+            Node::map()
+                .with("status", "OK")
+                .with("error", "0")
+                .with("smslog_id", id.0)
+                .with("queue", queue.as_str())
+                .with("to", to.as_str())
+        })
+        .collect();
+    envelope::list(items, now_ts())
+}
+
+fn int_param(p: &Params, key: &str) -> Option<i64> {
+    p.get_nonempty(key).and_then(|v| v.parse().ok())
+}
+
+async fn op_ds(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
+    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+    let req = DsRequest {
+        uid: account.uid,
+        queue: p.get_nonempty("queue").map(str::to_owned),
+        src: p.get_nonempty("src").map(str::to_owned),
+        dst: p.get_nonempty("dst").map(str::to_owned),
+        dt: p.get_nonempty("dt").map(str::to_owned),
+        smslog_id: int_param(p, "smslog_id"),
+        limit: int_param(p, "c").map(|c| c.clamp(0, u32::MAX as i64) as u32).unwrap_or(0),
+        last: int_param(p, "last"),
+    };
+    let reply: Result<DsReply, _> = app.bus.request(app.bus.namespace().ds_service(), &req, app.query_timeout).await;
+    match reply {
+        Ok(DsReply::Rows(rows)) => envelope::list(
+            rows.into_iter()
+                .map(|r| {
+                    Node::map()
+                        .with("smslog_id", r.smslog_id)
+                        .with("src", r.src)
+                        .with("dst", r.dst)
+                        .with("msg", r.msg)
+                        .with("dt", r.dt)
+                        .with("update", r.update)
+                        .with("status", i64::from(r.status))
+                })
+                .collect(),
+            now_ts(),
+        ),
+        Ok(DsReply::Error(code)) => envelope::err(code, now_ts()),
+        Err(e) => {
+            tracing::error!(error = %e, "ds query failed");
+            envelope::err(400, now_ts())
+        }
+    }
+}
+
+async fn op_cr(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
+    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+    let req = CreditRequest { uid: account.uid };
+    let balance =
+        match app.bus.request::<_, CreditReply>(app.bus.namespace().credit_service(), &req, app.query_timeout).await {
+            Ok(r) => r.balance.parse::<Credit>().unwrap_or_default(),
+            Err(e) => {
+                // The cached balance is at most a moment old: better than failing.
+                tracing::warn!(error = %e, "credit query failed; answering from cache");
+                app.cache.balance(account.uid)
+            }
+        };
+    envelope::ok(vec![("credit".to_owned(), envelope::credit_value(balance.to_f64()))], now_ts())
+}
+
+async fn op_get_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
+    let (cache, secrets) = (app.cache.clone(), app.secrets.clone());
+    let (u, pw) = (p.get("u").map(str::to_owned), p.get("p").map(str::to_owned));
+    // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
+    let outcome =
+        tokio::task::spawn_blocking(move || auth::get_token(&cache, &secrets, u.as_deref(), pw.as_deref(), client))
+            .await
+            .unwrap_or(GetTokenOutcome::Err(100));
+    match outcome {
+        GetTokenOutcome::Token(t) => envelope::ok(vec![("token".to_owned(), Node::from(t))], now_ts()),
+        GetTokenOutcome::Err(code) => envelope::err(code, now_ts()),
+    }
+}
+
+async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
+    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+    let cmd = AccountCommand::SetToken { uid: account.uid };
+    match app
+        .bus
+        .request::<_, AccountReply>(app.bus.namespace().accounts_service(), &cmd, Duration::from_secs(10))
+        .await
+    {
+        Ok(AccountReply::Token { token, account }) => {
+            // Apply at once, so the old token fails on this replica from the
+            // very next request; others follow through the state feed.
+            app.cache.apply(smsfleet_bus::StateEvent::Account(account));
+            envelope::ok(vec![("token".to_owned(), Node::from(token))], now_ts())
+        }
+        Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Err(e) => {
+            tracing::error!(error = %e, "set_token failed");
+            envelope::err(100, now_ts())
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `op=pv` request interpretation: destinations, sender, footer, encoding,
+//! schedule. Pure, so every rule is unit-tested without a server.
+
+use smsfleet_contract::AccountState;
+use smsfleet_domain::{Msisdn, schedule, text};
+use smsfleet_playsms::Params;
+use time::OffsetDateTime;
+
+/// playSMS cuts footers at 30 characters.
+const MAX_FOOTER: usize = 30;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PvPlan {
+    pub destinations: Vec<String>,
+    pub sender: String,
+    pub text: String,
+    /// With its leading space, or empty.
+    pub footer: String,
+    pub encoding: text::Encoding,
+    pub segments: u32,
+    pub flash: bool,
+    pub msg_type: String,
+    pub schedule_at: Option<OffsetDateTime>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PvRejection {
+    /// ERR 201: `to` or `msg` missing or empty.
+    Empty,
+    /// A request-level failure (ERR 200 item): no usable destination, too
+    /// many destinations, too long, or a schedule we cannot read.
+    Failed(&'static str),
+}
+
+pub struct PvLimits {
+    pub max_destinations: usize,
+    pub max_segments: u32,
+    pub default_sender: String,
+}
+
+pub fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvPlan, PvRejection> {
+    let (Some(to), Some(msg)) = (p.get_nonempty("to"), p.get_nonempty("msg")) else {
+        return Err(PvRejection::Empty);
+    };
+    let text = msg.replace("\r\n", "\n");
+    let mut destinations: Vec<String> = Vec::new();
+    for raw in to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // `@user` inbox delivery and `#group` expansion come with the
+        // phonebook; until then such entries are skipped like an unknown group.
+        if raw.starts_with('@') || raw.starts_with('#') {
+            continue;
+        }
+        if let Some(n) = Msisdn::clean(raw)
+            && !destinations.iter().any(|d| d == n.as_str())
+        {
+            destinations.push(n.as_str().to_owned());
+        }
+    }
+    if destinations.is_empty() {
+        return Err(PvRejection::Failed("no valid destination"));
+    }
+    if destinations.len() > limits.max_destinations {
+        return Err(PvRejection::Failed("too many destinations"));
+    }
+    let sender = p
+        .get_nonempty("from")
+        .filter(|f| sender_ok(f))
+        .map(str::to_owned)
+        .or_else(|| (!account.sender.is_empty()).then(|| account.sender.clone()))
+        .unwrap_or_else(|| limits.default_sender.clone());
+    let footer_text = if p.get_nonempty("nofooter").is_some() {
+        String::new()
+    } else {
+        p.get_nonempty("footer").map(|f| f.chars().take(MAX_FOOTER).collect()).unwrap_or_else(|| account.footer.clone())
+    };
+    let footer = if footer_text.trim().is_empty() { String::new() } else { format!(" {}", footer_text.trim()) };
+    let full = format!("{text}{footer}");
+    let unicode = p.get("unicode").is_some_and(|u| u == "1");
+    let encoding = text::detect(&full, unicode);
+    let segments = text::count_segments(&full, encoding).segments;
+    if segments > limits.max_segments {
+        return Err(PvRejection::Failed("message too long"));
+    }
+    let msg_type = p.get_nonempty("type").unwrap_or("text").to_owned();
+    let flash = msg_type.eq_ignore_ascii_case("flash");
+    let schedule_at = match p.get_nonempty("schedule") {
+        None => None,
+        Some(s) => {
+            let offset = schedule::parse_offset(&account.timezone).unwrap_or(time::UtcOffset::UTC);
+            Some(schedule::parse_schedule(s, offset).ok_or(PvRejection::Failed("unreadable schedule"))?)
+        }
+    };
+    Ok(PvPlan { destinations, sender, text, footer, encoding, segments, flash, msg_type, schedule_at })
+}
+
+/// A sender id an upstream will accept: up to 11 alphanumerics (spaces
+/// allowed) or up to 16 digits with an optional `+`.
+pub fn sender_ok(s: &str) -> bool {
+    let digits = s.strip_prefix('+').unwrap_or(s);
+    let numeric = !digits.is_empty() && digits.len() <= 16 && digits.bytes().all(|b| b.is_ascii_digit());
+    let alpha = !s.is_empty() && s.chars().count() <= 11 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ');
+    numeric || alpha
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use smsfleet_contract::{AccountRole, SCHEMA_VERSION};
+
+    fn account() -> AccountState {
+        AccountState {
+            v: SCHEMA_VERSION,
+            uid: 2,
+            revision: 1,
+            username: "alice".into(),
+            email: String::new(),
+            name: String::new(),
+            mobile: String::new(),
+            role: AccountRole::User,
+            parent_uid: None,
+            banned: false,
+            deleted: false,
+            webservices_enabled: true,
+            webservices_ip: "127.0.0.1".into(),
+            token_lookup: None,
+            token_sealed: None,
+            password_hash: None,
+            bulk_password_hash: None,
+            timezone: "+0700".into(),
+            footer: "@alice".into(),
+            sender: String::new(),
+        }
+    }
+
+    fn limits() -> PvLimits {
+        PvLimits { max_destinations: 100, max_segments: 10, default_sender: "smsfleet".into() }
+    }
+
+    fn params(q: &str) -> Params {
+        Params::from_query(q)
+    }
+
+    #[test]
+    fn splits_cleans_and_dedupes() {
+        let p = plan(
+            &params("to=628111000003,+628111000003,%200811-1000-004,abc,628111000003&msg=hi"),
+            &account(),
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(p.destinations, vec!["628111000003", "+628111000003", "08111000004"]);
+        assert_eq!(p.footer, " @alice");
+        assert_eq!(p.sender, "smsfleet");
+    }
+
+    #[test]
+    fn empty_and_invalid() {
+        assert_eq!(plan(&params("to=&msg=hi"), &account(), &limits()), Err(PvRejection::Empty));
+        assert_eq!(plan(&params("to=1&msg=+"), &account(), &limits()), Err(PvRejection::Empty));
+        assert_eq!(
+            plan(&params("to=abc,def&msg=hi"), &account(), &limits()),
+            Err(PvRejection::Failed("no valid destination"))
+        );
+    }
+
+    #[test]
+    fn footer_sender_flash_unicode() {
+        let p = plan(&params("to=1&msg=hi&nofooter=1&from=ACME&type=flash&unicode=1"), &account(), &limits()).unwrap();
+        assert_eq!(p.footer, "");
+        assert_eq!(p.sender, "ACME");
+        assert!(p.flash);
+        assert_eq!(p.encoding, text::Encoding::Ucs2);
+        let p = plan(&params("to=1&msg=%D0%9F%D1%80%D0%B8&footer=xx"), &account(), &limits()).unwrap();
+        assert_eq!(p.encoding, text::Encoding::Ucs2);
+        assert_eq!(p.footer, " xx");
+        let p = plan(&params("to=1&msg=hi&from=this-is-not-valid"), &account(), &limits()).unwrap();
+        assert_eq!(p.sender, "smsfleet");
+    }
+
+    #[test]
+    fn segments_include_footer_and_limit() {
+        let long = "a".repeat(155);
+        let p = plan(&params(&format!("to=1&msg={long}")), &account(), &limits()).unwrap();
+        assert_eq!(p.segments, 2);
+        let too_long = "a".repeat(1600);
+        assert_eq!(
+            plan(&params(&format!("to=1&msg={too_long}")), &account(), &limits()),
+            Err(PvRejection::Failed("message too long"))
+        );
+    }
+
+    #[test]
+    fn schedule_in_account_zone() {
+        let p = plan(&params("to=1&msg=x&schedule=2030-01-01+10%3A00%3A00"), &account(), &limits()).unwrap();
+        assert_eq!(p.schedule_at.unwrap(), time::macros::datetime!(2030-01-01 03:00:00 UTC));
+        assert_eq!(
+            plan(&params("to=1&msg=x&schedule=soon"), &account(), &limits()),
+            Err(PvRejection::Failed("unreadable schedule"))
+        );
+    }
+}
