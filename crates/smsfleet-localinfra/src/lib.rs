@@ -57,27 +57,13 @@ pub enum InfraError {
     },
     /// `initdb` exited unsuccessfully.
     #[error("initdb failed ({status}); see {log}:\n{tail}")]
-    Initdb {
-        status: ExitStatus,
-        log: PathBuf,
-        tail: String,
-    },
+    Initdb { status: ExitStatus, log: PathBuf, tail: String },
     /// The server process exited before it became ready.
     #[error("{what} exited during startup ({status}); see {log}:\n{tail}")]
-    ExitedEarly {
-        what: &'static str,
-        status: ExitStatus,
-        log: PathBuf,
-        tail: String,
-    },
+    ExitedEarly { what: &'static str, status: ExitStatus, log: PathBuf, tail: String },
     /// The server did not become ready in time (it has been killed).
     #[error("{what} not ready after {timeout:?}; see {log}:\n{tail}")]
-    StartTimeout {
-        what: &'static str,
-        timeout: Duration,
-        log: PathBuf,
-        tail: String,
-    },
+    StartTimeout { what: &'static str, timeout: Duration, log: PathBuf, tail: String },
     /// Running as root, the unprivileged PostgreSQL user cannot reach `path`.
     #[error(
         "PostgreSQL runs as user `{user}`, which cannot traverse {path}; \
@@ -85,9 +71,7 @@ pub enum InfraError {
     )]
     NotTraversable { path: PathBuf, user: String },
     /// Running as root and neither `postgres` nor `nobody` exists.
-    #[error(
-        "running as root but no unprivileged user (`postgres` or `nobody`) exists to run PostgreSQL"
-    )]
+    #[error("running as root but no unprivileged user (`postgres` or `nobody`) exists to run PostgreSQL")]
     NoUnprivilegedUser,
 }
 
@@ -109,15 +93,11 @@ pub fn free_port() -> std::io::Result<u16> {
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
-    fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
 }
 
 /// Finds `nats-server`; Debian puts it in /usr/sbin, which is often not on a
@@ -131,15 +111,9 @@ pub fn find_nats_server() -> Result<PathBuf, InfraError> {
     }
     which("nats-server")
         .or_else(|| {
-            ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"]
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| is_executable(p))
+            ["/usr/sbin/nats-server", "/usr/local/bin/nats-server"].iter().map(PathBuf::from).find(|p| is_executable(p))
         })
-        .ok_or_else(|| InfraError::NotFound {
-            what: "nats-server".into(),
-            hint: "apt-get install nats-server".into(),
-        })
+        .ok_or_else(|| InfraError::NotFound { what: "nats-server".into(), hint: "apt-get install nats-server".into() })
 }
 
 /// Finds a PostgreSQL server binary (`initdb`, `postgres`, `pg_isready`);
@@ -152,12 +126,10 @@ pub fn find_pg_bin(name: &str) -> Result<PathBuf, InfraError> {
             return Ok(p);
         }
     }
-    which(name)
-        .or_else(|| highest_versioned_pg_bin(name))
-        .ok_or_else(|| InfraError::NotFound {
-            what: format!("PostgreSQL's `{name}`"),
-            hint: "apt-get install postgresql".into(),
-        })
+    which(name).or_else(|| highest_versioned_pg_bin(name)).ok_or_else(|| InfraError::NotFound {
+        what: format!("PostgreSQL's `{name}`"),
+        hint: "apt-get install postgresql".into(),
+    })
 }
 
 fn highest_versioned_pg_bin(name: &str) -> Option<PathBuf> {
@@ -185,9 +157,7 @@ fn open_log(path: &Path) -> Result<(File, File), InfraError> {
         .append(true)
         .open(path)
         .map_err(io_err(format!("opening {}", path.display())))?;
-    let f2 = f
-        .try_clone()
-        .map_err(io_err(format!("cloning {}", path.display())))?;
+    let f2 = f.try_clone().map_err(io_err(format!("cloning {}", path.display())))?;
     Ok((f, f2))
 }
 
@@ -207,20 +177,12 @@ fn log_tail(path: &Path) -> String {
 }
 
 fn child_pid(child: &Child) -> Option<Pid> {
-    child
-        .id()
-        .and_then(|id| i32::try_from(id).ok())
-        .map(Pid::from_raw)
+    child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw)
 }
 
 /// Sends `sig` to the leader, waits up to `timeout`, then SIGKILLs the whole
 /// process group (the leader's own children included).
-async fn graceful_stop(
-    mut child: Child,
-    sig: Signal,
-    timeout: Duration,
-    what: &str,
-) -> Result<(), InfraError> {
+async fn graceful_stop(mut child: Child, sig: Signal, timeout: Duration, what: &str) -> Result<(), InfraError> {
     let Some(pid) = child_pid(&child) else {
         // Already reaped.
         return Ok(());
@@ -228,10 +190,7 @@ async fn graceful_stop(
     if let Err(e) = kill(pid, sig)
         && e != nix::errno::Errno::ESRCH
     {
-        return Err(InfraError::Sys {
-            context: format!("signalling {what}"),
-            source: e,
-        });
+        return Err(InfraError::Sys { context: format!("signalling {what}"), source: e });
     }
     match tokio::time::timeout(timeout, child.wait()).await {
         Ok(res) => {
@@ -240,10 +199,7 @@ async fn graceful_stop(
         Err(_) => {
             tracing::warn!(%what, ?timeout, "server did not stop in time; killing it");
             let _ = killpg(pid, Signal::SIGKILL);
-            child
-                .wait()
-                .await
-                .map_err(io_err(format!("waiting for killed {what}")))?;
+            child.wait().await.map_err(io_err(format!("waiting for killed {what}")))?;
         }
     }
     Ok(())
@@ -283,9 +239,7 @@ impl NatsServer {
     pub async fn start(dir: &Path) -> Result<NatsServer, InfraError> {
         let bin = find_nats_server()?;
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let dir = dir
-            .canonicalize()
-            .map_err(io_err(format!("resolving {}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
         let store = dir.join("jetstream");
         fs::create_dir_all(&store).map_err(io_err(format!("creating {}", store.display())))?;
         let log = dir.join("nats.log");
@@ -325,16 +279,9 @@ impl NatsServer {
             .stdout(out)
             .stderr(err)
             .process_group(0);
-        let child = cmd
-            .spawn()
-            .map_err(io_err(format!("spawning {}", bin.display())))
-            .map_err(StartFailure::Fatal)?;
+        let child = cmd.spawn().map_err(io_err(format!("spawning {}", bin.display()))).map_err(StartFailure::Fatal)?;
         tracing::info!(port, dir = %dir.display(), "started nats-server");
-        let mut server = NatsServer {
-            child: Some(child),
-            port,
-            dir: dir.to_path_buf(),
-        };
+        let mut server = NatsServer { child: Some(child), port, dir: dir.to_path_buf() };
 
         let deadline = Instant::now() + NATS_START_TIMEOUT;
         loop {
@@ -367,6 +314,11 @@ impl NatsServer {
     }
 
     /// Client URL for async-nats.
+    /// The server's pid, which is also its process group id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     pub fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
@@ -384,9 +336,7 @@ impl NatsServer {
     /// Graceful shutdown (SIGTERM) so JetStream flushes; SIGKILL after 10 s.
     pub async fn stop(mut self) -> Result<(), InfraError> {
         match self.child.take() {
-            Some(child) => {
-                graceful_stop(child, Signal::SIGTERM, NATS_STOP_TIMEOUT, "nats-server").await
-            }
+            Some(child) => graceful_stop(child, Signal::SIGTERM, NATS_STOP_TIMEOUT, "nats-server").await,
             None => Ok(()),
         }
     }
@@ -440,9 +390,7 @@ impl PostgresServer {
         let pg_isready = find_pg_bin("pg_isready").ok();
 
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
-        let dir = dir
-            .canonicalize()
-            .map_err(io_err(format!("resolving {}", dir.display())))?;
+        let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
         let run_as = unprivileged_user()?;
         let pgdata = dir.join("pgdata");
         let sock = dir.join("sock");
@@ -507,20 +455,9 @@ impl PostgresServer {
             std::ffi::OsString::new()
         };
         let mut cmd = Command::new(bin);
-        cmd.arg("-D")
-            .arg(pgdata)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-h")
-            .arg("127.0.0.1")
-            .arg("-k")
-            .arg(sock_arg);
+        cmd.arg("-D").arg(pgdata).arg("-p").arg(port.to_string()).arg("-h").arg("127.0.0.1").arg("-k").arg(sock_arg);
         if fast {
-            for setting in [
-                "fsync=off",
-                "synchronous_commit=off",
-                "full_page_writes=off",
-            ] {
+            for setting in ["fsync=off", "synchronous_commit=off", "full_page_writes=off"] {
                 cmd.arg("-c").arg(setting);
             }
         }
@@ -535,17 +472,10 @@ impl PostgresServer {
         if let Some(u) = run_as {
             cmd.uid(u.uid).gid(u.gid);
         }
-        let child = cmd
-            .spawn()
-            .map_err(io_err(format!("spawning {}", bin.display())))
-            .map_err(StartFailure::Fatal)?;
+        let child = cmd.spawn().map_err(io_err(format!("spawning {}", bin.display()))).map_err(StartFailure::Fatal)?;
         tracing::info!(port, dir = %dir.display(), "started postgres");
-        let mut server = PostgresServer {
-            child: Some(child),
-            port,
-            dir: dir.to_path_buf(),
-            superuser: "postgres".into(),
-        };
+        let mut server =
+            PostgresServer { child: Some(child), port, dir: dir.to_path_buf(), superuser: "postgres".into() };
 
         let deadline = Instant::now() + PG_START_TIMEOUT;
         loop {
@@ -576,11 +506,13 @@ impl PostgresServer {
     }
 
     /// Connection URL for `database`, as the trust-authenticated superuser.
+    /// The postmaster's pid, which is also its process group id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
     pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgres://{}@127.0.0.1:{}/{}",
-            self.superuser, self.port, database
-        )
+        format!("postgres://{}@127.0.0.1:{}/{}", self.superuser, self.port, database)
     }
 
     /// The TCP port the server listens on.
@@ -616,16 +548,10 @@ fn unprivileged_user() -> Result<Option<RunAs>, InfraError> {
         return Ok(None);
     }
     for name in ["postgres", "nobody"] {
-        let user = User::from_name(name).map_err(|source| InfraError::Sys {
-            context: format!("looking up user {name}"),
-            source,
-        })?;
+        let user = User::from_name(name)
+            .map_err(|source| InfraError::Sys { context: format!("looking up user {name}"), source })?;
         if let Some(u) = user {
-            return Ok(Some(RunAs {
-                name: name.into(),
-                uid: u.uid.as_raw(),
-                gid: u.gid.as_raw(),
-            }));
+            return Ok(Some(RunAs { name: name.into(), uid: u.uid.as_raw(), gid: u.gid.as_raw() }));
         }
     }
     Err(InfraError::NoUnprivilegedUser)
@@ -636,11 +562,9 @@ fn unprivileged_user() -> Result<Option<RunAs>, InfraError> {
 fn prepare_dirs(dir: &Path, owned: &[&Path], run_as: Option<&RunAs>) -> Result<(), InfraError> {
     for d in owned {
         fs::create_dir_all(d).map_err(io_err(format!("creating {}", d.display())))?;
-        fs::set_permissions(d, fs::Permissions::from_mode(0o700))
-            .map_err(io_err(format!("chmod {}", d.display())))?;
+        fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io_err(format!("chmod {}", d.display())))?;
         if let Some(u) = run_as {
-            std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid))
-                .map_err(io_err(format!("chown {}", d.display())))?;
+            std::os::unix::fs::chown(d, Some(u.uid), Some(u.gid)).map_err(io_err(format!("chown {}", d.display())))?;
         }
     }
     let Some(u) = run_as else {
@@ -658,10 +582,7 @@ fn prepare_dirs(dir: &Path, owned: &[&Path], run_as: Option<&RunAs>) -> Result<(
     for anc in dir.ancestors().skip(1) {
         let meta = fs::metadata(anc).map_err(io_err(format!("stat {}", anc.display())))?;
         if !traversable(&meta, u) {
-            return Err(InfraError::NotTraversable {
-                path: anc.to_path_buf(),
-                user: u.name.clone(),
-            });
+            return Err(InfraError::NotTraversable { path: anc.to_path_buf(), user: u.name.clone() });
         }
     }
     Ok(())
@@ -688,36 +609,18 @@ async fn run_initdb(
     let log = dir.join("initdb.log");
     let (out, err) = open_log(&log)?;
     let mut cmd = Command::new(initdb);
-    cmd.arg("-D")
-        .arg(pgdata)
-        .arg("-U")
-        .arg("postgres")
-        .arg("--auth=trust")
-        .arg("-E")
-        .arg("UTF8")
-        .arg("--no-locale");
+    cmd.arg("-D").arg(pgdata).arg("-U").arg("postgres").arg("--auth=trust").arg("-E").arg("UTF8").arg("--no-locale");
     if fast {
         cmd.arg("--no-sync");
     }
-    cmd.current_dir(pgdata)
-        .env_remove("PGDATA")
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err);
+    cmd.current_dir(pgdata).env_remove("PGDATA").stdin(Stdio::null()).stdout(out).stderr(err);
     if let Some(u) = run_as {
         cmd.uid(u.uid).gid(u.gid);
     }
     tracing::info!(pgdata = %pgdata.display(), "running initdb");
-    let status = cmd
-        .status()
-        .await
-        .map_err(io_err(format!("running {}", initdb.display())))?;
+    let status = cmd.status().await.map_err(io_err(format!("running {}", initdb.display())))?;
     if !status.success() {
-        return Err(InfraError::Initdb {
-            status,
-            tail: log_tail(&log),
-            log,
-        });
+        return Err(InfraError::Initdb { status, tail: log_tail(&log), log });
     }
     Ok(())
 }
@@ -768,9 +671,7 @@ mod tests {
         assert_ne!(nats.port(), 4222);
         assert_eq!(nats.url(), format!("nats://127.0.0.1:{}", nats.port()));
 
-        let stream = tokio::net::TcpStream::connect(("127.0.0.1", nats.port()))
-            .await
-            .unwrap();
+        let stream = tokio::net::TcpStream::connect(("127.0.0.1", nats.port())).await.unwrap();
         let mut line = String::new();
         BufReader::new(stream).read_line(&mut line).await.unwrap();
         assert!(line.starts_with("INFO {"), "{line}");
@@ -783,52 +684,27 @@ mod tests {
 
     fn psql(port: u16, sql: &str) -> String {
         let out = std::process::Command::new("psql")
-            .args([
-                "-X",
-                "-A",
-                "-t",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-            ])
+            .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"])
             .arg("-p")
             .arg(port.to_string())
             .arg("-c")
             .arg(sql)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "psql failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "psql failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
     #[tokio::test]
     async fn postgres_starts_persists_and_restarts() {
         let tmp = tempfile::tempdir().unwrap();
-        let opts = PostgresOptions {
-            fast: true,
-            port: None,
-        };
+        let opts = PostgresOptions { fast: true, port: None };
 
-        let pg = PostgresServer::start(tmp.path(), opts.clone())
-            .await
-            .unwrap();
+        let pg = PostgresServer::start(tmp.path(), opts.clone()).await.unwrap();
         assert_ne!(pg.port(), 5432);
-        assert_eq!(
-            pg.url("smsfleet"),
-            format!("postgres://postgres@127.0.0.1:{}/smsfleet", pg.port())
-        );
+        assert_eq!(pg.url("smsfleet"), format!("postgres://postgres@127.0.0.1:{}/smsfleet", pg.port()));
         assert_eq!(psql(pg.port(), "select 1"), "1");
-        psql(
-            pg.port(),
-            "create table persisted (v int); insert into persisted values (42)",
-        );
+        psql(pg.port(), "create table persisted (v int); insert into persisted values (42)");
         pg.stop().await.unwrap();
 
         if geteuid().is_root() {
@@ -848,22 +724,11 @@ mod tests {
     #[tokio::test]
     async fn drop_kills_postgres() {
         let tmp = tempfile::tempdir().unwrap();
-        let pg = PostgresServer::start(
-            tmp.path(),
-            PostgresOptions {
-                fast: true,
-                port: None,
-            },
-        )
-        .await
-        .unwrap();
+        let pg = PostgresServer::start(tmp.path(), PostgresOptions { fast: true, port: None }).await.unwrap();
         let port = pg.port();
         drop(pg);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
             assert!(Instant::now() < deadline, "postgres still listening");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }

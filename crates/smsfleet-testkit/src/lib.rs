@@ -10,6 +10,7 @@
 
 #![allow(clippy::expect_used)] // a harness that cannot start should stop the test loudly
 
+use std::os::unix::process::CommandExt;
 use std::sync::OnceLock;
 
 use smsfleet_bus::Bus;
@@ -41,11 +42,13 @@ fn start_servers() -> Servers {
     let nats_url = std::env::var("SMSFLEET_TEST_NATS_URL").ok();
     let pg_url = std::env::var("SMSFLEET_TEST_DATABASE_URL").ok();
     let dir = tempfile::Builder::new().prefix("smsfleet-test-").tempdir().expect("tempdir");
+    let mut groups = Vec::new();
     let nats_url = match nats_url {
         Some(u) => u,
         None => {
             let nats = rt.block_on(NatsServer::start(&dir.path().join("nats"))).expect("start nats-server");
             let url = nats.url();
+            groups.extend(nats.pid());
             keep(Box::new(nats));
             url
         }
@@ -57,14 +60,39 @@ fn start_servers() -> Servers {
                 .block_on(PostgresServer::start(&dir.path().join("pg"), PostgresOptions { fast: true, port: None }))
                 .expect("start postgres");
             let base = pg.url("postgres").rsplit_once('/').map(|(b, _)| b.to_owned()).expect("url");
+            groups.extend(pg.pid());
             keep(Box::new(pg));
             base
         }
     };
+    reap_after_exit(&groups, dir.path());
     keep(Box::new(dir));
     // The runtime must stay alive while the child processes are watched.
     keep(Box::new(rt));
     Servers { nats_url, pg_base }
+}
+
+/// Statics are never dropped, so the servers would outlive the test
+/// process. A tiny shell watches our pid and, once it is gone, stops the
+/// servers' process groups and removes their temp dir.
+fn reap_after_exit(groups: &[u32], dir: &std::path::Path) {
+    let kills: String = groups.iter().map(|g| format!("kill -INT -{g} 2>/dev/null; ")).collect();
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {kills} sleep 3; rm -rf '{dir}'",
+        pid = std::process::id(),
+        dir = dir.display()
+    );
+    let spawned = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn();
+    if let Err(e) = spawned {
+        eprintln!("cannot start the test-server reaper: {e}");
+    }
 }
 
 fn keep(b: Box<dyn std::any::Any + Send>) {

@@ -1,1 +1,16 @@
-fn main() {}
+//! `smsfleet`: one binary, one subcommand per role. It only parses the
+//! command line and calls the role libraries; `all` runs every role in one
+//! process with private NATS and PostgreSQL for the local default.
+
+mod cli;
+mod local;
+mod roles;
+
+use clap::Parser;
+
+fn main() -> anyhow::Result<()> {
+    smsfleet_telemetry::install_crypto_provider();
+    let cli = cli::Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(roles::execute(cli))
+}

@@ -1,0 +1,267 @@
+//! Command line and settings. Every setting is a flag and an environment
+//! variable; `smsfleet <cmd> --help` lists them with their defaults.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "smsfleet", version, about = "Horizontally scalable SMS gateway (playSMS and bulk HTTP APIs)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Everything in one process: private NATS and PostgreSQL (unless
+    /// NATS_URL / DATABASE_URL are set), migrations, a first admin, every
+    /// role and the SMSC simulator as the default route.
+    All(AllArgs),
+    /// The HTTP APIs.
+    Ingress(IngressArgs),
+    /// Charges submissions and forwards them to dispatch or the scheduler.
+    Ledger(RoleArgs),
+    /// Holds scheduled messages and releases them when due.
+    Scheduler(RoleArgs),
+    /// Sends messages to upstream SMSC routes.
+    Dispatcher(DispatcherArgs),
+    /// Receives delivery-report callbacks.
+    Dlr(DlrArgs),
+    /// Maintains the Postgres projection; answers ds and cr.
+    Query(RoleArgs),
+    /// Owns account changes and publishes account state.
+    Accounts(RoleArgs),
+    /// The upstream SMSC simulator.
+    Simulator(SimulatorArgs),
+    /// Applies the database migrations and exits.
+    Migrate(StoreArgs),
+    /// Account administration.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Rates per destination prefix.
+    Rate {
+        #[command(subcommand)]
+        command: RateCommand,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// PostgreSQL URL.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: String,
+    #[arg(long, env = "SMSFLEET_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct BusArgs {
+    /// NATS server URL (JetStream enabled).
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: String,
+    /// Prefix of every stream and subject; two fleets can share a NATS cluster.
+    #[arg(long, env = "SMSFLEET_NAMESPACE", default_value = "smsfleet")]
+    pub namespace: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RoleArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where /metrics, /healthz and /readyz are served.
+    #[arg(long, env = "SMSFLEET_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    /// 64 hex characters; the key that protects tokens. Keep it secret and stable.
+    #[arg(long, env = "SMSFLEET_SERVER_KEY", hide_env_values = true)]
+    pub server_key: Option<String>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IngressArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[arg(long, env = "SMSFLEET_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    #[arg(long, env = "SMSFLEET_SERVER_KEY", hide_env_values = true)]
+    pub server_key: String,
+    #[command(flatten)]
+    pub http: IngressSettings,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IngressSettings {
+    /// Address of the HTTP APIs.
+    #[arg(long, env = "SMSFLEET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Most destinations in one request.
+    #[arg(long, env = "SMSFLEET_MAX_DESTINATIONS", default_value_t = 10_000)]
+    pub max_destinations: usize,
+    /// Longest message in SMS parts.
+    #[arg(long, env = "SMSFLEET_MAX_PARTS", default_value_t = 10)]
+    pub max_parts: u32,
+    /// Sender id when neither `from` nor the account's sender is set.
+    #[arg(long, env = "SMSFLEET_DEFAULT_SENDER", default_value = "smsfleet")]
+    pub default_sender: String,
+    /// Hours a message may wait for an upstream before it fails.
+    #[arg(long, env = "SMSFLEET_VALIDITY_HOURS", default_value_t = 48)]
+    pub validity_hours: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DispatcherArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Upstream routes, `;`-separated, e.g.
+    /// `name=sim,url=http://127.0.0.1:8090/submit,dlr=http://127.0.0.1:8081/dlr/sim,mps=500`.
+    #[arg(long, env = "SMSFLEET_ROUTES")]
+    pub routes: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DlrArgs {
+    #[command(flatten)]
+    pub role: RoleArgs,
+    /// Address receiving delivery-report callbacks.
+    #[arg(long, env = "SMSFLEET_DLR_LISTEN", default_value = "127.0.0.1:8081")]
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SimulatorArgs {
+    #[arg(long, env = "SMSFLEET_SIMULATOR_LISTEN", default_value = "127.0.0.1:8090")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub sim: SimulatorSettings,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SimulatorSettings {
+    /// Milliseconds between accepting a message and reporting it.
+    #[arg(long, env = "SMSFLEET_SIM_DLR_LATENCY_MS", default_value_t = 50)]
+    pub sim_dlr_latency_ms: u64,
+    /// Destination prefixes whose reports say failed (comma list).
+    #[arg(long, env = "SMSFLEET_SIM_FAIL_PREFIXES", default_value = "")]
+    pub sim_fail_prefixes: String,
+    /// Destination prefixes rejected at submit (comma list).
+    #[arg(long, env = "SMSFLEET_SIM_REJECT_PREFIXES", default_value = "")]
+    pub sim_reject_prefixes: String,
+    /// Accepted messages per second, all connections together (0 = unlimited).
+    #[arg(long, env = "SMSFLEET_SIM_MAX_MPS", default_value_t = 0)]
+    pub sim_max_mps: u32,
+    /// Accepted messages per second per connection (0 = unlimited).
+    #[arg(long, env = "SMSFLEET_SIM_PER_CONNECTION_MPS", default_value_t = 0)]
+    pub sim_per_connection_mps: u32,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct AllArgs {
+    /// Where private NATS and PostgreSQL keep their data, and the server key.
+    #[arg(long, env = "SMSFLEET_DATA_DIR", default_value = ".smsfleet")]
+    pub data_dir: PathBuf,
+    /// Use this NATS instead of starting one.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+    /// Use this PostgreSQL instead of starting one.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+    #[arg(long, env = "SMSFLEET_NAMESPACE", default_value = "smsfleet")]
+    pub namespace: String,
+    #[arg(long, env = "SMSFLEET_ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
+    #[arg(long, env = "SMSFLEET_DLR_LISTEN", default_value = "127.0.0.1:8081")]
+    pub dlr_listen: SocketAddr,
+    #[arg(long, env = "SMSFLEET_SIMULATOR_LISTEN", default_value = "127.0.0.1:8090")]
+    pub simulator_listen: SocketAddr,
+    /// Routes; default: the built-in simulator.
+    #[arg(long, env = "SMSFLEET_ROUTES")]
+    pub routes: Option<String>,
+    /// The first admin's username.
+    #[arg(long, env = "SMSFLEET_ADMIN_USER", default_value = "admin")]
+    pub admin_user: String,
+    /// The first admin's token (generated when unset).
+    #[arg(long, env = "SMSFLEET_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The first admin's password (generated when unset).
+    #[arg(long, env = "SMSFLEET_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+    /// The key protecting tokens (read from or written to the data dir when unset).
+    #[arg(long, env = "SMSFLEET_SERVER_KEY", hide_env_values = true)]
+    pub server_key: Option<String>,
+    #[command(flatten)]
+    pub http: IngressSettings,
+    #[command(flatten)]
+    pub sim: SimulatorSettings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Creates an account with webservices on and prints its token.
+    Create(AccountCreateArgs),
+    /// Adds (or with a negative amount deducts) credit through the ledger.
+    Credit(CreditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountCreateArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, env = "SMSFLEET_SERVER_KEY", hide_env_values = true)]
+    pub server_key: String,
+    #[arg(long)]
+    pub username: String,
+    #[arg(long)]
+    pub password: Option<String>,
+    /// admin, user or subuser.
+    #[arg(long, default_value = "user")]
+    pub role: String,
+    /// Webservices IP allow-list: single IPs, CIDR ranges or wildcards, comma-separated.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub ip: String,
+    /// Use this token instead of generating one.
+    #[arg(long)]
+    pub token: Option<String>,
+    #[arg(long, default_value = "")]
+    pub email: String,
+    /// playSMS offset like +0700, for `schedule`.
+    #[arg(long, default_value = "+0000")]
+    pub timezone: String,
+    #[arg(long, default_value = "")]
+    pub footer: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CreditArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub username: String,
+    #[arg(long, allow_negative_numbers = true)]
+    pub amount: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RateCommand {
+    /// Sets the rate per SMS part for a destination prefix, or the default.
+    Set(RateSetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RateSetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Digits; omit to set the default rate.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    #[arg(long)]
+    pub rate: String,
+}

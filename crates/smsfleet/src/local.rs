@@ -1,0 +1,282 @@
+//! `smsfleet all`: the whole fleet in one process for a laptop or a demo.
+//! Starts private NATS and PostgreSQL in the data dir unless URLs are given,
+//! migrates, creates the first admin, runs every role and the SMSC simulator
+//! as the default route, and prints a ready-to-paste curl line.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use smsfleet_accounts::Secrets;
+use smsfleet_bus::Bus;
+use smsfleet_localinfra::{NatsServer, PostgresOptions, PostgresServer};
+use smsfleet_telemetry::Readiness;
+use tokio::task::JoinSet;
+
+use crate::cli::AllArgs;
+use crate::roles;
+
+pub async fn run_all(a: AllArgs) -> anyhow::Result<()> {
+    let _telemetry = smsfleet_telemetry::init("smsfleet").map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
+    let data_dir = std::fs::canonicalize(&a.data_dir)?;
+    let shutdown = smsfleet_telemetry::shutdown_on_signal();
+
+    let mut nats_server = None;
+    let nats_url = match &a.nats_url {
+        Some(u) => u.clone(),
+        None => {
+            let n = NatsServer::start(&data_dir.join("nats")).await.context("starting nats-server")?;
+            let url = n.url();
+            tracing::info!(%url, "private nats-server started");
+            nats_server = Some(n);
+            url
+        }
+    };
+    let mut pg_server = None;
+    let database_url = match &a.database_url {
+        Some(u) => u.clone(),
+        None => {
+            let pg = PostgresServer::start(&data_dir.join("pg"), PostgresOptions::default())
+                .await
+                .context("starting PostgreSQL")?;
+            smsfleet_store::create_database_if_missing(&pg.url("postgres"), "smsfleet").await?;
+            let url = pg.url("smsfleet");
+            tracing::info!(%url, "private PostgreSQL started");
+            pg_server = Some(pg);
+            url
+        }
+    };
+    let result = run_fleet(&a, &data_dir, &nats_url, &database_url, shutdown).await;
+    if let Some(n) = nats_server {
+        let _ = n.stop().await;
+    }
+    if let Some(pg) = pg_server {
+        let _ = pg.stop().await;
+    }
+    result
+}
+
+fn server_key(a: &AllArgs, dir: &Path) -> anyhow::Result<Secrets> {
+    if let Some(k) = &a.server_key {
+        return Ok(Secrets::from_hex(k)?);
+    }
+    let path = dir.join("server.key");
+    let key = match std::fs::read_to_string(&path) {
+        Ok(k) => k.trim().to_owned(),
+        Err(_) => {
+            let k = Secrets::generate_key();
+            write_private(&path, &k)?;
+            k
+        }
+    };
+    Ok(Secrets::from_hex(&key)?)
+}
+
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+async fn run_fleet(
+    a: &AllArgs,
+    data_dir: &Path,
+    nats_url: &str,
+    database_url: &str,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let ns = roles::namespace(&a.namespace)?;
+    let bus = Bus::connect(nats_url, ns, "smsfleet-all").await?;
+    bus.provision().await?;
+    let pool = smsfleet_store::connect(database_url, 32).await?;
+    smsfleet_store::migrate(&pool).await?;
+    let secrets = server_key(a, data_dir)?;
+    let admin_token = bootstrap_admin(a, &pool, &bus, &secrets).await?;
+
+    let readiness = Readiness::default();
+    let admin_listener = tokio::net::TcpListener::bind(a.admin_listen).await?;
+    let mut tasks: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+    tasks.spawn(smsfleet_telemetry_admin(admin_listener, readiness.clone(), shutdown.clone()));
+
+    let sim_listener = tokio::net::TcpListener::bind(a.simulator_listen).await.context("simulator listen")?;
+    let dlr_listener = tokio::net::TcpListener::bind(a.dlr_listen).await.context("dlr listen")?;
+    let http_listener = tokio::net::TcpListener::bind(a.http.listen).await.context("http listen")?;
+    let default_route = format!(
+        "name=sim,url=http://{}/submit,dlr=http://{}/dlr/sim",
+        sim_listener.local_addr()?,
+        dlr_listener.local_addr()?
+    );
+    let dispatcher_config = roles::dispatcher_config(a.routes.as_deref().unwrap_or(&default_route))?;
+    let sim_config = roles::simulator_config(&a.sim, None);
+
+    macro_rules! spawn_role {
+        ($name:literal, $fut:expr) => {{
+            let fut = $fut;
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                let r = fut.await.map_err(anyhow::Error::from);
+                if r.is_err() {
+                    // One role failing takes the process down, as separate
+                    // processes would be restarted by their supervisor.
+                    stop.cancel();
+                }
+                ($name, r)
+            });
+        }};
+    }
+    let s = shutdown.clone();
+    spawn_role!("simulator", smsfleet_simulator::run(sim_config, sim_listener, async move { s.cancelled().await }));
+    spawn_role!(
+        "accounts",
+        smsfleet_accounts::run(
+            bus.clone(),
+            pool.clone(),
+            secrets.clone(),
+            readiness.register("accounts"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
+        "query",
+        smsfleet_query::run(
+            bus.clone(),
+            pool.clone(),
+            Default::default(),
+            readiness.register("query"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
+        "ledger",
+        smsfleet_ledger::run(
+            bus.clone(),
+            pool.clone(),
+            Default::default(),
+            readiness.register("ledger"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
+        "scheduler",
+        smsfleet_scheduler::run(
+            bus.clone(),
+            pool.clone(),
+            Default::default(),
+            readiness.register("scheduler"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
+        "dispatcher",
+        smsfleet_dispatcher::run(
+            bus.clone(),
+            pool.clone(),
+            dispatcher_config,
+            readiness.register("dispatcher"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
+        "dlr",
+        smsfleet_dlr::run(
+            bus.clone(),
+            pool.clone(),
+            Default::default(),
+            dlr_listener,
+            readiness.register("dlr"),
+            shutdown.clone()
+        )
+    );
+    let listen = http_listener.local_addr()?;
+    spawn_role!(
+        "ingress",
+        smsfleet_ingress::run(
+            bus.clone(),
+            secrets.clone(),
+            roles::ingress_config(&a.http),
+            http_listener,
+            readiness.register("ingress"),
+            shutdown.clone()
+        )
+    );
+
+    print_welcome(a, listen, admin_token.as_deref());
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((name, Err(e))) => {
+                tracing::error!(role = name, error = %e, "role failed");
+                first_error.get_or_insert(e.context(name));
+            }
+            Ok((name, Ok(()))) => tracing::info!(role = name, "role stopped"),
+            Err(e) => {
+                first_error.get_or_insert(anyhow::anyhow!("role panicked: {e}"));
+            }
+        }
+        shutdown.cancel();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), bus.flush()).await;
+    pool.close().await;
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+async fn smsfleet_telemetry_admin(
+    listener: tokio::net::TcpListener,
+    readiness: Readiness,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> (&'static str, anyhow::Result<()>) {
+    ("admin", smsfleet_telemetry::serve_admin(listener, readiness, shutdown).await.map_err(Into::into))
+}
+
+/// Creates the first admin unless it exists; returns its token.
+async fn bootstrap_admin(
+    a: &AllArgs,
+    pool: &smsfleet_store::PgPool,
+    bus: &Bus,
+    secrets: &Secrets,
+) -> anyhow::Result<Option<String>> {
+    let username = a.admin_user.to_ascii_lowercase();
+    if let Some(row) = smsfleet_store::accounts::by_username(pool, &username).await? {
+        return Ok(row.token_sealed.as_deref().and_then(|s| secrets.open(s)));
+    }
+    let password = a.admin_password.clone().unwrap_or_else(|| smsfleet_accounts::generate_token()[..16].to_owned());
+    let spec = smsfleet_accounts::NewAccountSpec {
+        username: username.clone(),
+        password: Some(password.clone()),
+        role: 2,
+        email: String::new(),
+        name: "Administrator".to_owned(),
+        webservices_ip: "127.0.0.1, ::1".to_owned(),
+        token: a.admin_token.clone(),
+        timezone: "+0000".to_owned(),
+        footer: String::new(),
+    };
+    let (_, token) = smsfleet_accounts::create_account(pool, bus, secrets, spec).await?;
+    if a.admin_password.is_none() {
+        println!("first admin created: username={username} password={password}");
+    }
+    Ok(Some(token))
+}
+
+fn print_welcome(a: &AllArgs, listen: std::net::SocketAddr, token: Option<&str>) {
+    let user = a.admin_user.to_ascii_lowercase();
+    let token = token.unwrap_or("<token>");
+    println!();
+    println!(
+        "smsfleet is running: playSMS API on http://{listen}/index.php?app=ws, metrics on http://{}/metrics",
+        a.admin_listen
+    );
+    println!("admin: {user}  token: {token}");
+    println!("give the admin credit:  smsfleet account credit ... (see README), or send free: the default rate is 0");
+    println!("send an SMS:");
+    println!("  curl 'http://{listen}/index.php?app=ws&u={user}&h={token}&op=pv&to=628111000001&msg=hello+world'");
+    println!("delivery status:");
+    println!("  curl 'http://{listen}/index.php?app=ws&u={user}&h={token}&op=ds'");
+    println!("Ctrl-C stops everything.");
+}
