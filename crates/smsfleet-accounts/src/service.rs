@@ -139,7 +139,7 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
                         // The token is stored; replicas will see it at the next republish.
                         tracing::error!(error = %e, uid, "account state not published");
                     }
-                    AccountReply::Token { token, account: to_state(&row) }
+                    AccountReply::Token { token, account: Box::new(to_state(&row)) }
                 }
                 Err(e) => {
                     tracing::error!(error = %e, uid, "set_token failed");

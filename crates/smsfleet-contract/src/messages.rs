@@ -321,7 +321,7 @@ pub enum AccountCommand {
 pub enum AccountReply {
     /// The new token and the account state that carries it, so the asking
     /// ingress can apply it before answering.
-    Token { token: String, account: AccountState },
+    Token { token: String, account: Box<AccountState> },
     /// A playSMS error code.
     Error(u16),
 }

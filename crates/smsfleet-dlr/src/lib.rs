@@ -1,1 +1,112 @@
-//! smsfleet-dlr
+//! smsfleet-dlr: delivery reports from upstream SMSCs.
+//!
+//! Two halves joined by the Dlr stream. The HTTP receiver stores each
+//! callback as a `DlrBatch` and answers 200 only after JetStream has it, so
+//! an upstream retries anything we could not store. The matcher worker maps
+//! upstream ids to `smslog_id`s through the dispatcher's `dispatch_log` and
+//! publishes `StatusBatch`es for the projection. A report can overtake the
+//! dispatcher's record of the upstream id; such a batch is retried with
+//! backoff until it matches or `max_match_attempts` is reached.
+
+mod http;
+mod matcher;
+
+use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
+use smsfleet_contract::StreamKind;
+use smsfleet_store::PgPool;
+use smsfleet_telemetry::ReadyFlag;
+use tokio_util::sync::CancellationToken;
+
+pub use http::router;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DlrError {
+    #[error("invalid dlr config: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error("dlr HTTP server failed: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct DlrConfig {
+    /// DlrBatches handed to one matcher call.
+    pub batch: usize,
+    /// Matcher calls running at once.
+    pub concurrency: usize,
+    /// Deliveries of a batch with unmatched reports before they are given
+    /// up; with the bus backoff (0.5 s doubling, cap 60 s) 12 tries cover
+    /// about five minutes of dispatcher lag. Must stay below the consumer's
+    /// `max_deliver` (40) so the last try is ours, not the dead letter's.
+    pub max_match_attempts: i64,
+}
+
+impl Default for DlrConfig {
+    fn default() -> Self {
+        Self { batch: 32, concurrency: 4, max_match_attempts: 12 }
+    }
+}
+
+impl DlrConfig {
+    pub fn validate(&self) -> Result<(), DlrError> {
+        if self.batch == 0 || self.concurrency == 0 || self.max_match_attempts < 1 {
+            return Err(DlrError::Config("batch, concurrency and max_match_attempts must be > 0".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+/// Serves the callback endpoint on `listener` and runs the matcher until
+/// `shutdown`; both stop gracefully (in-flight callbacks are answered,
+/// in-flight batches acked).
+pub async fn run(
+    bus: Bus,
+    pool: PgPool,
+    config: DlrConfig,
+    listener: tokio::net::TcpListener,
+    ready: ReadyFlag,
+    shutdown: CancellationToken,
+) -> Result<(), DlrError> {
+    config.validate()?;
+    let addr = listener.local_addr().ok();
+    let server_shutdown = shutdown.clone();
+    let server = axum::serve(listener, router(bus.clone()))
+        .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+    let matcher = matcher::Matcher::new(bus.clone(), pool, config.max_match_attempts);
+    let worker =
+        WorkerConfig { stream: StreamKind::Dlr, durable: "dlr", batch: config.batch, concurrency: config.concurrency };
+    let worker_shutdown = shutdown.clone();
+    let worker = run_worker(bus, worker, worker_shutdown, move |deliveries| {
+        let matcher = matcher.clone();
+        async move { matcher.handle(deliveries).await }
+    });
+    tracing::info!(?addr, "dlr receiver listening");
+    ready.set(true);
+    // If either half stops on its own, stop the other too.
+    let (served, worked) = tokio::join!(
+        async {
+            let r = server.await;
+            shutdown.cancel();
+            r
+        },
+        async {
+            let r = worker.await;
+            shutdown.cancel();
+            r
+        }
+    );
+    ready.set(false);
+    served.map_err(DlrError::Serve)?;
+    Ok(worked?)
+}
+
+/// FNV-1a, 64 bit: stable across processes (std's `DefaultHasher` is not),
+/// so a retried batch with the same matches gets the same status batch id.
+pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

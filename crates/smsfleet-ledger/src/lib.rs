@@ -1,1 +1,106 @@
-//! smsfleet-ledger
+//! The ledger role: the only writer of balances. It consumes submissions
+//! from the Submit stream, charges each one whole or rejects it in one
+//! Postgres transaction per batch, then hands charged work on (Dispatch,
+//! or Schedule for a future send), reports rejections on Status, and
+//! publishes new balances and the rate table to the state feed the ingress
+//! caches from.
+//!
+//! Idempotency: every submission has a unique ledger ref
+//! (`submit:<queue>`), so a redelivered batch charges nothing again, and
+//! every publish carries a deterministic message id, so re-publishing after
+//! a redelivery is a no-op within the stream's duplicate window.
+
+mod credit;
+mod handler;
+pub mod plan;
+mod rates;
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
+use smsfleet_contract::StreamKind;
+use smsfleet_domain::RateTable;
+use smsfleet_store::{PgPool, StoreError};
+use smsfleet_telemetry::ReadyFlag;
+use tokio_util::sync::CancellationToken;
+
+pub use credit::adjust_credit;
+
+#[derive(Debug, Clone)]
+pub struct LedgerConfig {
+    /// Destinations per dispatch chunk: small enough that dispatcher
+    /// replicas share a campaign, large enough to amortise publishes.
+    pub chunk_size: usize,
+    /// Most Submit messages charged in one transaction.
+    pub batch: usize,
+    /// Batches in flight at once on this replica.
+    pub concurrency: usize,
+    /// How often the rate table is re-read to notice operator changes.
+    pub rates_refresh: Duration,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self { chunk_size: 100, batch: 64, concurrency: 2, rates_refresh: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("account {0} has no balance")]
+    UnknownAccount(i64),
+    #[error("a credit adjustment must not be zero")]
+    ZeroAmount,
+}
+
+/// Shared by the handler and the rates refresher. A std lock is enough:
+/// it is only held to clone or replace the table, never across an await.
+pub(crate) type SharedRates = Arc<RwLock<RateTable>>;
+
+/// Runs the ledger until `shutdown` is cancelled and in-flight batches are done.
+pub async fn run(
+    bus: Bus,
+    pool: PgPool,
+    config: LedgerConfig,
+    ready: ReadyFlag,
+    shutdown: CancellationToken,
+) -> Result<(), LedgerError> {
+    // Every ingress must see rates and balances before it can price a send,
+    // so both are published before we claim readiness.
+    let rates: SharedRates = Arc::default();
+    let revision = rates::refresh(&bus, &pool, &rates, None).await?;
+    credit::publish_all_balances(&bus, &pool).await?;
+
+    let stop_refresh = shutdown.child_token();
+    let refresher = tokio::spawn(rates::refresh_loop(
+        bus.clone(),
+        pool.clone(),
+        rates.clone(),
+        revision,
+        config.rates_refresh,
+        stop_refresh.clone(),
+    ));
+
+    let ctx = Arc::new(handler::Ctx { bus: bus.clone(), pool, rates, chunk_size: config.chunk_size.max(1) });
+    let worker = WorkerConfig {
+        stream: StreamKind::Submit,
+        durable: "ledger",
+        batch: config.batch.max(1),
+        concurrency: config.concurrency.max(1),
+    };
+    ready.set(true);
+    let result = run_worker(bus, worker, shutdown, move |deliveries| {
+        let ctx = ctx.clone();
+        async move { ctx.handle(deliveries).await }
+    })
+    .await;
+    ready.set(false);
+    stop_refresh.cancel();
+    let _ = refresher.await;
+    result.map_err(LedgerError::from)
+}

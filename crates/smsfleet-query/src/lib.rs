@@ -1,1 +1,136 @@
-//! smsfleet-query
+//! smsfleet-query: the read side of the gateway.
+//!
+//! It folds the submit and status streams into the Postgres projection of
+//! outgoing messages (one statement per pulled batch, so the projection keeps
+//! up with the ingress under load) and answers the ingress's `ds` (delivery
+//! status) and `cr` (credit) requests over NATS request/reply. Replicas share
+//! the durable consumers and the service queue group, so the role scales out
+//! by running more of it.
+
+mod credit;
+mod ds;
+mod projection;
+
+use smsfleet_bus::{Bus, BusError, WorkerConfig};
+use smsfleet_contract::{CreditReply, CreditRequest, DsReply, DsRequest, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_store::PgPool;
+use smsfleet_telemetry::ReadyFlag;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use credit::credit_reply;
+pub use ds::{ds_filter, ds_reply};
+pub use projection::{coalesce_status, submit_rows};
+
+/// Durable consumer name on both the submit and the status stream.
+const DURABLE: &str = "projection";
+/// Queue group of the request/reply services.
+const GROUP: &str = "query";
+
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// Most stream messages folded into one database statement.
+    pub batch: usize,
+    /// Batches written at the same time per stream.
+    pub concurrency: usize,
+    /// Cap on `c`: playSMS has none, but one request must not be able to
+    /// pull the whole table through the ingress.
+    pub max_rows: i64,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self { batch: 256, concurrency: 2, max_rows: 10_000 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("{task}: {source}")]
+    Bus { task: &'static str, source: BusError },
+    /// A loop ended although nobody asked it to, e.g. the NATS connection
+    /// was closed for good; the process should restart rather than limp on.
+    #[error("{0} stopped unexpectedly")]
+    Stopped(&'static str),
+    #[error("a query task panicked: {0}")]
+    Panicked(String),
+}
+
+/// Runs the projection workers and the `ds` / `cr` services until
+/// `shutdown` is cancelled. If one loop fails, the others are stopped and
+/// the error is returned, so a half-working replica never stays up.
+pub async fn run(
+    bus: Bus,
+    pool: PgPool,
+    config: QueryConfig,
+    ready: ReadyFlag,
+    shutdown: CancellationToken,
+) -> Result<(), QueryError> {
+    // A child token lets a failing loop stop its siblings without
+    // cancelling the caller's token.
+    let stop = shutdown.child_token();
+    let ns = bus.namespace().clone();
+    let mut tasks: JoinSet<(&'static str, Result<(), BusError>)> = JoinSet::new();
+
+    let worker =
+        |stream| WorkerConfig { stream, durable: DURABLE, batch: config.batch, concurrency: config.concurrency };
+
+    let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Submit));
+    tasks.spawn(async move {
+        let handler = move |batch| projection::handle_submit(p.clone(), batch);
+        ("submit projection", smsfleet_bus::run_worker::<SubmitBatch, _, _>(b, w, s, handler).await)
+    });
+
+    let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Status));
+    tasks.spawn(async move {
+        let handler = move |batch| projection::handle_status(p.clone(), batch);
+        ("status projection", smsfleet_bus::run_worker::<StatusBatch, _, _>(b, w, s, handler).await)
+    });
+
+    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
+    let subject = ns.ds_service();
+    tasks.spawn(async move {
+        let handler = move |req: DsRequest| {
+            let pool = p.clone();
+            async move { ds_reply(&pool, &req, max_rows).await }
+        };
+        ("ds service", smsfleet_bus::serve_requests::<DsRequest, DsReply, _, _>(b, subject, GROUP, s, handler).await)
+    });
+
+    let (b, p, s) = (bus.clone(), pool.clone(), stop.clone());
+    let subject = ns.credit_service();
+    tasks.spawn(async move {
+        let handler = move |req: CreditRequest| {
+            let pool = p.clone();
+            async move { credit_reply(&pool, &req).await }
+        };
+        (
+            "cr service",
+            smsfleet_bus::serve_requests::<CreditRequest, CreditReply, _, _>(b, subject, GROUP, s, handler).await,
+        )
+    });
+
+    ready.set(true);
+    tracing::info!(batch = config.batch, concurrency = config.concurrency, "query role running");
+
+    let mut outcome = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let failure = match joined {
+            Ok((_, Ok(()))) if stop.is_cancelled() => None,
+            Ok((task, Ok(()))) => Some(QueryError::Stopped(task)),
+            Ok((task, Err(source))) => Some(QueryError::Bus { task, source }),
+            Err(e) => Some(QueryError::Panicked(e.to_string())),
+        };
+        if let Some(e) = failure {
+            tracing::error!(error = %e, "query loop failed; stopping the role");
+            ready.set(false);
+            stop.cancel();
+            if outcome.is_ok() {
+                outcome = Err(e);
+            }
+        }
+    }
+    ready.set(false);
+    tracing::info!("query role stopped");
+    outcome
+}

@@ -117,3 +117,13 @@ pub async fn lookup_upstream(
     .await?;
     Ok(rows.into_iter().map(|(u, id, uid)| (u, (id, uid))).collect())
 }
+
+/// The dispatch-log state (`CLAIMED`, `SENT`, `FAILED`) of each of `ids`
+/// that has a row; for operators and tests checking what a crash left.
+pub async fn states(pool: &PgPool, ids: &[i64]) -> Result<HashMap<i64, i16>> {
+    let rows: Vec<(i64, i16)> = sqlx::query_as("SELECT smslog_id, state FROM dispatch_log WHERE smslog_id = ANY($1)")
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().collect())
+}

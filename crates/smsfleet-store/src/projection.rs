@@ -25,7 +25,10 @@ pub struct QueueRow {
 }
 
 /// Inserts submitted messages as pending. A status that arrived first (a
-/// skeleton row) keeps its status; the message fields are filled in.
+/// skeleton row) keeps its status; the message fields are filled in. A
+/// release that arrived first (a placeholder queue, see [`release_queues`])
+/// stays released and gets its owner. Callers pass at most one row per
+/// `queue` and per `smslog_id`.
 pub async fn insert_submitted(pool: &PgPool, queues: &[QueueRow], rows: &[OutgoingRow]) -> Result<()> {
     let mut tx = pool.begin().await?;
     if !queues.is_empty() {
@@ -36,12 +39,15 @@ pub async fn insert_submitted(pool: &PgPool, queues: &[QueueRow], rows: &[Outgoi
         sqlx::query(
             "INSERT INTO queues (queue, uid, created_at, scheduled_at, released) \
              SELECT q, u, c, s, s IS NULL FROM unnest($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[]) AS t(q, u, c, s) \
-             ON CONFLICT (queue) DO NOTHING",
+             ON CONFLICT (queue) DO UPDATE SET uid = excluded.uid, created_at = excluded.created_at, \
+               scheduled_at = excluded.scheduled_at \
+             WHERE queues.uid = $5",
         )
         .bind(&q)
         .bind(&uid)
         .bind(&created)
         .bind(&sched)
+        .bind(PLACEHOLDER_UID)
         .execute(&mut *tx)
         .await?;
     }
@@ -123,11 +129,28 @@ pub async fn apply_status(pool: &PgPool, rows: &[StatusRow]) -> Result<()> {
     Ok(())
 }
 
+/// Owner of a queue row created by a release that overtook its submission;
+/// no account has uid 0, so `ds` and `queue_released` never show it.
+const PLACEHOLDER_UID: i64 = 0;
+
+/// Marks queues released. The submit and status streams are consumed
+/// independently, so after a backlog a release can arrive before the queue
+/// is projected; a plain UPDATE would then be lost and the queue would answer
+/// ERR 401 forever. A placeholder row keeps the release until the submission
+/// fills it in.
 pub async fn release_queues(pool: &PgPool, queues: &[String]) -> Result<()> {
     if queues.is_empty() {
         return Ok(());
     }
-    sqlx::query("UPDATE queues SET released = true WHERE queue = ANY($1)").bind(queues).execute(pool).await?;
+    sqlx::query(
+        "INSERT INTO queues (queue, uid, created_at, scheduled_at, released) \
+         SELECT DISTINCT q, $2::bigint, now(), NULL::timestamptz, true FROM unnest($1::text[]) AS t(q) \
+         ON CONFLICT (queue) DO UPDATE SET released = true",
+    )
+    .bind(queues)
+    .bind(PLACEHOLDER_UID)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

@@ -1,0 +1,307 @@
+//! End to end through real NATS, Postgres, the SMSC simulator and the DLR
+//! role: chunk → dispatcher → simulator → report → DLR → status events.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{AckPolicy, pull};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use smsfleet_contract::{
+    Destination, DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind, TextEncoding,
+};
+use smsfleet_dispatcher::{DispatcherConfig, Route};
+use smsfleet_dlr::DlrConfig;
+use smsfleet_simulator::SimulatorConfig;
+use smsfleet_telemetry::ReadyFlag;
+use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
+
+const WAIT: Duration = Duration::from_secs(15);
+
+struct Harness {
+    env: TestEnv,
+    sim: String,
+    dlr: String,
+    events: Arc<Mutex<Vec<StatusEvent>>>,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+async fn listener() -> (tokio::net::TcpListener, String) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", l.local_addr().unwrap());
+    (l, base)
+}
+
+impl Harness {
+    /// `routes` get `{sim}` and `{dlr}` replaced by the base URLs.
+    async fn start(sim_config: SimulatorConfig, routes: &[&str]) -> Harness {
+        let env = TestEnv::start().await;
+        let shutdown = CancellationToken::new();
+        let events = observe(&env).await;
+
+        let (sim_listener, sim) = listener().await;
+        let stop = shutdown.clone();
+        tokio::spawn(smsfleet_simulator::run(sim_config, sim_listener, async move { stop.cancelled().await }));
+
+        let (dlr_listener, dlr) = listener().await;
+        tokio::spawn(smsfleet_dlr::run(
+            env.bus.clone(),
+            env.pool.clone(),
+            DlrConfig::default(),
+            dlr_listener,
+            ReadyFlag::default(),
+            shutdown.clone(),
+        ));
+
+        let routes =
+            routes.iter().map(|r| Route::parse(&r.replace("{sim}", &sim).replace("{dlr}", &dlr)).unwrap()).collect();
+        let config =
+            DispatcherConfig { routes, request_timeout: Duration::from_secs(3), ..DispatcherConfig::default() };
+        tokio::spawn(smsfleet_dispatcher::run(
+            env.bus.clone(),
+            env.pool.clone(),
+            config,
+            ReadyFlag::default(),
+            shutdown.clone(),
+        ));
+        Harness { env, sim, dlr, events, http: reqwest::Client::new(), shutdown }
+    }
+
+    async fn publish(&self, msg_id: &str, chunk: &DispatchChunk) {
+        let subject = self.env.ns.subject(StreamKind::Dispatch);
+        self.env.bus.publish(subject, msg_id, chunk).await.unwrap();
+    }
+
+    fn statuses(&self, id: i64) -> Vec<StatusEvent> {
+        self.events.lock().unwrap().iter().filter(|e| e.smslog_id == id).cloned().collect()
+    }
+
+    async fn wait_status(&self, id: i64, status: Status) -> StatusEvent {
+        eventually(WAIT, || async { self.statuses(id).into_iter().find(|e| e.status == status) })
+            .await
+            .unwrap_or_else(|| panic!("no {status:?} for {id}; saw {:?}", self.statuses(id)))
+    }
+
+    async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.sim)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until the dispatcher has acked everything (the Dispatch stream
+    /// is a work queue, so acked chunks disappear).
+    async fn wait_dispatch_drained(&self) {
+        let name = self.env.ns.stream_name(StreamKind::Dispatch);
+        let js = self.env.bus.jetstream().clone();
+        eventually(WAIT, || {
+            let js = js.clone();
+            let name = name.clone();
+            async move {
+                let mut stream = js.get_stream(name).await.ok()?;
+                (stream.info().await.ok()?.state.messages == 0).then_some(())
+            }
+        })
+        .await
+        .expect("dispatch stream not drained");
+    }
+}
+
+/// A durable consumer of our own on the Status stream (interest retention:
+/// it gets every batch alongside the projection's consumer).
+async fn observe(env: &TestEnv) -> Arc<Mutex<Vec<StatusEvent>>> {
+    let stream = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Status)).await.unwrap();
+    let consumer = stream
+        .create_consumer(pull::Config {
+            durable_name: Some("test-observer".into()),
+            filter_subject: env.ns.subject(StreamKind::Status),
+            ack_policy: AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(m)) = messages.next().await {
+            let batch: StatusBatch = serde_json::from_slice(&m.payload).unwrap();
+            sink.lock().unwrap().extend(batch.events);
+            let _ = m.ack().await;
+        }
+    });
+    events
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+fn chunk(chunk_id: &str, destinations: &[(i64, &str)], validity_until_ms: i64) -> DispatchChunk {
+    DispatchChunk {
+        v: SCHEMA_VERSION,
+        chunk_id: chunk_id.to_owned(),
+        queue: chunk_id.split('.').next().unwrap().to_owned(),
+        uid: 42,
+        sender: "SMSFLEET".to_owned(),
+        body: "hello from the dispatcher".to_owned(),
+        encoding: TextEncoding::Gsm7,
+        flash: false,
+        segments: 1,
+        validity_until_ms,
+        release_at_ms: None,
+        destinations: destinations
+            .iter()
+            .map(|(id, to)| Destination { smslog_id: *id, to: (*to).to_owned() })
+            .collect(),
+        traceparent: None,
+    }
+}
+
+const SIM_ROUTE: &str = "name=sim,url={sim}/submit,dlr={dlr}/dlr/sim,batch=2";
+
+#[tokio::test]
+async fn sends_once_then_matches_reports_and_survives_redelivery() {
+    let h = Harness::start(SimulatorConfig { fail_prefixes: vec!["62899".into()], ..Default::default() }, &[SIM_ROUTE])
+        .await;
+    let dests =
+        [(1001, "+6281100001"), (1002, "6281100002"), (1003, "6281100003"), (1004, "6289900004"), (1005, "6281100005")];
+    let c = chunk("q1.0", &dests, now_ms() + 60_000);
+    h.publish(&c.chunk_id, &c).await;
+
+    for (id, to) in dests {
+        let sent = h.wait_status(id, Status::Sent).await;
+        let upstream_id = sent.upstream_id.clone().expect("upstream id");
+        let last = if to.starts_with("62899") { Status::Failed } else { Status::Delivered };
+        let report = h.wait_status(id, last).await;
+        assert_eq!(report.upstream_id.as_deref(), Some(upstream_id.as_str()));
+        assert_eq!(report.uid, 42);
+        let (code, msg) = h.get(&format!("/messages/{id}")).await;
+        assert_eq!(code, 200);
+        assert_eq!(msg["submits"], 1, "{msg}");
+        assert_eq!(msg["from"], "SMSFLEET");
+        assert_eq!(msg["encoding"], "gsm7");
+    }
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 5, "{stats}");
+    h.wait_dispatch_drained().await;
+
+    // The same chunk again under another message id, as after a lost ack:
+    // the dispatch log says Sent, so the upstream sees nothing new.
+    let seen = h.events.lock().unwrap().len();
+    h.publish("q1.0.again", &c).await;
+    h.wait_dispatch_drained().await;
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 5, "{stats}");
+    assert_eq!(stats["duplicate_submits"], 0, "{stats}");
+    assert_eq!(stats["submits"], 5, "{stats}");
+    // The re-emitted Sent batch has the same outcome hash, so JetStream drops it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(h.events.lock().unwrap().len(), seen);
+}
+
+#[tokio::test]
+async fn early_report_is_matched_once_the_upstream_id_is_recorded() {
+    let h = Harness::start(SimulatorConfig::default(), &[SIM_ROUTE]).await;
+    let url = format!("{}/dlr/sim", h.dlr);
+    let report = json!({"reports":[{"id":"up-early-1","ref":"9001","status":"delivered","error_code":"","done_at":"2030-01-01T00:00:00Z"}]});
+    let r = h.http.post(&url).json(&report).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), json!({"ok": true}));
+
+    // Malformed input is refused, not stored.
+    let r = h.http.post(&url).body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = h.http.get(format!("{url}?id=x&status=bogus")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(h.statuses(9001).is_empty());
+    let pool = &h.env.pool;
+    smsfleet_store::dispatch::claim(pool, "sim", &[(9001, 7), (9002, 7)]).await.unwrap();
+    smsfleet_store::dispatch::record_sent(pool, &[(9001, "up-early-1".to_owned()), (9002, "up-early-2".to_owned())])
+        .await
+        .unwrap();
+    let e = h.wait_status(9001, Status::Delivered).await;
+    assert_eq!((e.uid, e.upstream_id.as_deref()), (7, Some("up-early-1")));
+    assert_eq!(e.at_ms, 1_893_456_000_000);
+
+    // Kannel-style single report.
+    let r = h.http.get(format!("{url}?id=up-early-2&status=2&error_code=34")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let e = h.wait_status(9002, Status::Failed).await;
+    assert_eq!(e.reason.as_deref(), Some("34"));
+}
+
+#[tokio::test]
+async fn unconfirmed_claims_follow_the_route_policy_and_expiry_fails() {
+    // Two routes on one simulator: "strict" (prefix 44) may not resend.
+    let h = Harness::start(
+        SimulatorConfig::default(),
+        &[SIM_ROUTE, "name=strict,url={sim}/submit,dlr={dlr}/dlr/strict,prefixes=44,resend=false"],
+    )
+    .await;
+    // Claims left by a "crashed" earlier attempt.
+    let pool = &h.env.pool;
+    smsfleet_store::dispatch::claim(pool, "sim", &[(2001, 42)]).await.unwrap();
+    smsfleet_store::dispatch::claim(pool, "strict", &[(2002, 42)]).await.unwrap();
+    let c = chunk("q2.0", &[(2001, "6281100001"), (2002, "447700900001"), (2003, "447700900002")], now_ms() + 60_000);
+    h.publish(&c.chunk_id, &c).await;
+
+    h.wait_status(2001, Status::Delivered).await;
+    let failed = h.wait_status(2002, Status::Failed).await;
+    assert_eq!(failed.reason.as_deref(), Some("outcome unknown after crash"));
+    h.wait_status(2003, Status::Delivered).await;
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 2, "{stats}");
+    let (code, _) = h.get("/messages/2002").await;
+    assert_eq!(code, 404);
+
+    // A chunk past its validity is failed without reaching the upstream.
+    let c = chunk("q3.0", &[(3001, "6281100001")], now_ms() - 1);
+    h.publish(&c.chunk_id, &c).await;
+    let failed = h.wait_status(3001, Status::Failed).await;
+    assert_eq!(failed.reason.as_deref(), Some("expired"));
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn unreachable_upstream_drops_claims_and_is_sent_once_it_is_back() {
+    // A port nobody listens on yet.
+    let (l, dead) = listener().await;
+    let addr = l.local_addr().unwrap();
+    drop(l);
+    let h = Harness::start(SimulatorConfig::default(), &[&format!("name=late,url={dead}/submit,dlr={{dlr}}/dlr/late")])
+        .await;
+    let c = chunk("q4.0", &[(4001, "6281100001")], now_ms() + 60_000);
+    h.publish(&c.chunk_id, &c).await;
+    // Three connect failures (about 0.6 s), then the claim is released and
+    // the chunk NAKed for a later redelivery: no status, and at some point
+    // no row left behind.
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let released = eventually(WAIT, || async {
+        let states = smsfleet_store::dispatch::states(&h.env.pool, &[4001]).await.unwrap();
+        states.is_empty().then_some(())
+    })
+    .await;
+    assert!(released.is_some());
+    assert!(h.statuses(4001).is_empty());
+
+    // The upstream comes up: the redelivered chunk gets through, once.
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let stop = h.shutdown.clone();
+    tokio::spawn(smsfleet_simulator::run(SimulatorConfig::default(), listener, async move { stop.cancelled().await }));
+    h.wait_status(4001, Status::Delivered).await;
+    let r = h.http.get(format!("{dead}/messages/4001")).send().await.unwrap();
+    assert_eq!(r.json::<Value>().await.unwrap()["submits"], 1);
+    let states = smsfleet_store::dispatch::states(&h.env.pool, &[4001]).await.unwrap();
+    assert_eq!(states.get(&4001), Some(&smsfleet_store::dispatch::SENT));
+}

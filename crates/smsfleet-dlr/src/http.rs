@@ -1,0 +1,187 @@
+//! The callback endpoint upstreams post reports to. Handlers only parse
+//! and store: matching happens in the worker, so a slow database never
+//! makes an upstream wait or time out.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use smsfleet_bus::Bus;
+use smsfleet_contract::{DlrBatch, DlrOutcome, DlrReport, SCHEMA_VERSION, StreamKind};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// `POST /dlr/{route}` (JSON batch), `GET /dlr/{route}?id=..&status=..`
+/// (one report, Kannel style), `GET /healthz`.
+pub fn router(bus: Bus) -> Router {
+    Router::new()
+        .route("/dlr/{route}", post(post_reports).get(get_report))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(bus)
+}
+
+#[derive(Debug, Deserialize)]
+struct WireBatch {
+    reports: Vec<WireReport>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WireReport {
+    id: String,
+    status: String,
+    #[serde(default)]
+    error_code: Option<String>,
+    #[serde(default)]
+    done_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SingleReport {
+    id: String,
+    status: String,
+    #[serde(default)]
+    error_code: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum ReceiveError {
+    #[error("malformed report: {0}")]
+    Malformed(String),
+    #[error("cannot store reports: {0}")]
+    Bus(#[from] smsfleet_bus::BusError),
+}
+
+impl IntoResponse for ReceiveError {
+    fn into_response(self) -> Response {
+        match self {
+            ReceiveError::Malformed(m) => {
+                (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "ok": false, "error": m }))).into_response()
+            }
+            ReceiveError::Bus(e) => {
+                // The upstream retries on anything but 2xx, so nothing is lost.
+                tracing::warn!(error = %e, "dlr batch not stored; asking the upstream to retry");
+                (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({ "ok": false }))).into_response()
+            }
+        }
+    }
+}
+
+fn outcome(status: &str) -> Result<DlrOutcome, ReceiveError> {
+    match status.to_ascii_lowercase().as_str() {
+        "delivered" | "delivrd" | "1" => Ok(DlrOutcome::Delivered),
+        "failed" | "undeliv" | "rejectd" | "expired" | "2" => Ok(DlrOutcome::Failed),
+        other => Err(ReceiveError::Malformed(format!("unknown status {other:?}"))),
+    }
+}
+
+/// RFC 3339 to Unix ms. An unreadable time is dropped (the receive time is
+/// used instead) rather than refusing a report we can still match.
+fn done_at_ms(s: &str) -> Option<i64> {
+    match OffsetDateTime::parse(s, &Rfc3339) {
+        Ok(t) => Some((t.unix_timestamp_nanos() / 1_000_000) as i64),
+        Err(e) => {
+            tracing::debug!(done_at = s, error = %e, "unreadable done_at");
+            None
+        }
+    }
+}
+
+fn convert(route: &str, reports: Vec<WireReport>) -> Result<DlrBatch, ReceiveError> {
+    if route.is_empty() || reports.is_empty() {
+        return Err(ReceiveError::Malformed("no route or no reports".to_owned()));
+    }
+    let reports = reports
+        .into_iter()
+        .map(|r| {
+            if r.id.is_empty() {
+                return Err(ReceiveError::Malformed("empty id".to_owned()));
+            }
+            Ok(DlrReport {
+                outcome: outcome(&r.status)?,
+                error_code: r.error_code.filter(|c| !c.is_empty()),
+                done_at_ms: r.done_at.as_deref().and_then(done_at_ms),
+                upstream_id: r.id,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(DlrBatch {
+        v: SCHEMA_VERSION,
+        batch_id: hex::encode(rand::random::<[u8; 16]>()),
+        route: route.to_owned(),
+        received_at_ms: crate::now_ms(),
+        reports,
+    })
+}
+
+/// Stores the reports; reused by any ingress that mounts its own endpoint.
+async fn receive_inner(bus: &Bus, route: &str, reports: Vec<WireReport>) -> Result<usize, ReceiveError> {
+    let batch = convert(route, reports)?;
+    bus.publish(bus.namespace().subject(StreamKind::Dlr), &batch.batch_id, &batch).await?;
+    metrics::counter!("smsfleet_dlr_received_total").increment(batch.reports.len() as u64);
+    Ok(batch.reports.len())
+}
+
+#[tracing::instrument(skip_all, fields(route = %route))]
+async fn post_reports(State(bus): State<Bus>, Path(route): Path<String>, body: Bytes) -> Response {
+    // Parsed by hand so that every malformed body is a 400 (axum's Json
+    // answers 422 for a well-formed body of the wrong shape).
+    let parsed: WireBatch = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => return ReceiveError::Malformed(e.to_string()).into_response(),
+    };
+    match receive_inner(&bus, &route, parsed.reports).await {
+        Ok(_) => axum::Json(serde_json::json!({ "ok": true })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[tracing::instrument(skip_all, fields(route = %route))]
+async fn get_report(
+    State(bus): State<Bus>,
+    Path(route): Path<String>,
+    query: Result<Query<SingleReport>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return ReceiveError::Malformed("need id and status".to_owned()).into_response();
+    };
+    let report = WireReport { id: q.id, status: q.status, error_code: q.error_code, done_at: None };
+    match receive_inner(&bus, &route, vec![report]).await {
+        Ok(_) => axum::Json(serde_json::json!({ "ok": true })).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn converts_the_simulator_format() {
+        let wire: WireBatch = serde_json::from_str(
+            r#"{"reports":[{"id":"7","ref":"1","status":"delivered","error_code":"","done_at":"2024-01-02T03:04:05.5Z"},
+                           {"id":"8","ref":"2","status":"failed","error_code":"34","done_at":"nonsense"}]}"#,
+        )
+        .unwrap();
+        let b = convert("sim", wire.reports).unwrap();
+        assert_eq!(b.route, "sim");
+        assert_eq!(b.batch_id.len(), 32);
+        assert_eq!(b.reports[0].outcome, DlrOutcome::Delivered);
+        assert_eq!(b.reports[0].error_code, None);
+        assert_eq!(b.reports[0].done_at_ms, Some(1_704_164_645_500));
+        assert_eq!(b.reports[1].outcome, DlrOutcome::Failed);
+        assert_eq!(b.reports[1].error_code.as_deref(), Some("34"));
+        assert_eq!(b.reports[1].done_at_ms, None);
+    }
+
+    #[test]
+    fn kannel_codes_and_garbage() {
+        assert_eq!(outcome("1").unwrap(), DlrOutcome::Delivered);
+        assert_eq!(outcome("2").unwrap(), DlrOutcome::Failed);
+        assert!(outcome("maybe").is_err());
+        assert!(convert("sim", vec![]).is_err());
+    }
+}

@@ -1,0 +1,164 @@
+//! The Submit handler: price, decide in one transaction, then publish the
+//! consequences. Publishing happens after commit and is repeated for refs
+//! found already decided, so a crash between commit and publish is healed
+//! by the redelivery (the message ids make the repeat a no-op).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use smsfleet_bus::{Bus, Delivery, HandlerError};
+use smsfleet_contract::{
+    DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind, Submission, SubmitBatch,
+};
+use smsfleet_domain::{Credit, charge_for};
+use smsfleet_store::{PgPool, StoreError, ledger};
+
+use crate::plan::{ChargeRequest, Outcome, plan};
+use crate::{LedgerError, SharedRates, credit};
+
+pub(crate) struct Ctx {
+    pub bus: Bus,
+    pub pool: PgPool,
+    pub rates: SharedRates,
+    pub chunk_size: usize,
+}
+
+fn transient(e: impl Into<LedgerError>) -> HandlerError {
+    HandlerError::Transient(e.into().to_string())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
+}
+
+pub(crate) fn reference(s: &Submission) -> String {
+    format!("submit:{}", s.queue)
+}
+
+impl Ctx {
+    #[tracing::instrument(skip_all, fields(batches = deliveries.len()))]
+    pub(crate) async fn handle(&self, deliveries: Vec<Delivery<SubmitBatch>>) -> Result<(), HandlerError> {
+        if let Some(bad) = deliveries.iter().find(|d| d.body.v != SCHEMA_VERSION) {
+            return Err(HandlerError::Permanent(format!("submit_batch version {} is unknown", bad.body.v)));
+        }
+        let redelivered = deliveries.iter().any(|d| d.delivered > 1);
+        let submissions: Vec<Submission> = deliveries.into_iter().flat_map(|d| d.body.submissions).collect();
+        if submissions.is_empty() {
+            return Ok(());
+        }
+        let requests = {
+            let rates = self.rates.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            submissions
+                .iter()
+                .map(|s| ChargeRequest {
+                    reference: reference(s),
+                    uid: s.uid,
+                    total: s.destinations.iter().map(|d| charge_for(&rates, &d.to, s.segments)).sum(),
+                    messages: i32::try_from(s.destinations.len()).unwrap_or(i32::MAX),
+                })
+                .collect::<Vec<_>>()
+        };
+
+        let uids: Vec<i64> = requests.iter().map(|r| r.uid).collect();
+        let refs: Vec<String> = requests.iter().map(|r| r.reference.clone()).collect();
+        let mut tx = self.pool.begin().await.map_err(|e| transient(StoreError::from(e)))?;
+        let locked = ledger::lock_balances(&mut tx, &uids).await.map_err(transient)?;
+        let existing = ledger::existing_entries(&mut tx, &refs).await.map_err(transient)?;
+        let balances: HashMap<i64, Credit> = locked.iter().map(|(uid, b)| (*uid, Credit::new(b.balance))).collect();
+        let decided = plan(&balances, &existing, &requests);
+        ledger::insert_entries(&mut tx, &decided.entries).await.map_err(transient)?;
+        let revisions = ledger::update_balances(&mut tx, &decided.balances).await.map_err(transient)?;
+        tx.commit().await.map_err(|e| transient(StoreError::from(e)))?;
+        metrics::counter!("smsfleet_ledger_entries_total").increment(decided.entries.len() as u64);
+
+        let now = now_ms();
+        let mut chunks = Vec::new();
+        let mut rejections = Vec::new();
+        let mut seen = HashSet::new();
+        let status_subject = self.bus.namespace().subject(StreamKind::Status);
+        for (s, outcome) in submissions.iter().zip(&decided.outcomes) {
+            // One submission twice in a batch: publish its consequences once.
+            if !seen.insert(s.queue.as_str()) {
+                continue;
+            }
+            match outcome {
+                Outcome::Charged => chunks.extend(self.chunks(s, now)),
+                Outcome::Rejected => rejections.push(rejection(&status_subject, s, now)),
+                Outcome::Foreign(kind) => {
+                    tracing::error!(queue = %s.queue, kind = %kind, "ledger ref taken by another entry kind; not sent")
+                }
+            }
+        }
+        if !chunks.is_empty() {
+            self.bus.publish_all(chunks).await.map_err(transient)?;
+        }
+        if !rejections.is_empty() {
+            self.bus.publish_all(rejections).await.map_err(transient)?;
+        }
+
+        // New balances; after a replay, every touched balance, because the
+        // first attempt may have died before publishing them.
+        let mut states: BTreeMap<i64, (i64, rust_decimal::Decimal)> = BTreeMap::new();
+        if redelivered || decided.replayed {
+            for (uid, b) in &locked {
+                states.insert(*uid, (b.revision, b.balance));
+            }
+        }
+        for (uid, balance) in &decided.balances {
+            let revision = revisions.get(uid).copied().unwrap_or_default();
+            states.insert(*uid, (revision, *balance));
+        }
+        for (uid, (revision, balance)) in states {
+            credit::publish_balance(&self.bus, uid, revision, balance).await.map_err(transient)?;
+        }
+        Ok(())
+    }
+
+    /// Cuts a charged submission into dispatch chunks, routed through the
+    /// scheduler when its send time is still ahead.
+    fn chunks(&self, s: &Submission, now: i64) -> Vec<(String, String, DispatchChunk)> {
+        let scheduled = s.schedule_at_ms.filter(|at| *at > now);
+        let subject =
+            self.bus.namespace().subject(if scheduled.is_some() { StreamKind::Schedule } else { StreamKind::Dispatch });
+        s.destinations
+            .chunks(self.chunk_size)
+            .enumerate()
+            .map(|(index, destinations)| {
+                let chunk_id = format!("{}.{index}", s.queue);
+                let chunk = DispatchChunk {
+                    v: SCHEMA_VERSION,
+                    chunk_id: chunk_id.clone(),
+                    queue: s.queue.clone(),
+                    uid: s.uid,
+                    sender: s.sender.clone(),
+                    body: format!("{}{}", s.text, s.footer),
+                    encoding: s.encoding,
+                    flash: s.flash,
+                    segments: s.segments,
+                    validity_until_ms: s.validity_until_ms,
+                    release_at_ms: scheduled,
+                    destinations: destinations.to_vec(),
+                    traceparent: s.traceparent.clone(),
+                };
+                (subject.clone(), chunk_id, chunk)
+            })
+            .collect()
+    }
+}
+
+fn rejection(subject: &str, s: &Submission, now: i64) -> (String, String, StatusBatch) {
+    let batch_id = format!("rejected.{}", s.queue);
+    let events = s
+        .destinations
+        .iter()
+        .map(|d| StatusEvent {
+            smslog_id: d.smslog_id,
+            uid: s.uid,
+            status: Status::Failed,
+            at_ms: now,
+            upstream_id: None,
+            reason: Some("insufficient credit".to_owned()),
+        })
+        .collect();
+    (subject.to_owned(), batch_id.clone(), StatusBatch { v: SCHEMA_VERSION, batch_id, events, released_queues: vec![] })
+}

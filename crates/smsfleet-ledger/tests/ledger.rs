@@ -1,0 +1,229 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The ledger against real NATS and Postgres: exactly-once charging under
+//! redelivery, rejection on insufficient credit, routing of future sends
+//! to the scheduler, and idempotent credit top-ups.
+
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rust_decimal::Decimal;
+use smsfleet_contract::{
+    Api, BalanceState, Destination, DispatchChunk, RatesState, Status, StatusBatch, StreamKind, Submission,
+    SubmitBatch, TextEncoding,
+};
+use smsfleet_ledger::{LedgerConfig, adjust_credit};
+use smsfleet_store::accounts::NewAccount;
+use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
+
+fn d(s: &str) -> Decimal {
+    Decimal::from_str(s).unwrap()
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
+}
+
+/// An account with `credit`, and a default rate of 0.5 per segment.
+async fn account(env: &TestEnv, credit: &str) -> i64 {
+    let acc = smsfleet_store::accounts::create(
+        &env.pool,
+        &NewAccount {
+            username: "alice".into(),
+            role: 3,
+            webservices_ip: "127.0.0.1".into(),
+            timezone: "+0000".into(),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    adjust_credit(&env.pool, &env.bus, "topup:1", acc.uid, d(credit)).await.unwrap();
+    smsfleet_store::rates::set_default(&env.pool, d("0.5")).await.unwrap();
+    acc.uid
+}
+
+fn submission(queue: &str, uid: i64, destinations: usize, segments: u32) -> Submission {
+    Submission {
+        queue: queue.into(),
+        uid,
+        api: Api::Playsms,
+        sender: "ACME".into(),
+        text: "hello".into(),
+        footer: " @alice".into(),
+        encoding: TextEncoding::Gsm7,
+        flash: false,
+        segments,
+        msg_type: "text".into(),
+        dlr_requested: false,
+        accepted_at_ms: now_ms(),
+        schedule_at_ms: None,
+        validity_until_ms: now_ms() + 86_400_000,
+        destinations: (0..destinations)
+            .map(|i| Destination { smslog_id: 1000 + i as i64, to: format!("62811000{i}") })
+            .collect(),
+        traceparent: None,
+    }
+}
+
+fn start(env: &TestEnv, chunk_size: usize) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    let readiness = smsfleet_telemetry::Readiness::default();
+    let token = CancellationToken::new();
+    let cfg = LedgerConfig { chunk_size, ..Default::default() };
+    let run = smsfleet_ledger::run(env.bus.clone(), env.pool.clone(), cfg, readiness.register("ledger"), token.clone());
+    let handle = tokio::spawn(async move { run.await.unwrap() });
+    (token, handle)
+}
+
+async fn publish_submit(env: &TestEnv, msg_id: &str, submissions: Vec<Submission>) -> u64 {
+    let batch = SubmitBatch { v: 1, batch_id: msg_id.into(), submissions };
+    env.bus.publish(env.ns.subject(StreamKind::Submit), msg_id, &batch).await.unwrap().sequence
+}
+
+/// Waits until the ledger has acked the Submit stream up to `seq`.
+async fn ledger_acked(env: &TestEnv, seq: u64) {
+    let stream = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Submit)).await.unwrap();
+    let done = eventually(Duration::from_secs(10), || {
+        let stream = stream.clone();
+        async move {
+            let info = stream.consumer_info("ledger").await.ok()?;
+            (info.ack_floor.stream_sequence >= seq).then_some(())
+        }
+    })
+    .await;
+    assert!(done.is_some(), "ledger did not ack the submit stream up to {seq}");
+}
+
+async fn stream_messages(env: &TestEnv, kind: StreamKind) -> u64 {
+    let mut stream = env.bus.jetstream().get_stream(env.ns.stream_name(kind)).await.unwrap();
+    stream.info().await.unwrap().state.messages
+}
+
+async fn last_on<T: serde::de::DeserializeOwned>(env: &TestEnv, kind: StreamKind, subject: &str) -> T {
+    let stream = env.bus.jetstream().get_stream(env.ns.stream_name(kind)).await.unwrap();
+    let msg = stream.get_last_raw_message_by_subject(subject).await.unwrap();
+    serde_json::from_slice(&msg.payload).unwrap()
+}
+
+async fn wait_balance_state(env: &TestEnv, uid: i64, balance: &str) -> BalanceState {
+    let subject = env.ns.balance_state_subject(uid);
+    let found = eventually(Duration::from_secs(5), || {
+        let subject = subject.clone();
+        async move {
+            let s: BalanceState = last_on(env, StreamKind::State, &subject).await;
+            (d(&s.balance) == d(balance)).then_some(s)
+        }
+    })
+    .await;
+    found.unwrap_or_else(|| panic!("balance state never became {balance}"))
+}
+
+#[tokio::test]
+async fn charges_once_under_redelivery_and_dispatches_chunks() {
+    let env = TestEnv::start().await;
+    let uid = account(&env, "10").await;
+    let (token, handle) = start(&env, 2);
+
+    // 3 destinations × 2 segments × 0.5 = 3.0, cut into chunks of 2 and 1.
+    let sub = submission("Q1", uid, 3, 2);
+    publish_submit(&env, "b1", vec![sub.clone()]).await;
+    // The same batch again under another message id, as after a redelivery
+    // that JetStream's duplicate window cannot catch.
+    let seq = publish_submit(&env, "b2", vec![sub.clone()]).await;
+    ledger_acked(&env, seq).await;
+
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, uid).await.unwrap(), (d("3"), 3));
+    let (balance, _) = smsfleet_store::ledger::balance(&env.pool, uid).await.unwrap().unwrap();
+    assert_eq!(balance, d("7"));
+    assert_eq!(stream_messages(&env, StreamKind::Dispatch).await, 2);
+    assert_eq!(stream_messages(&env, StreamKind::Schedule).await, 0);
+
+    let dispatch = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Dispatch)).await.unwrap();
+    let first: DispatchChunk = serde_json::from_slice(&dispatch.get_raw_message(1).await.unwrap().payload).unwrap();
+    let second: DispatchChunk = serde_json::from_slice(&dispatch.get_raw_message(2).await.unwrap().payload).unwrap();
+    assert_eq!((first.chunk_id.as_str(), first.destinations.len()), ("Q1.0", 2));
+    assert_eq!((second.chunk_id.as_str(), second.destinations.len()), ("Q1.1", 1));
+    assert_eq!(first.body, "hello @alice");
+    assert_eq!(first.release_at_ms, None);
+
+    wait_balance_state(&env, uid, "7").await;
+    let rates: RatesState = last_on(&env, StreamKind::State, &env.ns.rates_state_subject()).await;
+    assert_eq!(d(&rates.default_rate), d("0.5"));
+
+    // Two submissions of one account in one batch: only the first fits.
+    let seq = publish_submit(&env, "b3", vec![submission("Q2", uid, 4, 2), submission("Q3", uid, 4, 2)]).await;
+    ledger_acked(&env, seq).await;
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, uid).await.unwrap(), (d("7"), 7));
+    wait_balance_state(&env, uid, "3").await;
+    let rejected: StatusBatch = last_on(&env, StreamKind::Status, &env.ns.subject(StreamKind::Status)).await;
+    assert_eq!(rejected.batch_id, "rejected.Q3");
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn insufficient_credit_is_rejected_with_a_failed_status() {
+    let env = TestEnv::start().await;
+    let uid = account(&env, "1").await;
+    let (token, handle) = start(&env, 100);
+
+    let seq = publish_submit(&env, "b1", vec![submission("Q9", uid, 2, 2)]).await;
+    ledger_acked(&env, seq).await;
+
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, uid).await.unwrap(), (Decimal::ZERO, 0));
+    let (balance, _) = smsfleet_store::ledger::balance(&env.pool, uid).await.unwrap().unwrap();
+    assert_eq!(balance, d("1"));
+    assert_eq!(stream_messages(&env, StreamKind::Dispatch).await, 0);
+    assert_eq!(stream_messages(&env, StreamKind::Status).await, 1);
+    let status: StatusBatch = last_on(&env, StreamKind::Status, &env.ns.subject(StreamKind::Status)).await;
+    assert_eq!(status.batch_id, "rejected.Q9");
+    assert!(status.released_queues.is_empty());
+    assert_eq!(status.events.len(), 2);
+    for e in &status.events {
+        assert_eq!((e.uid, e.status, e.reason.as_deref()), (uid, Status::Failed, Some("insufficient credit")));
+    }
+
+    // A redelivery repeats the outcome without a second status message.
+    let seq = publish_submit(&env, "b2", vec![submission("Q9", uid, 2, 2)]).await;
+    ledger_acked(&env, seq).await;
+    assert_eq!(stream_messages(&env, StreamKind::Status).await, 1);
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn future_sends_go_to_the_scheduler() {
+    let env = TestEnv::start().await;
+    let uid = account(&env, "10").await;
+    let (token, handle) = start(&env, 100);
+
+    let mut sub = submission("Q5", uid, 1, 1);
+    sub.schedule_at_ms = Some(now_ms() + 3_600_000);
+    let seq = publish_submit(&env, "b1", vec![sub.clone()]).await;
+    ledger_acked(&env, seq).await;
+
+    assert_eq!(stream_messages(&env, StreamKind::Dispatch).await, 0);
+    assert_eq!(stream_messages(&env, StreamKind::Schedule).await, 1);
+    let chunk: DispatchChunk = last_on(&env, StreamKind::Schedule, &env.ns.subject(StreamKind::Schedule)).await;
+    assert_eq!(chunk.release_at_ms, sub.schedule_at_ms);
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, uid).await.unwrap(), (d("0.5"), 1));
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn credit_adjustments_are_idempotent_by_reference() {
+    let env = TestEnv::start().await;
+    let uid = account(&env, "10").await;
+    // Same reference as the set-up top-up: no change.
+    assert_eq!(adjust_credit(&env.pool, &env.bus, "topup:1", uid, d("10")).await.unwrap(), d("10"));
+    assert_eq!(adjust_credit(&env.pool, &env.bus, "deduct:1", uid, d("-2.5")).await.unwrap(), d("7.5"));
+    assert_eq!(adjust_credit(&env.pool, &env.bus, "deduct:1", uid, d("-2.5")).await.unwrap(), d("7.5"));
+    let (balance, revision) = smsfleet_store::ledger::balance(&env.pool, uid).await.unwrap().unwrap();
+    assert_eq!((balance, revision), (d("7.5"), 2));
+    let state = wait_balance_state(&env, uid, "7.5").await;
+    assert_eq!(state.revision, 2);
+    assert!(adjust_credit(&env.pool, &env.bus, "x", 999_999, d("1")).await.is_err());
+}

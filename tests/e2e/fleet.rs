@@ -1,0 +1,155 @@
+//! Runs the fleet as separate `smsfleet` processes against the test
+//! harness's NATS and PostgreSQL, one process per role, so the tests see
+//! what production sees: roles talking only over the bus and the database.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use smsfleet_testkit::TestEnv;
+use tokio::process::{Child, Command};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_smsfleet");
+
+pub struct Fleet {
+    pub env: TestEnv,
+    pub server_key: String,
+    pub ingress: String,
+    pub simulator: String,
+    pub dlr: String,
+    procs: HashMap<&'static str, Child>,
+    ports: HashMap<&'static str, u16>,
+    pub sim_args: Vec<(String, String)>,
+}
+
+fn port() -> u16 {
+    smsfleet_localinfra::free_port().expect("free port")
+}
+
+impl Fleet {
+    /// Starts every role and the simulator; `sim_env` tunes the simulator.
+    pub async fn start(sim_env: &[(&str, &str)]) -> Fleet {
+        let mut fleet = Fleet::prepare(sim_env).await;
+        fleet.start_roles().await;
+        fleet
+    }
+
+    pub async fn start_roles(&mut self) {
+        for role in ["simulator", "accounts", "query", "ledger", "scheduler", "dispatcher", "dlr", "ingress"] {
+            self.spawn(role).await;
+        }
+    }
+
+    /// A fleet with its database and bus ready but no process started yet.
+    pub async fn prepare(sim_env: &[(&str, &str)]) -> Fleet {
+        let env = TestEnv::start().await;
+        let mut ports = HashMap::new();
+        for p in ["ingress", "dlr", "simulator"] {
+            ports.insert(p, port());
+        }
+        Fleet {
+            server_key: smsfleet_accounts::Secrets::generate_key(),
+            ingress: format!("http://127.0.0.1:{}", ports["ingress"]),
+            simulator: format!("http://127.0.0.1:{}", ports["simulator"]),
+            dlr: format!("http://127.0.0.1:{}", ports["dlr"]),
+            env,
+            procs: HashMap::new(),
+            ports,
+            sim_args: sim_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    fn common(&self, cmd: &mut Command) {
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", std::env::var("E2E_LOG").unwrap_or_else(|_| "warn".into()))
+            .env("NATS_URL", &self.env.nats_url)
+            .env("DATABASE_URL", &self.env.database_url)
+            .env("SMSFLEET_NAMESPACE", self.env.ns.as_str())
+            .env("SMSFLEET_SERVER_KEY", &self.server_key)
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+    }
+
+    /// Starts (or restarts) one role and waits until it reports ready.
+    pub async fn spawn(&mut self, role: &'static str) {
+        let admin = port();
+        let mut cmd = Command::new(BIN);
+        cmd.arg(role);
+        self.common(&mut cmd);
+        cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"));
+        match role {
+            "ingress" => {
+                cmd.env("SMSFLEET_LISTEN", format!("127.0.0.1:{}", self.ports["ingress"]));
+            }
+            "dlr" => {
+                cmd.env("SMSFLEET_DLR_LISTEN", format!("127.0.0.1:{}", self.ports["dlr"]));
+            }
+            "simulator" => {
+                cmd.env("SMSFLEET_SIMULATOR_LISTEN", format!("127.0.0.1:{}", self.ports["simulator"]));
+                for (k, v) in &self.sim_args {
+                    cmd.env(k, v);
+                }
+            }
+            "dispatcher" => {
+                cmd.env(
+                    "SMSFLEET_ROUTES",
+                    format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
+                );
+            }
+            _ => {}
+        }
+        let child = cmd.spawn().expect("spawn smsfleet");
+        self.procs.insert(role, child);
+        let ready_url = if role == "simulator" {
+            format!("{}/healthz", self.simulator)
+        } else {
+            format!("http://127.0.0.1:{admin}/readyz")
+        };
+        let client = reqwest::Client::new();
+        let ok = smsfleet_testkit::eventually(Duration::from_secs(60), || {
+            let client = client.clone();
+            let url = ready_url.clone();
+            async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        assert!(ok.is_some(), "{role} did not become ready");
+    }
+
+    /// SIGKILL: no shutdown hook runs, in-flight work is simply lost.
+    pub async fn kill9(&mut self, role: &'static str) {
+        if let Some(mut child) = self.procs.remove(role) {
+            child.start_kill().expect("kill");
+            let _ = child.wait().await;
+        }
+    }
+
+    /// Runs `smsfleet <args>` to completion and returns its stdout.
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        self.common(&mut cmd);
+        let out = cmd.output().await.expect("run cli");
+        assert!(out.status.success(), "smsfleet {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Creates a user with webservices on from 127.0.0.1 and returns its token.
+    pub async fn user(&self, name: &str) -> String {
+        let out = self
+            .cli(&["account", "create", "--username", name, "--password", "secretpass1", "--role", "user"])
+            .await;
+        out.split("token=").nth(1).expect("token printed").trim().to_owned()
+    }
+
+    pub async fn ws(&self, query: &[(&str, &str)]) -> serde_json::Value {
+        let url = format!("{}/index.php?app=ws", self.ingress);
+        let resp = reqwest::Client::new().get(url).query(query).send().await.expect("request");
+        assert_eq!(resp.status(), 200);
+        resp.json().await.expect("json")
+    }
+
+    pub async fn sim_stats(&self) -> serde_json::Value {
+        reqwest::get(format!("{}/stats", self.simulator)).await.expect("stats").json().await.expect("json")
+    }
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests: the fleet as separate processes on a real nats-server
+//! and a real PostgreSQL, driven through the playSMS HTTP API.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod fleet;
+mod spine;

@@ -1,1 +1,0 @@
-//! End-to-end tests that run the fleet as separate processes.
