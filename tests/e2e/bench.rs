@@ -27,7 +27,13 @@ async fn throughput_end_to_end() {
             let mut r = worker;
             while r < requests {
                 let to: Vec<String> = (0..per_request).map(|i| format!("628{:05}{:04}", r, i)).collect();
-                let form = [("u", "bench"), ("h", token.as_str()), ("op", "pv"), ("msg", "bench message"), ("to", &to.join(","))];
+                let form = [
+                    ("u", "bench"),
+                    ("h", token.as_str()),
+                    ("op", "pv"),
+                    ("msg", "bench message"),
+                    ("to", &to.join(",")),
+                ];
                 let resp = client.post(&url).form(&form).send().await.expect("send");
                 assert_eq!(resp.status(), 200);
                 r += 8;

@@ -136,9 +136,8 @@ impl Fleet {
 
     /// Creates a user with webservices on from 127.0.0.1 and returns its token.
     pub async fn user(&self, name: &str) -> String {
-        let out = self
-            .cli(&["account", "create", "--username", name, "--password", "secretpass1", "--role", "user"])
-            .await;
+        let out =
+            self.cli(&["account", "create", "--username", name, "--password", "secretpass1", "--role", "user"]).await;
         out.split("token=").nth(1).expect("token printed").trim().to_owned()
     }
 

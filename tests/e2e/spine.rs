@@ -38,7 +38,13 @@ async fn pv_to_several_numbers_is_delivered_and_charged() {
     assert_eq!(got["token"], Value::String(token.clone()));
 
     let sent = f
-        .ws(&[("u", "alice"), ("h", &token), ("op", "pv"), ("to", "628111000001,628111000002, 447700900003"), ("msg", "hello world")])
+        .ws(&[
+            ("u", "alice"),
+            ("h", &token),
+            ("op", "pv"),
+            ("to", "628111000001,628111000002, 447700900003"),
+            ("msg", "hello world"),
+        ])
         .await;
     let items = sent["data"].as_array().unwrap();
     assert_eq!(items.len(), 3);
@@ -72,8 +78,16 @@ async fn scheduled_pv_is_released_on_time() {
     // The schedule has whole seconds; compare against what was asked for.
     let at = (time::OffsetDateTime::now_utc() + Duration::from_secs(5)).replace_nanosecond(0).unwrap();
     let schedule = smsfleet_domain::schedule::format_playsms(at);
-    let sent =
-        f.ws(&[("u", "sched"), ("h", &token), ("op", "pv"), ("to", "628111000016"), ("msg", "later"), ("schedule", &schedule)]).await;
+    let sent = f
+        .ws(&[
+            ("u", "sched"),
+            ("h", &token),
+            ("op", "pv"),
+            ("to", "628111000016"),
+            ("msg", "later"),
+            ("schedule", &schedule),
+        ])
+        .await;
     let queue = sent["data"][0]["queue"].as_str().unwrap().to_owned();
     let early = f.ws(&[("u", "sched"), ("h", &token), ("op", "ds"), ("queue", &queue)]).await;
     assert_eq!(early["error"], "401", "still queued before its time: {early}");
@@ -98,10 +112,13 @@ async fn insufficient_credit_and_wrong_token() {
     f.start_roles().await;
     let token = f.user("poor").await;
     f.cli(&["account", "credit", "--username", "poor", "--amount", "1"]).await;
-    eventually(Duration::from_secs(10), || async { (credit(&f, "poor", &token).await.as_f64() == Some(1.0)).then_some(()) })
-        .await
-        .expect("credit visible");
-    let refused = f.ws(&[("u", "poor"), ("h", &token), ("op", "pv"), ("to", "628111000001,628111000002"), ("msg", "x")]).await;
+    eventually(Duration::from_secs(10), || async {
+        (credit(&f, "poor", &token).await.as_f64() == Some(1.0)).then_some(())
+    })
+    .await
+    .expect("credit visible");
+    let refused =
+        f.ws(&[("u", "poor"), ("h", &token), ("op", "pv"), ("to", "628111000001,628111000002"), ("msg", "x")]).await;
     assert_eq!(refused["data"][0]["status"], "ERR");
     assert_eq!(refused["data"][0]["error"], "200");
     let ok = f.ws(&[("u", "poor"), ("h", &token), ("op", "pv"), ("to", "628111000001"), ("msg", "x")]).await;
@@ -111,7 +128,10 @@ async fn insufficient_credit_and_wrong_token() {
         .expect("credit spent exactly");
 
     let bad = f.ws(&[("u", "poor"), ("h", "wrongtoken"), ("op", "pv"), ("to", "628111000001"), ("msg", "x")]).await;
-    assert_eq!(bad, serde_json::json!({"status":"ERR","error":"100","error_string":"authentication failed","timestamp": bad["timestamp"]}));
+    assert_eq!(
+        bad,
+        serde_json::json!({"status":"ERR","error":"100","error_string":"authentication failed","timestamp": bad["timestamp"]})
+    );
     let resp = reqwest::get(format!("{}/index.php?app=ws&u=poor&h=nope&op=cr&format=xml", f.ingress)).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
@@ -130,9 +150,11 @@ async fn kill_9_of_dispatcher_and_ledger_loses_nothing_and_duplicates_nothing() 
     f.start_roles().await;
     let token = f.user("bulk").await;
     f.cli(&["account", "credit", "--username", "bulk", "--amount", "1000"]).await;
-    eventually(Duration::from_secs(10), || async { (credit(&f, "bulk", &token).await.as_f64() == Some(1000.0)).then_some(()) })
-        .await
-        .expect("credit visible");
+    eventually(Duration::from_secs(10), || async {
+        (credit(&f, "bulk", &token).await.as_f64() == Some(1000.0)).then_some(())
+    })
+    .await
+    .expect("credit visible");
 
     let mut all_ids = HashSet::new();
     let send = |batch: usize| {

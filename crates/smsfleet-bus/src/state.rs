@@ -14,7 +14,7 @@ use crate::{Bus, BusError};
 
 #[derive(Debug, Clone)]
 pub enum StateEvent {
-    Account(AccountState),
+    Account(Box<AccountState>),
     Balance(BalanceState),
     Rates(RatesState),
 }
@@ -91,7 +91,7 @@ where
         let msg = next.map_err(|e| BusError::Consume(e.to_string()))?;
         let kind = msg.subject.as_str().strip_prefix(&prefix).unwrap_or_default();
         let event = if kind.starts_with("account.") {
-            decode::<AccountState>(&msg.payload).map(StateEvent::Account)
+            decode::<AccountState>(&msg.payload).map(|a| StateEvent::Account(Box::new(a)))
         } else if kind.starts_with("balance.") {
             decode::<BalanceState>(&msg.payload).map(StateEvent::Balance)
         } else if kind == "rates" {

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! `proto/` is the contract for non-Rust consumers; this test fails when the
 //! Rust types drift from it. Run with `SMSFLEET_UPDATE_PROTO=1` to rewrite
 //! the files after a deliberate change (and bump the version if the change

@@ -31,7 +31,7 @@ impl AccountCache {
     pub fn apply(&self, event: StateEvent) {
         let Ok(mut g) = self.inner.write() else { return };
         match event {
-            StateEvent::Account(a) => g.put_account(a),
+            StateEvent::Account(a) => g.put_account(*a),
             StateEvent::Balance(b) => {
                 let Ok(balance) = Decimal::from_str(&b.balance) else { return };
                 let newer = g.balances.get(&b.uid).is_none_or(|(rev, _)| b.revision >= *rev);

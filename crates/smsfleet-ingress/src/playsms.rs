@@ -285,7 +285,7 @@ async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         Ok(AccountReply::Token { token, account }) => {
             // Apply at once, so the old token fails on this replica from the
             // very next request; others follow through the state feed.
-            app.cache.apply(smsfleet_bus::StateEvent::Account(*account));
+            app.cache.apply(smsfleet_bus::StateEvent::Account(account));
             envelope::ok(vec![("token".to_owned(), Node::from(token))], now_ts())
         }
         Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),

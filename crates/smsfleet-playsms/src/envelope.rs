@@ -73,20 +73,14 @@ pub fn err(code: u16, timestamp: i64) -> Node {
 /// An ERR reply with op-specific keys (e.g. `info`) between `error` and
 /// `error_string`, as accountadd/accountremove do.
 pub fn err_with(code: u16, extra: Vec<(String, Node)>, timestamp: i64) -> Node {
-    let mut entries = vec![
-        ("status".into(), Node::from("ERR")),
-        ("error".into(), Node::Str(code.to_string())),
-    ];
+    let mut entries = vec![("status".into(), Node::from("ERR")), ("error".into(), Node::Str(code.to_string()))];
     entries.extend(extra);
     finish(entries, Some(code), timestamp)
 }
 
 /// `{"status":"OK","error":"0", payload…, "error_string":null,"timestamp":N}`.
 pub fn ok(payload: Vec<(String, Node)>, timestamp: i64) -> Node {
-    let mut entries = vec![
-        ("status".into(), Node::from("OK")),
-        ("error".into(), Node::from("0")),
-    ];
+    let mut entries = vec![("status".into(), Node::from("OK")), ("error".into(), Node::from("0"))];
     entries.extend(payload);
     finish(entries, None, timestamp)
 }
@@ -104,11 +98,7 @@ pub fn bare(timestamp: i64) -> Node {
 /// playSMS returns a zero balance as the string `"0"` but any other
 /// balance as a float, so clients see `"credit":"0"` vs `"credit":50.25`.
 pub fn credit_value(credit: f64) -> Node {
-    if credit == 0.0 {
-        Node::from("0")
-    } else {
-        Node::Float(credit)
-    }
+    if credit == 0.0 { Node::from("0") } else { Node::Float(credit) }
 }
 
 #[cfg(test)]
@@ -137,10 +127,7 @@ mod tests {
             to_json(&ok(vec![("credit".into(), credit_value(0.0))], 7)),
             r#"{"status":"OK","error":"0","credit":"0","error_string":null,"timestamp":7}"#
         );
-        assert_eq!(
-            to_json(&list(vec![], 7)),
-            r#"{"data":[],"error_string":null,"timestamp":7}"#
-        );
+        assert_eq!(to_json(&list(vec![], 7)), r#"{"data":[],"error_string":null,"timestamp":7}"#);
         assert_eq!(to_json(&bare(7)), r#"{"error_string":null,"timestamp":7}"#);
         assert_eq!(credit_value(50.25), Node::Float(50.25));
     }

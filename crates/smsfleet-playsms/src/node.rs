@@ -120,17 +120,8 @@ mod tests {
 
     #[test]
     fn builder_keeps_order_and_replaces_in_place() {
-        let n = Node::map()
-            .with("b", 1i64)
-            .with("a", "x")
-            .with("b", Option::<i64>::None);
-        assert_eq!(
-            n,
-            Node::Map(vec![
-                ("b".into(), Node::Null),
-                ("a".into(), Node::Str("x".into())),
-            ])
-        );
+        let n = Node::map().with("b", 1i64).with("a", "x").with("b", Option::<i64>::None);
+        assert_eq!(n, Node::Map(vec![("b".into(), Node::Null), ("a".into(), Node::Str("x".into())),]));
         assert_eq!(n.get("a"), Some(&Node::Str("x".into())));
         assert_eq!(n.get("zz"), None);
     }
@@ -139,10 +130,7 @@ mod tests {
     fn conversions() {
         assert_eq!(Node::from(Some(2.5)), Node::Float(2.5));
         assert_eq!(Node::from(true), Node::Bool(true));
-        assert_eq!(
-            Node::from(vec!["a", "b"]),
-            Node::List(vec![Node::Str("a".into()), Node::Str("b".into())])
-        );
+        assert_eq!(Node::from(vec!["a", "b"]), Node::List(vec![Node::Str("a".into()), Node::Str("b".into())]));
         // push on a non-map is a no-op rather than a panic.
         let mut s = Node::from("x");
         s.push("k", 1i64);

@@ -33,10 +33,7 @@ impl Params {
     /// body). `+` is a space, bad `%` escapes stay literal, invalid UTF-8
     /// becomes U+FFFD, and raw spaces from sloppy clients are accepted.
     pub fn from_query(raw_query: &str) -> Params {
-        Params::from_pairs(
-            form_urlencoded::parse(raw_query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned())),
-        )
+        Params::from_pairs(form_urlencoded::parse(raw_query.as_bytes()).map(|(k, v)| (k.into_owned(), v.into_owned())))
     }
 
     /// Build from already-decoded (name, value) pairs, e.g. multipart fields.
@@ -96,10 +93,7 @@ impl Params {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.entries.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
     }
 
     /// Like `get`, but treats an empty value as absent, which is how
@@ -136,11 +130,7 @@ impl Params {
             .filter(|c| c.is_alphanumeric() || c.is_whitespace() || matches!(c, '.' | '-' | '_'))
             .map(|c| c.to_ascii_lowercase())
             .collect();
-        if filtered.is_empty() || filtered == "0" {
-            None
-        } else {
-            Some(filtered)
-        }
+        if filtered.is_empty() || filtered == "0" { None } else { Some(filtered) }
     }
 
     /// `strtoupper(trim(format))`: only `XML` and `SERIALIZE` are special;
@@ -168,11 +158,8 @@ fn php_trim(s: &str) -> &str {
 /// as `data_username`). Empty names are dropped. Bracket array syntax is not
 /// modelled: `a[]` stays a literal key, no playSMS op reads arrays.
 fn php_var_name(raw: &str) -> Option<String> {
-    let name: String = raw
-        .trim_start_matches(' ')
-        .chars()
-        .map(|c| if matches!(c, ' ' | '.') { '_' } else { c })
-        .collect();
+    let name: String =
+        raw.trim_start_matches(' ').chars().map(|c| if matches!(c, ' ' | '.') { '_' } else { c }).collect();
     (!name.is_empty()).then_some(name)
 }
 
@@ -242,10 +229,7 @@ mod tests {
         let m = Params::merge(q, b);
         assert_eq!(m.get("h"), Some("aaaa"));
         assert_eq!(m.get("u"), Some("admin"));
-        assert_eq!(
-            m.iter().map(|(k, _)| k).collect::<Vec<_>>(),
-            ["app", "op", "u", "h"]
-        );
+        assert_eq!(m.iter().map(|(k, _)| k).collect::<Vec<_>>(), ["app", "op", "u", "h"]);
     }
 
     #[test]

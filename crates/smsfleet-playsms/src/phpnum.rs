@@ -40,11 +40,7 @@ pub(crate) fn gcvt(value: f64, digits: Digits, exp_char: char) -> Option<String>
         return Some(out);
     }
     let bytes = ds.as_bytes();
-    if if decpt < 0 {
-        decpt < -3
-    } else {
-        decpt > ndigit
-    } {
+    if if decpt < 0 { decpt < -3 } else { decpt > ndigit } {
         out.push(char::from(bytes[0]));
         out.push('.');
         if bytes.len() > 1 {

@@ -21,18 +21,9 @@ pub const CONTENT_TYPE_SERIALIZE: &str = "text/plain;charset=UTF-8";
 
 pub fn render(node: &Node, format: Format) -> Rendered {
     match format {
-        Format::Json => Rendered {
-            content_type: CONTENT_TYPE_JSON,
-            body: to_json(node),
-        },
-        Format::Xml => Rendered {
-            content_type: CONTENT_TYPE_XML,
-            body: to_xml(node),
-        },
-        Format::Serialize => Rendered {
-            content_type: CONTENT_TYPE_SERIALIZE,
-            body: to_serialize(node),
-        },
+        Format::Json => Rendered { content_type: CONTENT_TYPE_JSON, body: to_json(node) },
+        Format::Xml => Rendered { content_type: CONTENT_TYPE_XML, body: to_xml(node) },
+        Format::Serialize => Rendered { content_type: CONTENT_TYPE_SERIALIZE, body: to_serialize(node) },
     }
 }
 
@@ -53,9 +44,7 @@ fn json_value(node: &Node, out: &mut String) {
             let _ = write!(out, "{i}");
         }
         // json_encode fails on NaN/INF; with partial output it writes 0.
-        Node::Float(f) => {
-            out.push_str(&gcvt(*f, Digits::Shortest, 'e').unwrap_or_else(|| "0".into()))
-        }
+        Node::Float(f) => out.push_str(&gcvt(*f, Digits::Shortest, 'e').unwrap_or_else(|| "0".into())),
         Node::Str(s) => json_string(s, out),
         Node::List(items) => {
             out.push('[');
@@ -138,11 +127,7 @@ pub fn to_xml(node: &Node) -> String {
 
 /// PHP turns numeric keys into `<item>`; a numeric string key is an int key.
 fn xml_name(key: &str) -> &str {
-    if php_int_key(key).is_some() {
-        "item"
-    } else {
-        key
-    }
+    if php_int_key(key).is_some() { "item" } else { key }
 }
 
 fn xml_element(name: &str, value: &Node, out: &mut String) {
@@ -277,12 +262,7 @@ mod tests {
     use super::*;
 
     fn m(entries: Vec<(&str, Node)>) -> Node {
-        Node::Map(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v))
-                .collect(),
-        )
+        Node::Map(entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
     }
 
     #[test]
@@ -290,8 +270,7 @@ mod tests {
         let n = Node::from("a/b \"q\" \\ \n\r\t\u{8}\u{c}\u{1}\u{7f} <b>&' П 😀 é");
         assert_eq!(
             to_json(&n),
-            r#""a\/b \"q\" \\ \n\r\t\b\f\u0001\u007f <b>&' \u041f \ud83d\ude00 \u00e9""#
-                .replace("\\u007f", "\u{7f}")
+            r#""a\/b \"q\" \\ \n\r\t\b\f\u0001\u007f <b>&' \u041f \ud83d\ude00 \u00e9""#.replace("\\u007f", "\u{7f}")
         );
     }
 
@@ -308,10 +287,7 @@ mod tests {
             ("l", Node::List(vec![])),
             ("m", Node::map()),
         ]);
-        assert_eq!(
-            to_json(&n),
-            r#"{"n":null,"t":true,"f":false,"i":-3,"x":100,"y":50.25,"nan":0,"l":[],"m":[]}"#
-        );
+        assert_eq!(to_json(&n), r#"{"n":null,"t":true,"f":false,"i":-3,"x":100,"y":50.25,"nan":0,"l":[],"m":[]}"#);
     }
 
     #[test]
@@ -323,10 +299,7 @@ mod tests {
             ("t", Node::Bool(true)),
             ("f", Node::Bool(false)),
             ("d", Node::Float(0.1 + 0.2)),
-            (
-                "l",
-                Node::List(vec![Node::Int(1), Node::map().with("k", "v")]),
-            ),
+            ("l", Node::List(vec![Node::Int(1), Node::map().with("k", "v")])),
             ("0", Node::Int(5)),
             ("u", Node::from("é😀")),
             ("empty", Node::List(vec![])),
@@ -372,13 +345,7 @@ mod tests {
     fn content_types() {
         let n = Node::map();
         assert_eq!(render(&n, Format::Json).content_type, "application/json");
-        assert_eq!(
-            render(&n, Format::Xml).content_type,
-            "text/xml;charset=UTF-8"
-        );
-        assert_eq!(
-            render(&n, Format::Serialize).content_type,
-            "text/plain;charset=UTF-8"
-        );
+        assert_eq!(render(&n, Format::Xml).content_type, "text/xml;charset=UTF-8");
+        assert_eq!(render(&n, Format::Serialize).content_type, "text/plain;charset=UTF-8");
     }
 }

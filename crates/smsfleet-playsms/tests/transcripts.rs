@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Byte-exact checks against bodies captured from a real playSMS 1.4.7
 //! (`shared/reference/playsms-transcripts/NNN-*.txt`), plus request parsing
 //! cases from the same transcripts.
@@ -9,10 +10,7 @@ use smsfleet_playsms::{Format, Node, Params, render};
 const TS: i64 = 1795422042;
 
 fn kv(entries: Vec<(&str, Node)>) -> Vec<(String, Node)> {
-    entries
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
+    entries.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
 fn json(node: &Node) -> String {
@@ -74,10 +72,7 @@ fn query_admin() -> Node {
         .with("email", "noreply@playsms.org")
         .with("mobile", "+62000000000")
         .with("credit", credit_value(0.0));
-    let last_id = Node::map()
-        .with("user_inbox", 0i64)
-        .with("user_incoming", 0i64)
-        .with("user_outgoing", 0i64);
+    let last_id = Node::map().with("user_inbox", 0i64).with("user_incoming", 0i64).with("user_outgoing", 0i64);
     let data = Node::map().with("user", user).with("last_id", last_id);
     ok(kv(vec![("data", data)]), TS)
 }
@@ -100,26 +95,12 @@ fn t018_query_xml() {
 
 #[test]
 fn t028_193_err_with_info() {
-    let n = err_with(
-        604,
-        kv(vec![(
-            "info",
-            "Account already exists (username: alice)".into(),
-        )]),
-        1795422043,
-    );
+    let n = err_with(604, kv(vec![("info", "Account already exists (username: alice)".into())]), 1795422043);
     assert_eq!(
         json(&n),
         r#"{"status":"ERR","error":"604","info":"Account already exists (username: alice)","error_string":"fail to add account","timestamp":1795422043}"#
     );
-    let n = err_with(
-        606,
-        kv(vec![(
-            "info",
-            "User is immune to deletion (username: admin)".into(),
-        )]),
-        1795422140,
-    );
+    let n = err_with(606, kv(vec![("info", "User is immune to deletion (username: admin)".into())]), 1795422140);
     assert_eq!(
         json(&n),
         r#"{"status":"ERR","error":"606","info":"User is immune to deletion (username: admin)","error_string":"fail to remove account","timestamp":1795422140}"#
@@ -128,18 +109,12 @@ fn t028_193_err_with_info() {
 
 #[test]
 fn t060_061_creditadd() {
-    let n = ok(
-        kv(vec![("amount", 50.25.into()), ("balance", Node::Null)]),
-        1795422046,
-    );
+    let n = ok(kv(vec![("amount", 50.25.into()), ("balance", Node::Null)]), 1795422046);
     assert_eq!(
         json(&n),
         r#"{"status":"OK","error":"0","amount":50.25,"balance":null,"error_string":null,"timestamp":1795422046}"#
     );
-    let n = ok(
-        kv(vec![("amount", 7.0.into()), ("balance", Node::Null)]),
-        1795422046,
-    );
+    let n = ok(kv(vec![("amount", 7.0.into()), ("balance", Node::Null)]), 1795422046);
     assert_eq!(
         xml(&n),
         "<?xml version=\"1.0\"?>\n<response><status>OK</status><error>0</error><amount>7</amount><balance/><error_string/><timestamp>1795422046</timestamp></response>\n"
@@ -156,24 +131,12 @@ fn t074_float_credit_xml() {
 }
 
 fn pv_item(smslog_id: Option<i64>, queue: &str, to: &str) -> Node {
-    Node::map()
-        .with("status", "OK")
-        .with("error", "0")
-        .with("smslog_id", smslog_id)
-        .with("queue", queue)
-        .with("to", to)
+    Node::map().with("status", "OK").with("error", "0").with("smslog_id", smslog_id).with("queue", queue).with("to", to)
 }
 
 #[test]
 fn t077_pv_xml_item() {
-    let n = list(
-        vec![pv_item(
-            Some(2),
-            "bbf0419cb55b710dab673aeb59ddfecb",
-            "628111000002",
-        )],
-        1795422087,
-    );
+    let n = list(vec![pv_item(Some(2), "bbf0419cb55b710dab673aeb59ddfecb", "628111000002")], 1795422087);
     assert_eq!(
         xml(&n),
         "<?xml version=\"1.0\"?>\n<response><data><item><status>OK</status><error>0</error><smslog_id>2</smslog_id><queue>bbf0419cb55b710dab673aeb59ddfecb</queue><to>628111000002</to></item></data><error_string/><timestamp>1795422087</timestamp></response>\n"
@@ -182,10 +145,7 @@ fn t077_pv_xml_item() {
 
 #[test]
 fn t083_pv_null_smslog_id() {
-    let n = list(
-        vec![pv_item(None, "08bc011afa460394e0489f3a8d0b391e", "@alice")],
-        1795422087,
-    );
+    let n = list(vec![pv_item(None, "08bc011afa460394e0489f3a8d0b391e", "@alice")], 1795422087);
     assert_eq!(
         json(&n),
         r#"{"data":[{"status":"OK","error":"0","smslog_id":null,"queue":"08bc011afa460394e0489f3a8d0b391e","to":"@alice"}],"error_string":null,"timestamp":1795422087}"#
@@ -195,13 +155,7 @@ fn t083_pv_null_smslog_id() {
 #[test]
 fn t086_pv_two_items() {
     let q = "5e87c2e2c1412acd1d25e66b9067a9dc";
-    let n = list(
-        vec![
-            pv_item(Some(6), q, "+628111000101"),
-            pv_item(Some(7), q, "08111000102"),
-        ],
-        1795422087,
-    );
+    let n = list(vec![pv_item(Some(6), q, "+628111000101"), pv_item(Some(7), q, "08111000102")], 1795422087);
     assert_eq!(
         json(&n),
         r#"{"data":[{"status":"OK","error":"0","smslog_id":6,"queue":"5e87c2e2c1412acd1d25e66b9067a9dc","to":"+628111000101"},{"status":"OK","error":"0","smslog_id":7,"queue":"5e87c2e2c1412acd1d25e66b9067a9dc","to":"08111000102"}],"error_string":null,"timestamp":1795422087}"#
@@ -220,13 +174,7 @@ fn ds_item(smslog_id: i64, dst: &str, msg: &str, dt: &str, update: &str) -> Node
 }
 
 fn ds_unicode() -> Node {
-    let item = ds_item(
-        8,
-        "628111000008",
-        "Привет мир",
-        "2026-11-23 01:21:30",
-        "2026-11-23 01:21:30",
-    );
+    let item = ds_item(8, "628111000008", "Привет мир", "2026-11-23 01:21:30", "2026-11-23 01:21:30");
     list(vec![item], 1795422133)
 }
 
@@ -271,19 +219,15 @@ fn t117_197_special_chars_json_serialize() {
 fn t196_ampersand_xml_is_escaped_not_dropped() {
     // Deliberate deviation: playSMS emits `<msg/>` here (SimpleXML bug).
     assert!(
-        xml(&ds_special(1795422153)).contains(
-            r"<msg>He said \'hi\' &amp; &lt;b&gt;bold&lt;/b&gt; it\'s ab  5&lt;6 {x}</msg>"
-        )
+        xml(&ds_special(1795422153))
+            .contains(r"<msg>He said \'hi\' &amp; &lt;b&gt;bold&lt;/b&gt; it\'s ab  5&lt;6 {x}</msg>")
     );
 }
 
 #[test]
 fn t150_152_data_null() {
     let n = ok(kv(vec![("data", Node::Null)]), 1795422139);
-    assert_eq!(
-        json(&n),
-        r#"{"status":"OK","error":"0","data":null,"error_string":null,"timestamp":1795422139}"#
-    );
+    assert_eq!(json(&n), r#"{"status":"OK","error":"0","data":null,"error_string":null,"timestamp":1795422139}"#);
     assert_eq!(
         xml(&n),
         "<?xml version=\"1.0\"?>\n<response><status>OK</status><error>0</error><data/><error_string/><timestamp>1795422139</timestamp></response>\n"
@@ -300,10 +244,7 @@ fn t157_error_627_null_string() {
 
 #[test]
 fn t001_160_025_bare() {
-    assert_eq!(
-        json(&bare(1795422140)),
-        r#"{"error_string":null,"timestamp":1795422140}"#
-    );
+    assert_eq!(json(&bare(1795422140)), r#"{"error_string":null,"timestamp":1795422140}"#);
 }
 
 // ---------------------------------------------------------------- parsing
@@ -345,10 +286,7 @@ fn t024_multipart_pairs() {
         Params::from_query("app=ws"),
         Params::from_pairs([
             ("u".to_owned(), "admin".to_owned()),
-            (
-                "h".to_owned(),
-                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned(),
-            ),
+            ("h".to_owned(), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa".to_owned()),
             ("op".to_owned(), "cr".to_owned()),
         ]),
     );

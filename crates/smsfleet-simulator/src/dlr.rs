@@ -57,10 +57,7 @@ pub(crate) struct Pipeline {
 }
 
 /// Runs until every sender of `rx` is gone and every queued report is posted or abandoned.
-pub(crate) async fn schedule(
-    mut rx: mpsc::UnboundedReceiver<PendingBatch>,
-    pipeline: Arc<Pipeline>,
-) {
+pub(crate) async fn schedule(mut rx: mpsc::UnboundedReceiver<PendingBatch>, pipeline: Arc<Pipeline>) {
     let mut workers: HashMap<Arc<str>, mpsc::UnboundedSender<DueReport>> = HashMap::new();
     let mut tasks = JoinSet::new();
     let mut clock = DoneAtClock::default();
@@ -75,10 +72,7 @@ pub(crate) async fn schedule(
                 tasks.spawn(post_worker(url, rx, pipeline.clone()));
                 tx
             });
-            let due = DueReport {
-                report,
-                done_at: done_at.clone(),
-            };
+            let due = DueReport { report, done_at: done_at.clone() };
             // A worker only stops after its sender is dropped, so this cannot fail; if it ever
             // did, the report is lost and the gauge must not keep counting it.
             if worker.send(due).is_err() {
@@ -107,10 +101,8 @@ impl DoneAtClock {
             Some(text) if self.second == second => text.clone(),
             _ => {
                 let whole = now.replace_nanosecond(0).unwrap_or(now);
-                let text: Arc<str> = whole
-                    .format(&Rfc3339)
-                    .unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z"))
-                    .into();
+                let text: Arc<str> =
+                    whole.format(&Rfc3339).unwrap_or_else(|_| String::from("1970-01-01T00:00:00Z")).into();
                 self.second = second;
                 self.text = Some(text.clone());
                 text
@@ -119,11 +111,7 @@ impl DoneAtClock {
     }
 }
 
-async fn post_worker(
-    url: Arc<str>,
-    mut rx: mpsc::UnboundedReceiver<DueReport>,
-    pipeline: Arc<Pipeline>,
-) {
+async fn post_worker(url: Arc<str>, mut rx: mpsc::UnboundedReceiver<DueReport>, pipeline: Arc<Pipeline>) {
     let permits = Arc::new(Semaphore::new(IN_FLIGHT_PER_URL));
     let mut in_flight = JoinSet::new();
     let mut closed = false;
@@ -162,9 +150,7 @@ async fn post_worker(
 
 async fn post_with_retry(url: &str, batch: Vec<DueReport>, pipeline: &Pipeline) {
     let counters = &pipeline.counters;
-    let body = match serde_json::to_vec(&ReportBatch {
-        reports: batch.iter().map(wire).collect(),
-    }) {
+    let body = match serde_json::to_vec(&ReportBatch { reports: batch.iter().map(wire).collect() }) {
         Ok(body) => body,
         Err(error) => {
             tracing::error!(%error, "cannot encode delivery reports; dropping batch");
@@ -181,8 +167,7 @@ async fn post_with_retry(url: &str, batch: Vec<DueReport>, pipeline: &Pipeline) 
                 add(&counters.failed_reports, failed);
                 add(&counters.delivered_reports, batch.len() - failed);
                 sub(&counters.pending_reports, batch.len());
-                metrics::counter!("smsfleet_simulator_reports_sent_total")
-                    .increment(batch.len() as u64);
+                metrics::counter!("smsfleet_simulator_reports_sent_total").increment(batch.len() as u64);
                 return;
             }
             Err(reason) => {
@@ -194,11 +179,7 @@ async fn post_with_retry(url: &str, batch: Vec<DueReport>, pipeline: &Pipeline) 
         let mut wake = now + backoff;
         if let Some(deadline) = *pipeline.deadline.borrow() {
             if now >= deadline {
-                tracing::warn!(
-                    url,
-                    reports = batch.len(),
-                    "drain deadline passed; abandoning delivery reports"
-                );
+                tracing::warn!(url, reports = batch.len(), "drain deadline passed; abandoning delivery reports");
                 sub(&counters.pending_reports, batch.len());
                 return;
             }
@@ -210,18 +191,8 @@ async fn post_with_retry(url: &str, batch: Vec<DueReport>, pipeline: &Pipeline) 
 }
 
 fn wire(due: &DueReport) -> ReportWire<'_> {
-    let (status, error_code) = if due.report.failed {
-        ("failed", "001")
-    } else {
-        ("delivered", "000")
-    };
-    ReportWire {
-        id: &due.report.id,
-        reference: &due.report.reference,
-        status,
-        error_code,
-        done_at: &due.done_at,
-    }
+    let (status, error_code) = if due.report.failed { ("failed", "001") } else { ("delivered", "000") };
+    ReportWire { id: &due.report.id, reference: &due.report.reference, status, error_code, done_at: &due.done_at }
 }
 
 async fn post_once(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {
@@ -235,11 +206,7 @@ async fn post_once(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result
     let status = response.status();
     // Read the body so the keep-alive connection can be reused.
     let _ = response.bytes().await;
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("receiver answered {status}"))
-    }
+    if status.is_success() { Ok(()) } else { Err(format!("receiver answered {status}")) }
 }
 
 pub(crate) fn pending_count(counters: &Counters) -> u64 {

@@ -32,11 +32,7 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-async fn submit(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    body: Bytes,
-) -> Response {
+async fn submit(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
     // Parsed by hand so every malformed body is a 400, as the contract says (axum's `Json`
     // would answer 422 for well-formed JSON of the wrong shape).
     let request: SubmitRequest = match serde_json::from_slice(&body) {

@@ -88,9 +88,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SimulatorError> {
     if config.max_mps == Some(0) || config.per_connection_mps == Some(0) {
-        return Err(SimulatorError::Config(
-            "a messages-per-second limit must be > 0",
-        ));
+        return Err(SimulatorError::Config("a messages-per-second limit must be > 0"));
     }
     if config.dlr_batch_max == 0 {
         return Err(SimulatorError::Config("dlr_batch_max must be > 0"));
@@ -121,26 +119,17 @@ pub async fn run(
         // Small JSON replies must not wait for Nagle.
         let _ = tcp.set_nodelay(true);
     });
-    let served = axum::serve(
-        listener,
-        http::router(app).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let served = axum::serve(listener, http::router(app).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await;
 
     // The router (and with it the last report sender) is gone now, so the scheduler ends
     // once it has handed out what is queued.
     let deadline = Instant::now() + DRAIN_TIMEOUT;
     let _ = deadline_tx.send(Some(deadline));
-    if tokio::time::timeout_at(deadline, &mut scheduler)
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout_at(deadline, &mut scheduler).await.is_err() {
         scheduler.abort();
-        tracing::warn!(
-            abandoned = dlr::pending_count(&counters),
-            "drain timed out; abandoning delivery reports"
-        );
+        tracing::warn!(abandoned = dlr::pending_count(&counters), "drain timed out; abandoning delivery reports");
     }
     tracing::info!("simulator stopped");
     served.map_err(SimulatorError::Serve)
@@ -166,11 +155,7 @@ pub(crate) struct App {
 }
 
 impl App {
-    fn new(
-        config: &SimulatorConfig,
-        counters: Arc<Counters>,
-        reports: mpsc::UnboundedSender<PendingBatch>,
-    ) -> Self {
+    fn new(config: &SimulatorConfig, counters: Arc<Counters>, reports: mpsc::UnboundedSender<PendingBatch>) -> Self {
         Self {
             refs: RefStore::new(),
             counters,
@@ -194,9 +179,7 @@ impl App {
                 if matches_any(digits, &self.reject_prefixes) {
                     return Screen::Reject("destination rejected by upstream");
                 }
-                Screen::Pass {
-                    fails: matches_any(digits, &self.fail_prefixes),
-                }
+                Screen::Pass { fails: matches_any(digits, &self.fail_prefixes) }
             })
             .collect()
     }
@@ -207,10 +190,7 @@ impl App {
         if self.limits.is_unlimited() {
             return Duration::ZERO;
         }
-        let passing = screened
-            .iter()
-            .filter(|s| matches!(s, Screen::Pass { .. }))
-            .count();
+        let passing = screened.iter().filter(|s| matches!(s, Screen::Pass { .. })).count();
         if passing == 0 {
             return Duration::ZERO;
         }
@@ -281,14 +261,7 @@ impl App {
         if !reports.is_empty() {
             let n = reports.len();
             add(&c.pending_reports, n);
-            if self
-                .reports
-                .send(PendingBatch {
-                    due,
-                    items: reports,
-                })
-                .is_err()
-            {
+            if self.reports.send(PendingBatch { due, items: reports }).is_err() {
                 // Only possible while shutting down after the scheduler was aborted.
                 sub(&c.pending_reports, n);
             }
@@ -299,11 +272,7 @@ impl App {
 
 /// Prefixes are compared against the destination's digits, so drop a leading '+' here too.
 fn normalize_prefixes(prefixes: &[String]) -> Vec<String> {
-    prefixes
-        .iter()
-        .map(|p| p.trim().trim_start_matches('+').to_owned())
-        .filter(|p| !p.is_empty())
-        .collect()
+    prefixes.iter().map(|p| p.trim().trim_start_matches('+').to_owned()).filter(|p| !p.is_empty()).collect()
 }
 
 fn matches_any(digits: &str, prefixes: &[String]) -> bool {

@@ -28,11 +28,7 @@ impl Gcra {
     fn new(rate: u32, now: Instant) -> Self {
         let interval = Duration::from_secs(1) / rate.max(1);
         let burst = (rate / 10).max(1);
-        Self {
-            interval,
-            tolerance: interval * burst,
-            tat: now,
-        }
+        Self { interval, tolerance: interval * burst, tat: now }
     }
 
     /// Reserves `n` messages and returns how long the caller must wait before sending them.
@@ -59,15 +55,8 @@ impl RateLimits {
         let now = Instant::now();
         Self {
             global: max_mps.map(|rate| Mutex::new(Gcra::new(rate, now))),
-            per_connection: per_connection_mps.map(|rate| {
-                (
-                    rate,
-                    Mutex::new(Connections {
-                        buckets: HashMap::new(),
-                        prune_above: 1024,
-                    }),
-                )
-            }),
+            per_connection: per_connection_mps
+                .map(|rate| (rate, Mutex::new(Connections { buckets: HashMap::new(), prune_above: 1024 }))),
         }
     }
 
@@ -86,15 +75,10 @@ impl RateLimits {
         if let Some((rate, connections)) = &self.per_connection {
             let mut connections = lock(connections);
             if connections.buckets.len() > connections.prune_above {
-                connections
-                    .buckets
-                    .retain(|_, bucket| bucket.tat + IDLE_FORGET > now);
+                connections.buckets.retain(|_, bucket| bucket.tat + IDLE_FORGET > now);
                 connections.prune_above = (connections.buckets.len() * 2).max(1024);
             }
-            let bucket = connections
-                .buckets
-                .entry(peer)
-                .or_insert_with(|| Gcra::new(*rate, now));
+            let bucket = connections.buckets.entry(peer).or_insert_with(|| Gcra::new(*rate, now));
             wait = wait.max(bucket.reserve(n, now));
         }
         wait
@@ -103,9 +87,7 @@ impl RateLimits {
 
 /// A bucket is a timestamp; a panic elsewhere cannot leave it half-updated, so ignore poison.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -51,9 +51,7 @@ impl Shard {
     }
 
     fn get(&self, reference: &str) -> Option<&Stored> {
-        self.current
-            .get(reference)
-            .or_else(|| self.previous.get(reference))
+        self.current.get(reference).or_else(|| self.previous.get(reference))
     }
 }
 
@@ -102,9 +100,7 @@ impl RefStore {
                 stored.submits = stored.submits.saturating_add(1);
                 let seq = stored.seq;
                 drop(shard);
-                return Offer::Duplicate {
-                    id: self.id_of(seq),
-                };
+                return Offer::Duplicate { id: self.id_of(seq) };
             }
             if let Some(reason) = rejected {
                 return Offer::Rejected { reason };
@@ -130,9 +126,7 @@ impl RefStore {
                     packed: packed.into_boxed_str(),
                 },
             );
-            Offer::New {
-                id: self.id_of(seq),
-            }
+            Offer::New { id: self.id_of(seq) }
         };
         // Freeing a retired generation walks tens of thousands of entries; do it unlocked.
         drop(retired);
@@ -169,9 +163,7 @@ impl RefStore {
 /// Nothing panics while holding these locks, but if something ever did the data is still
 /// consistent (every update is a single insert or increment), so poisoning is ignored.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Monotonic counters behind `GET /stats`. `submits = accepted + rejected + duplicate_submits`.

@@ -28,11 +28,7 @@ impl Simulator {
         let task = tokio::spawn(run(config, listener, async {
             let _ = stopped.await;
         }));
-        Self {
-            base,
-            stop: Some(stop),
-            task,
-        }
+        Self { base, stop: Some(stop), task }
     }
 
     async fn shutdown(mut self) -> Result<(), SimulatorError> {
@@ -52,9 +48,7 @@ impl Receiver {
     async fn start(fail_first: usize) -> (String, Arc<Self>) {
         let receiver = Arc::new(Self::default());
         receiver.fail_first.store(fail_first, Ordering::SeqCst);
-        let app = axum::Router::new()
-            .route("/dlr", axum::routing::post(receive))
-            .with_state(receiver.clone());
+        let app = axum::Router::new().route("/dlr", axum::routing::post(receive)).with_state(receiver.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/dlr", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
@@ -79,10 +73,8 @@ impl Receiver {
 
 async fn receive(State(receiver): State<Arc<Receiver>>, Json(body): Json<Value>) -> StatusCode {
     receiver.posts.fetch_add(1, Ordering::SeqCst);
-    let should_fail = receiver
-        .fail_first
-        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-        .is_ok();
+    let should_fail =
+        receiver.fail_first.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     if should_fail {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
@@ -96,12 +88,7 @@ fn msg(reference: &str, to: &str, text: &str) -> Value {
 }
 
 async fn submit(client: &reqwest::Client, base: &str, messages: Vec<Value>) -> Value {
-    let response = client
-        .post(format!("{base}/submit"))
-        .json(&json!({ "messages": messages }))
-        .send()
-        .await
-        .unwrap();
+    let response = client.post(format!("{base}/submit")).json(&json!({ "messages": messages })).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.json().await.unwrap()
 }
@@ -210,20 +197,12 @@ async fn submit_reports_and_idempotency() {
             .unwrap();
         assert_eq!(response.status(), 400, "{body}");
     }
-    let health = client
-        .get(format!("{}/healthz", sim.base))
-        .send()
-        .await
-        .unwrap();
+    let health = client.get(format!("{}/healthz", sim.base)).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert_eq!(health.text().await.unwrap(), "ok");
 
     // Reset forgets counters and refs.
-    let response = client
-        .post(format!("{}/stats/reset", sim.base))
-        .send()
-        .await
-        .unwrap();
+    let response = client.post(format!("{}/stats/reset", sim.base)).send().await.unwrap();
     assert!(response.status().is_success());
     let s = stats(&client, &sim.base).await;
     assert_eq!(s["submits"], 0);
@@ -261,20 +240,11 @@ async fn failed_report_posts_are_retried() {
 
 #[tokio::test]
 async fn per_connection_limit_delays_instead_of_rejecting() {
-    let sim = Simulator::start(SimulatorConfig {
-        per_connection_mps: Some(50),
-        ..SimulatorConfig::default()
-    })
-    .await;
+    let sim = Simulator::start(SimulatorConfig { per_connection_mps: Some(50), ..SimulatorConfig::default() }).await;
     let client = reqwest::Client::new();
     let started = Instant::now();
     for i in 0..100 {
-        let response = submit(
-            &client,
-            &sim.base,
-            vec![msg(&format!("m{i}"), "628111", "x")],
-        )
-        .await;
+        let response = submit(&client, &sim.base, vec![msg(&format!("m{i}"), "628111", "x")]).await;
         assert_eq!(response["results"][0]["status"], "accepted");
     }
     let elapsed = started.elapsed();
@@ -289,9 +259,7 @@ async fn per_connection_limit_delays_instead_of_rejecting() {
 async fn batch_is_processed_in_order_with_unique_ids() {
     let sim = Simulator::start(SimulatorConfig::default()).await;
     let client = reqwest::Client::new();
-    let messages = (0..2000)
-        .map(|i| msg(&format!("b{i}"), "628111", &format!("text {i}")))
-        .collect();
+    let messages = (0..2000).map(|i| msg(&format!("b{i}"), "628111", &format!("text {i}"))).collect();
     let response = submit(&client, &sim.base, messages).await;
     let results = response["results"].as_array().unwrap();
     assert_eq!(results.len(), 2000);
@@ -314,9 +282,7 @@ async fn shutdown_drains_pending_reports() {
     })
     .await;
     let client = reqwest::Client::new();
-    let messages = (0..50)
-        .map(|i| msg(&format!("d{i}"), "628111", "x"))
-        .collect();
+    let messages = (0..50).map(|i| msg(&format!("d{i}"), "628111", "x")).collect();
     submit(&client, &sim.base, messages).await;
     // The keep-alive connection stays open: graceful shutdown must close it, not wait on it.
     assert!(receiver.reports().is_empty());
@@ -352,11 +318,7 @@ async fn drain_gives_up_after_the_deadline() {
 #[ignore = "benchmark"]
 async fn throughput() {
     let (dlr_url, receiver) = Receiver::start(0).await;
-    let sim = Simulator::start(SimulatorConfig {
-        dlr_url: Some(dlr_url),
-        ..SimulatorConfig::default()
-    })
-    .await;
+    let sim = Simulator::start(SimulatorConfig { dlr_url: Some(dlr_url), ..SimulatorConfig::default() }).await;
     let client = reqwest::Client::new();
     let total = 200_000usize;
     let batch = 500usize;
@@ -367,15 +329,8 @@ async fn throughput() {
         let (client, base) = (client.clone(), sim.base.clone());
         tasks.push(tokio::spawn(async move {
             for b in (worker..total / batch).step_by(concurrency) {
-                let messages = (0..batch)
-                    .map(|i| {
-                        msg(
-                            &format!("t{}", b * batch + i),
-                            "628111000001",
-                            "benchmark text",
-                        )
-                    })
-                    .collect();
+                let messages =
+                    (0..batch).map(|i| msg(&format!("t{}", b * batch + i), "628111000001", "benchmark text")).collect();
                 submit(&client, &base, messages).await;
             }
         }));

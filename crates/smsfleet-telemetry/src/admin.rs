@@ -40,11 +40,7 @@ impl Readiness {
 
     /// Names of the checks that are currently not ready, in registration order.
     fn not_ready(&self) -> Vec<String> {
-        self.lock()
-            .iter()
-            .filter(|(_, flag)| !flag.get())
-            .map(|(name, _)| name.clone())
-            .collect()
+        self.lock().iter().filter(|(_, flag)| !flag.get()).map(|(name, _)| name.clone()).collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, ReadyFlag)>> {
@@ -89,19 +85,14 @@ pub async fn serve_admin(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, admin_router(readiness))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    axum::serve(listener, admin_router(readiness)).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }
 
 async fn metrics() -> impl IntoResponse {
     let handle = crate::prom::prometheus_handle();
     // Drain histogram buffers so the scrape sees everything recorded up to now.
     handle.run_upkeep();
-    (
-        [(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)],
-        handle.render(),
-    )
+    ([(header::CONTENT_TYPE, PROMETHEUS_CONTENT_TYPE)], handle.render())
 }
 
 async fn healthz() -> &'static str {

@@ -4,8 +4,7 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use tracing_subscriber::{
-    EnvFilter, Layer as _, filter::filter_fn, layer::SubscriberExt as _,
-    util::SubscriberInitExt as _,
+    EnvFilter, Layer as _, filter::filter_fn, layer::SubscriberExt as _, util::SubscriberInitExt as _,
 };
 
 /// Filter used when `RUST_LOG` is unset: our own logs at info, chatty dependencies quieter.
@@ -79,28 +78,21 @@ pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
         _ => EnvFilter::try_new(DEFAULT_FILTER)?,
     };
 
-    let json =
-        std::env::var("SMSFLEET_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
+    let json = std::env::var("SMSFLEET_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
     // Two optional layers instead of a boxed one keeps the subscriber type concrete; exactly
     // one of them is Some.
     let json_layer = json.then(|| tracing_subscriber::fmt::layer().json());
     let text_layer = (!json).then(|| tracing_subscriber::fmt::layer().compact());
 
-    let provider = otlp_endpoint_configured()
-        .then(|| build_provider(&service_name(service)))
-        .transpose()?;
+    let provider = otlp_endpoint_configured().then(|| build_provider(&service_name(service))).transpose()?;
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service_name(service)))
             .with_filter(filter_fn(|meta| !is_export_plumbing(meta.target())))
     });
 
-    let installed = tracing_subscriber::registry()
-        .with(filter)
-        .with(otel_layer)
-        .with(json_layer)
-        .with(text_layer)
-        .try_init();
+    let installed =
+        tracing_subscriber::registry().with(filter).with(otel_layer).with(json_layer).with(text_layer).try_init();
     if let Err(error) = installed {
         if let Some(provider) = provider {
             let _ = provider.shutdown();
@@ -122,18 +114,13 @@ pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
 /// the exporter its own traffic (a loop under `RUST_LOG=debug`), so the OTel layer skips them;
 /// they still reach the fmt layer.
 fn is_export_plumbing(target: &str) -> bool {
-    ["opentelemetry", "hyper", "h2", "reqwest", "tower"]
-        .iter()
-        .any(|prefix| target.starts_with(prefix))
+    ["opentelemetry", "hyper", "h2", "reqwest", "tower"].iter().any(|prefix| target.starts_with(prefix))
 }
 
 fn otlp_endpoint_configured() -> bool {
-    [
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    ]
-    .iter()
-    .any(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
+    ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]
+        .iter()
+        .any(|var| std::env::var(var).is_ok_and(|v| !v.trim().is_empty()))
 }
 
 fn service_name(service: &str) -> String {
@@ -147,15 +134,9 @@ fn build_provider(service: &str) -> Result<SdkTracerProvider, TelemetryError> {
     // The endpoint comes from OTEL_EXPORTER_OTLP_ENDPOINT (the exporter appends /v1/traces).
     // The blocking reqwest client is used because the SDK's default batch processor exports
     // from its own thread outside tokio; an async client there panics with "no reactor".
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .build()?;
+    let exporter = opentelemetry_otlp::SpanExporter::builder().with_http().build()?;
     Ok(SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(
-            Resource::builder()
-                .with_service_name(service.to_owned())
-                .build(),
-        )
+        .with_resource(Resource::builder().with_service_name(service.to_owned()).build())
         .build())
 }

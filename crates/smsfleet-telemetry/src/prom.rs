@@ -33,14 +33,12 @@ pub fn prometheus_handle() -> PrometheusHandle {
 
 /// A plain thread rather than a tokio task so the handle works before (or without) a runtime.
 fn spawn_upkeep(handle: PrometheusHandle) {
-    let spawned = std::thread::Builder::new()
-        .name("metrics-upkeep".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(UPKEEP_INTERVAL);
-                handle.run_upkeep();
-            }
-        });
+    let spawned = std::thread::Builder::new().name("metrics-upkeep".into()).spawn(move || {
+        loop {
+            std::thread::sleep(UPKEEP_INTERVAL);
+            handle.run_upkeep();
+        }
+    });
     if let Err(error) = spawned {
         // /metrics also runs upkeep before each render, so this only costs memory between scrapes.
         tracing::warn!(%error, "could not start the metrics upkeep thread");

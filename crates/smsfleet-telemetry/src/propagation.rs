@@ -35,8 +35,7 @@ pub fn current_traceparent() -> Option<String> {
 /// a message from an older publisher or a hand-made test message must still be processed.
 /// Call before the span is first entered; tracing-opentelemetry ignores later changes.
 pub fn set_parent_from(span: &tracing::Span, carrier: &HashMap<String, String>) {
-    let cx =
-        opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(carrier));
+    let cx = opentelemetry::global::get_text_map_propagator(|propagator| propagator.extract(carrier));
     if cx.span().span_context().is_valid() {
         // Err means the span is disabled or not known to an OpenTelemetry layer: nothing to link.
         let _ = span.set_parent(cx);

@@ -1,17 +1,14 @@
 //! Integration tests: the admin server on port 0 spoken to over real HTTP/1.1, and trace
 //! context round-tripping through a header map the way it travels in NATS headers.
-#![expect(
-    clippy::unwrap_used,
-    reason = "tests should fail loudly at the failing step"
-)]
+#![expect(clippy::unwrap_used, reason = "tests should fail loudly at the failing step")]
 
 use std::collections::HashMap;
 
 use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
 use opentelemetry_sdk::{propagation::TraceContextPropagator, trace::SdkTracerProvider};
 use smsfleet_telemetry::{
-    Readiness, current_traceparent, inject_current, prometheus_handle, serve_admin,
-    set_parent_from, set_parent_from_traceparent,
+    Readiness, current_traceparent, inject_current, prometheus_handle, serve_admin, set_parent_from,
+    set_parent_from_traceparent,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_util::sync::CancellationToken;
@@ -29,11 +26,7 @@ async fn start_admin(readiness: Readiness) -> Admin {
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(serve_admin(listener, readiness, shutdown.clone()));
-    Admin {
-        addr,
-        shutdown,
-        task,
-    }
+    Admin { addr, shutdown, task }
 }
 
 /// Minimal HTTP/1.1 GET; returns (status, lower-cased head, body).
@@ -72,10 +65,7 @@ async fn readyz_flips_when_all_flags_are_set() {
     nats.set(true);
     let (status, _, body) = get(admin.addr, "/readyz").await;
     assert_eq!(status, 503);
-    assert!(
-        !body.contains("nats") && body.contains("postgres"),
-        "{body}"
-    );
+    assert!(!body.contains("nats") && body.contains("postgres"), "{body}");
 
     db.set(true);
     let (status, _, body) = get(admin.addr, "/readyz").await;
@@ -103,20 +93,13 @@ async fn metrics_render_counters() {
     metrics::counter!("test_counter_total").increment(1);
     metrics::counter!("test_counter_total").increment(2);
     // Same recorder on every call.
-    assert!(
-        prometheus_handle()
-            .render()
-            .contains("test_counter_total 3")
-    );
+    assert!(prometheus_handle().render().contains("test_counter_total 3"));
     assert!(first.render().contains("test_counter_total 3"));
 
     let admin = start_admin(Readiness::default()).await;
     let (status, head, body) = get(admin.addr, "/metrics").await;
     assert_eq!(status, 200);
-    assert!(
-        head.contains("content-type: text/plain; version=0.0.4"),
-        "{head}"
-    );
+    assert!(head.contains("content-type: text/plain; version=0.0.4"), "{head}");
     assert!(body.contains("test_counter_total 3"), "{body}");
     admin.shutdown.cancel();
     admin.task.await.unwrap().unwrap();
@@ -127,8 +110,8 @@ fn trace_context_round_trips_through_a_header_map() {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     // No exporter: spans are created and sampled but go nowhere.
     let provider = SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
 
     tracing::subscriber::with_default(subscriber, || {
         assert_eq!(current_traceparent(), None, "no span, no context");
@@ -137,20 +120,13 @@ fn trace_context_round_trips_through_a_header_map() {
         let (carrier, sent_trace_id) = publisher.in_scope(|| {
             let mut carrier = HashMap::new();
             inject_current(&mut carrier);
-            let trace_id = tracing::Span::current()
-                .context()
-                .span()
-                .span_context()
-                .trace_id();
+            let trace_id = tracing::Span::current().context().span().span_context().trace_id();
             (carrier, trace_id)
         });
         let traceparent = carrier.get("traceparent").unwrap().clone();
         assert!(traceparent.starts_with("00-"), "{traceparent}");
         assert!(traceparent.contains(&sent_trace_id.to_string()));
-        assert_eq!(
-            publisher.in_scope(current_traceparent).as_deref(),
-            Some(traceparent.as_str())
-        );
+        assert_eq!(publisher.in_scope(current_traceparent).as_deref(), Some(traceparent.as_str()));
 
         let consumer = tracing::info_span!("consume");
         set_parent_from(&consumer, &carrier);
@@ -159,18 +135,12 @@ fn trace_context_round_trips_through_a_header_map() {
 
         let other = tracing::info_span!("consume_bare");
         set_parent_from_traceparent(&other, &traceparent);
-        assert_eq!(
-            other.context().span().span_context().trace_id(),
-            sent_trace_id
-        );
+        assert_eq!(other.context().span().span_context().trace_id(), sent_trace_id);
 
         // Garbage leaves the span as a fresh root instead of failing.
         let orphan = tracing::info_span!("orphan");
         set_parent_from_traceparent(&orphan, "not-a-traceparent");
-        assert_ne!(
-            orphan.context().span().span_context().trace_id(),
-            sent_trace_id
-        );
+        assert_ne!(orphan.context().span().span_context().trace_id(), sent_trace_id);
     });
 }
 
