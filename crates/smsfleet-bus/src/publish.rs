@@ -25,10 +25,13 @@ pub(crate) fn encode<T: BusMessage>(payload: &T) -> Result<Bytes, BusError> {
         .map_err(|e| BusError::Codec { schema: T::SCHEMA, detail: e.to_string() })
 }
 
-pub(crate) fn headers_for<T: BusMessage>() -> HeaderMap {
+/// The current span's context wins; a payload published outside any span
+/// (a batching task, a release hours later) carries its own.
+pub(crate) fn headers_for<T: BusMessage>(payload: &T) -> HeaderMap {
     let mut headers = HeaderMap::new();
     headers.insert(SCHEMA_HEADER, format!("{}.v{}", T::SCHEMA, SCHEMA_VERSION).as_str());
-    if let Some(tp) = smsfleet_telemetry::current_traceparent() {
+    let tp = smsfleet_telemetry::current_traceparent().or_else(|| payload.trace_parent().map(str::to_owned));
+    if let Some(tp) = tp {
         headers.insert("traceparent", tp.as_str());
     }
     headers
@@ -54,7 +57,7 @@ impl Bus {
         msg_id: Option<&str>,
         payload: &T,
     ) -> Result<PublishAckFuture, BusError> {
-        let mut msg = PublishMessage::build().payload(encode(payload)?).headers(headers_for::<T>());
+        let mut msg = PublishMessage::build().payload(encode(payload)?).headers(headers_for(payload));
         if let Some(id) = msg_id {
             msg = msg.message_id(id);
         }

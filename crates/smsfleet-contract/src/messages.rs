@@ -330,6 +330,13 @@ pub enum AccountReply {
 pub trait BusMessage: Serialize + for<'de> Deserialize<'de> + JsonSchema {
     /// Schema file stem, e.g. `submit_batch`.
     const SCHEMA: &'static str;
+
+    /// The trace context the payload itself carries, used when it is
+    /// published outside the span that created it (a batching task, a
+    /// scheduler releasing it hours later).
+    fn trace_parent(&self) -> Option<&str> {
+        None
+    }
 }
 
 macro_rules! bus_message {
@@ -338,9 +345,21 @@ macro_rules! bus_message {
     };
 }
 
+impl BusMessage for SubmitBatch {
+    const SCHEMA: &'static str = "submit_batch";
+    fn trace_parent(&self) -> Option<&str> {
+        self.submissions.iter().find_map(|s| s.traceparent.as_deref())
+    }
+}
+
+impl BusMessage for DispatchChunk {
+    const SCHEMA: &'static str = "dispatch_chunk";
+    fn trace_parent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+}
+
 bus_message! {
-    SubmitBatch => "submit_batch",
-    DispatchChunk => "dispatch_chunk",
     StatusBatch => "status_batch",
     DlrBatch => "dlr_batch",
     AccountState => "account_state",

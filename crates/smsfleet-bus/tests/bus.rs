@@ -1,0 +1,114 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The bus layer against a real nats-server: de-duplication, retry,
+//! dead-lettering, worker-id leases and the state feed.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use smsfleet_bus::{HandlerError, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
+use smsfleet_contract::{BalanceState, SCHEMA_VERSION, StatusBatch, StreamKind};
+use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
+
+fn batch(id: &str) -> StatusBatch {
+    StatusBatch { v: SCHEMA_VERSION, batch_id: id.to_owned(), events: vec![], released_queues: vec![id.to_owned()] }
+}
+
+#[tokio::test]
+async fn same_message_id_is_stored_once() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.subject(StreamKind::Status);
+    let a = env.bus.publish(subject.clone(), "x1", &batch("x1")).await.unwrap();
+    let b = env.bus.publish(subject.clone(), "x1", &batch("x1")).await.unwrap();
+    assert!(!a.duplicate);
+    assert!(b.duplicate);
+    assert_eq!(a.sequence, b.sequence);
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_poison_is_dead_lettered() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.subject(StreamKind::Status);
+    env.bus.publish(subject.clone(), "retry", &batch("retry")).await.unwrap();
+    env.bus.publish(subject.clone(), "poison", &batch("poison")).await.unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    let (a, d) = (attempts.clone(), done.clone());
+    let worker = tokio::spawn(run_worker(
+        env.bus.clone(),
+        WorkerConfig { stream: StreamKind::Status, durable: "projection", batch: 10, concurrency: 1 },
+        shutdown.clone(),
+        move |items: Vec<smsfleet_bus::Delivery<StatusBatch>>| {
+            let (a, d) = (a.clone(), d.clone());
+            async move {
+                for item in &items {
+                    if item.body.batch_id == "poison" {
+                        return Err(HandlerError::Permanent("cannot ever work".into()));
+                    }
+                    if a.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(HandlerError::Transient("first try fails".into()));
+                    }
+                }
+                d.fetch_add(items.len(), Ordering::SeqCst);
+                Ok(())
+            }
+        },
+    ));
+    let retried =
+        eventually(Duration::from_secs(15), || async { (done.load(Ordering::SeqCst) >= 1).then_some(()) }).await;
+    assert!(retried.is_some(), "the transient failure was not retried");
+    let dead_name = env.ns.stream_name(StreamKind::Dead);
+    let dead_count = eventually(Duration::from_secs(10), || {
+        let (js, name) = (env.bus.jetstream().clone(), dead_name.clone());
+        async move {
+            let mut dead = js.get_stream(name).await.ok()?;
+            let n = dead.info().await.ok()?.state.messages;
+            (n == 1).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(dead_count, Some(1));
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn worker_id_leases_are_exclusive() {
+    let env = TestEnv::start().await;
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(WorkerLease::acquire(&env.bus).await.unwrap());
+    }
+    let mut ids: Vec<u16> = held.iter().map(|l| l.worker_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 5);
+}
+
+#[tokio::test]
+async fn state_feed_replays_last_values_then_follows() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.balance_state_subject(7);
+    for rev in 1..=3 {
+        let b = BalanceState { v: SCHEMA_VERSION, uid: 7, revision: rev, balance: format!("{rev}") };
+        env.bus.publish_state(subject.clone(), &b).await.unwrap();
+    }
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let mut feed = StateFeed::start(&env.bus, move |e| {
+        if let StateEvent::Balance(b) = e {
+            s.lock().unwrap().push(b.revision);
+        }
+    })
+    .await
+    .unwrap();
+    feed.wait_caught_up(Duration::from_secs(10)).await.unwrap();
+    // Only the last value per subject is replayed.
+    assert_eq!(*seen.lock().unwrap(), vec![3]);
+    let b = BalanceState { v: SCHEMA_VERSION, uid: 7, revision: 4, balance: "4".into() };
+    env.bus.publish_state(subject, &b).await.unwrap();
+    let followed =
+        eventually(Duration::from_secs(5), || async { (seen.lock().unwrap().last() == Some(&4)).then_some(()) }).await;
+    assert!(followed.is_some());
+}
