@@ -18,6 +18,7 @@ pub struct Fleet {
     pub simulator: String,
     pub dlr: String,
     procs: HashMap<&'static str, Child>,
+    extra: Vec<Child>,
     ports: HashMap<&'static str, u16>,
     pub sim_args: Vec<(String, String)>,
 }
@@ -54,6 +55,7 @@ impl Fleet {
             dlr: format!("http://127.0.0.1:{}", ports["dlr"]),
             env,
             procs: HashMap::new(),
+            extra: Vec::new(),
             ports,
             sim_args: sim_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
@@ -116,6 +118,26 @@ impl Fleet {
         assert!(ok.is_some(), "{role} did not become ready");
     }
 
+    /// Starts another ingress replica on its own port; returns its base URL.
+    pub async fn spawn_ingress_replica(&mut self) -> String {
+        let (http, admin) = (port(), port());
+        let mut cmd = Command::new(BIN);
+        cmd.arg("ingress");
+        self.common(&mut cmd);
+        cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+            .env("SMSFLEET_LISTEN", format!("127.0.0.1:{http}"));
+        let child = cmd.spawn().expect("spawn ingress replica");
+        self.extra.push(child);
+        let ready = format!("http://127.0.0.1:{admin}/readyz");
+        let ok = smsfleet_testkit::eventually(Duration::from_secs(60), || {
+            let url = ready.clone();
+            async move { reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+        })
+        .await;
+        assert!(ok.is_some(), "ingress replica did not become ready");
+        format!("http://127.0.0.1:{http}")
+    }
+
     /// SIGKILL: no shutdown hook runs, in-flight work is simply lost.
     pub async fn kill9(&mut self, role: &'static str) {
         if let Some(mut child) = self.procs.remove(role) {
@@ -142,7 +164,11 @@ impl Fleet {
     }
 
     pub async fn ws(&self, query: &[(&str, &str)]) -> serde_json::Value {
-        let url = format!("{}/index.php?app=ws", self.ingress);
+        self.ws_at(&self.ingress, query).await
+    }
+
+    pub async fn ws_at(&self, base: &str, query: &[(&str, &str)]) -> serde_json::Value {
+        let url = format!("{base}/index.php?app=ws");
         let resp = reqwest::Client::new().get(url).query(query).send().await.expect("request");
         assert_eq!(resp.status(), 200);
         resp.json().await.expect("json")

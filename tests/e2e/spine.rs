@@ -226,3 +226,36 @@ async fn sqlx_uid(f: &Fleet) -> (i64,) {
     let row = smsfleet_store::accounts::by_username(&f.env.pool, "bulk").await.unwrap().unwrap();
     (row.uid,)
 }
+
+/// A token change made through one ingress replica reaches another within
+/// a second: the old token fails there, the new one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn set_token_reaches_every_ingress_replica_within_a_second() {
+    let mut f = Fleet::start(&[]).await;
+    let other = f.spawn_ingress_replica().await;
+    let old = f.user("carol").await;
+    let ok_at_other = eventually(Duration::from_secs(5), || async {
+        let r = f.ws_at(&other, &[("u", "carol"), ("h", &old), ("op", "cr")]).await;
+        (r["status"] == "OK").then_some(())
+    })
+    .await;
+    assert!(ok_at_other.is_some(), "new account not visible on the second replica");
+    let renewed = f.ws(&[("u", "carol"), ("h", &old), ("op", "set_token")]).await;
+    let new = renewed["token"].as_str().expect("token").to_owned();
+    assert_ne!(new, old);
+    assert_eq!(new.len(), 32);
+    let changed = Instant::now();
+    // On the replica that made the change, at once.
+    assert_eq!(f.ws(&[("u", "carol"), ("h", &old), ("op", "cr")]).await["error"], "100");
+    let both = eventually(Duration::from_secs(5), || async {
+        let old_r = f.ws_at(&other, &[("u", "carol"), ("h", &old), ("op", "cr")]).await;
+        let new_r = f.ws_at(&other, &[("u", "carol"), ("h", &new), ("op", "cr")]).await;
+        (old_r["error"] == "100" && new_r["status"] == "OK").then_some(())
+    })
+    .await;
+    assert!(both.is_some());
+    assert!(changed.elapsed() < Duration::from_secs(1), "took {:?}", changed.elapsed());
+    // get_token returns the current token.
+    let got = f.ws_at(&other, &[("u", "carol"), ("p", "secretpass1"), ("op", "get_token")]).await;
+    assert_eq!(got["token"], Value::String(new));
+}

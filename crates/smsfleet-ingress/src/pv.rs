@@ -144,7 +144,7 @@ mod tests {
     #[test]
     fn splits_cleans_and_dedupes() {
         let p = plan(
-            &params("to=628111000003,+628111000003,%200811-1000-004,abc,628111000003&msg=hi"),
+            &params("to=628111000003,%2B628111000003,%200811-1000-004,abc,628111000003&msg=hi"),
             &account(),
             &limits(),
         )
