@@ -73,26 +73,30 @@ impl Drop for TelemetryGuard {
 /// Call once per process; a second call returns [`TelemetryError::Subscriber`], which tests can
 /// ignore.
 pub fn init(service: &str) -> Result<TelemetryGuard, TelemetryError> {
-    let filter = match std::env::var("RUST_LOG") {
-        Ok(value) if !value.trim().is_empty() => EnvFilter::try_new(value)?,
-        _ => EnvFilter::try_new(DEFAULT_FILTER)?,
+    // RUST_LOG filters what is logged; it must not decide what is traced,
+    // or an operator quietening logs to `warn` would lose every span. So
+    // each layer gets its own filter.
+    let filter_spec = match std::env::var("RUST_LOG") {
+        Ok(value) if !value.trim().is_empty() => value,
+        _ => DEFAULT_FILTER.to_owned(),
     };
+    EnvFilter::try_new(&filter_spec)?;
 
     let json = std::env::var("SMSFLEET_LOG_FORMAT").is_ok_and(|v| v.trim().eq_ignore_ascii_case("json"));
     // Two optional layers instead of a boxed one keeps the subscriber type concrete; exactly
     // one of them is Some.
-    let json_layer = json.then(|| tracing_subscriber::fmt::layer().json());
-    let text_layer = (!json).then(|| tracing_subscriber::fmt::layer().compact());
+    let json_layer = json.then(|| tracing_subscriber::fmt::layer().json().with_filter(EnvFilter::new(&filter_spec)));
+    let text_layer =
+        (!json).then(|| tracing_subscriber::fmt::layer().compact().with_filter(EnvFilter::new(&filter_spec)));
 
     let provider = otlp_endpoint_configured().then(|| build_provider(&service_name(service))).transpose()?;
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer(service_name(service)))
-            .with_filter(filter_fn(|meta| !is_export_plumbing(meta.target())))
+            .with_filter(filter_fn(|meta| *meta.level() <= tracing::Level::INFO && !is_export_plumbing(meta.target())))
     });
 
-    let installed =
-        tracing_subscriber::registry().with(filter).with(otel_layer).with(json_layer).with(text_layer).try_init();
+    let installed = tracing_subscriber::registry().with(otel_layer).with(json_layer).with(text_layer).try_init();
     if let Err(error) = installed {
         if let Some(provider) = provider {
             let _ = provider.shutdown();
