@@ -222,15 +222,60 @@ enum StartFailure {
 }
 
 // ---------------------------------------------------------------------------
+// A supervised server process
+// ---------------------------------------------------------------------------
+
+/// What both servers share: the child, where it listens and keeps its data,
+/// and how it is stopped (gracefully by `stop`, killed on drop).
+#[derive(Debug)]
+struct Supervised {
+    child: Option<Child>,
+    port: u16,
+    dir: PathBuf,
+    what: &'static str,
+    stop_signal: Signal,
+    stop_timeout: Duration,
+}
+
+impl Supervised {
+    fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// `Some(error)` if the process has already exited during start-up.
+    fn exited_early(&mut self, log: &Path) -> Option<InfraError> {
+        let status = match self.child.as_mut().map(Child::try_wait) {
+            Some(Ok(Some(status))) => status,
+            _ => return None,
+        };
+        self.child = None;
+        Some(InfraError::ExitedEarly { what: self.what, status, log: log.to_path_buf(), tail: log_tail(log) })
+    }
+
+    async fn stop(mut self) -> Result<(), InfraError> {
+        match self.child.take() {
+            Some(child) => graceful_stop(child, self.stop_signal, self.stop_timeout, self.what).await,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            kill_on_drop(child);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
 // NATS
 // ---------------------------------------------------------------------------
 
 /// A private nats-server with JetStream, stopped on `stop()` or killed on drop.
 #[derive(Debug)]
 pub struct NatsServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
+    process: Supervised,
 }
 
 impl NatsServer {
@@ -281,20 +326,21 @@ impl NatsServer {
             .process_group(0);
         let child = cmd.spawn().map_err(io_err(format!("spawning {}", bin.display()))).map_err(StartFailure::Fatal)?;
         tracing::info!(port, dir = %dir.display(), "started nats-server");
-        let mut server = NatsServer { child: Some(child), port, dir: dir.to_path_buf() };
+        let mut server = NatsServer {
+            process: Supervised {
+                child: Some(child),
+                port,
+                dir: dir.to_path_buf(),
+                what: "nats-server",
+                stop_signal: Signal::SIGTERM,
+                stop_timeout: NATS_STOP_TIMEOUT,
+            },
+        };
 
         let deadline = Instant::now() + NATS_START_TIMEOUT;
         loop {
-            if let Some(child) = server.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                server.child = None;
-                return Err(StartFailure::Exited(InfraError::ExitedEarly {
-                    what: "nats-server",
-                    status,
-                    log: log.to_path_buf(),
-                    tail: log_tail(log),
-                }));
+            if let Some(e) = server.process.exited_early(log) {
+                return Err(StartFailure::Exited(e));
             }
             let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
             if tokio::net::TcpStream::connect(addr).await.is_ok() {
@@ -316,37 +362,26 @@ impl NatsServer {
     /// Client URL for async-nats.
     /// The server's pid, which is also its process group id.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.process.pid()
     }
 
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://127.0.0.1:{}", self.process.port)
     }
 
     /// The TCP port the server listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port
     }
 
     /// The directory holding the JetStream store and log.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.process.dir
     }
 
     /// Graceful shutdown (SIGTERM) so JetStream flushes; SIGKILL after 10 s.
-    pub async fn stop(mut self) -> Result<(), InfraError> {
-        match self.child.take() {
-            Some(child) => graceful_stop(child, Signal::SIGTERM, NATS_STOP_TIMEOUT, "nats-server").await,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for NatsServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            kill_on_drop(child);
-        }
+    pub async fn stop(self) -> Result<(), InfraError> {
+        self.process.stop().await
     }
 }
 
@@ -375,9 +410,7 @@ struct RunAs {
 /// A private PostgreSQL server, stopped on `stop()` or killed on drop.
 #[derive(Debug)]
 pub struct PostgresServer {
-    child: Option<Child>,
-    port: u16,
-    dir: PathBuf,
+    process: Supervised,
     superuser: String,
 }
 
@@ -474,21 +507,22 @@ impl PostgresServer {
         }
         let child = cmd.spawn().map_err(io_err(format!("spawning {}", bin.display()))).map_err(StartFailure::Fatal)?;
         tracing::info!(port, dir = %dir.display(), "started postgres");
-        let mut server =
-            PostgresServer { child: Some(child), port, dir: dir.to_path_buf(), superuser: "postgres".into() };
+        let mut server = PostgresServer {
+            process: Supervised {
+                child: Some(child),
+                port,
+                dir: dir.to_path_buf(),
+                what: "postgres",
+                stop_signal: Signal::SIGINT,
+                stop_timeout: PG_STOP_TIMEOUT,
+            },
+            superuser: "postgres".into(),
+        };
 
         let deadline = Instant::now() + PG_START_TIMEOUT;
         loop {
-            if let Some(child) = server.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                server.child = None;
-                return Err(StartFailure::Exited(InfraError::ExitedEarly {
-                    what: "postgres",
-                    status,
-                    log: log.to_path_buf(),
-                    tail: log_tail(log),
-                }));
+            if let Some(e) = server.process.exited_early(log) {
+                return Err(StartFailure::Exited(e));
             }
             if pg_ready(pg_isready, port).await {
                 return Ok(server);
@@ -508,37 +542,26 @@ impl PostgresServer {
     /// Connection URL for `database`, as the trust-authenticated superuser.
     /// The postmaster's pid, which is also its process group id.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
+        self.process.pid()
     }
 
     pub fn url(&self, database: &str) -> String {
-        format!("postgres://{}@127.0.0.1:{}/{}", self.superuser, self.port, database)
+        format!("postgres://{}@127.0.0.1:{}/{}", self.superuser, self.process.port, database)
     }
 
     /// The TCP port the server listens on.
     pub fn port(&self) -> u16 {
-        self.port
+        self.process.port
     }
 
     /// The directory holding `pgdata`, the socket dir and the log.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        &self.process.dir
     }
 
     /// Fast shutdown (SIGINT: abort sessions, checkpoint); SIGKILL after 15 s.
-    pub async fn stop(mut self) -> Result<(), InfraError> {
-        match self.child.take() {
-            Some(child) => graceful_stop(child, Signal::SIGINT, PG_STOP_TIMEOUT, "postgres").await,
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for PostgresServer {
-    fn drop(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            kill_on_drop(child);
-        }
+    pub async fn stop(self) -> Result<(), InfraError> {
+        self.process.stop().await
     }
 }
 
