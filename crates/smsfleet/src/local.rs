@@ -256,6 +256,7 @@ async fn bootstrap_admin(
         token: a.admin_token.clone(),
         timezone: "+0000".to_owned(),
         footer: String::new(),
+        ..Default::default()
     };
     let (_, token) = smsfleet_accounts::create_account(pool, bus, secrets, spec).await?;
     if a.admin_password.is_none() {
