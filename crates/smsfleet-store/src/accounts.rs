@@ -112,6 +112,17 @@ pub async fn all(pool: &PgPool) -> Result<Vec<AccountRow>> {
     Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts ORDER BY uid"))).fetch_all(pool).await?)
 }
 
+/// Switches webservices on or off (bulk code 1709 when off).
+pub async fn set_webservices_enabled(pool: &PgPool, uid: i64, enabled: bool) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET webservices_enabled = $2, revision = revision + 1 WHERE uid = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(enabled)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Replaces the token; the revision bump orders the state snapshots.
 pub async fn set_token(pool: &PgPool, uid: i64, lookup: &str, sealed: &str) -> Result<AccountRow> {
     sqlx::query_as(AssertSqlSafe(format!(
