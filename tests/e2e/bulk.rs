@@ -305,3 +305,66 @@ async fn routesms_npm_client_ids_match_ds() {
         assert!(row["msg"].as_str().unwrap().starts_with("hello from routesms"));
     }
 }
+
+/// A `dlr=1` message's delivery report reaches the account's callback URL;
+/// the receiver answers 500 first, and the report is retried until it gets 200.
+/// A `dlr=0` message of the same account is not reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dlr_callback_is_pushed_and_retried_after_a_500() {
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    type Seen = Arc<Mutex<Vec<(Instant, Value)>>>;
+    let seen: Seen = Arc::default();
+    async fn receive(
+        axum::extract::State(seen): axum::extract::State<Seen>,
+        body: axum::Json<Value>,
+    ) -> axum::http::StatusCode {
+        let mut s = seen.lock().unwrap();
+        s.push((Instant::now(), body.0));
+        if s.len() == 1 { axum::http::StatusCode::INTERNAL_SERVER_ERROR } else { axum::http::StatusCode::OK }
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/dlr", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/dlr", axum::routing::post(receive)).with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let f = Fleet::start(&[]).await;
+    let token = account(&f, "hooked", &["--dlr-callback-url", &url]).await;
+    let quiet = f.bulk(BULK, &base("hooked", "919800000041", "no report wanted")).await;
+    let quiet_id = submitted_id(&quiet, "919800000041");
+    let r = f.bulk(BULK, &set(base("hooked", "919800000040", "report please"), "dlr", "1")).await;
+    let id = submitted_id(&r, "919800000040");
+
+    let got = eventually(Duration::from_secs(30), || async {
+        let s = seen.lock().unwrap().clone();
+        (s.len() >= 2).then_some(s)
+    })
+    .await
+    .expect("callback delivered after a retry");
+    assert_eq!(got[0].1, got[1].1, "the retry carries the same report");
+    let body = &got[1].1;
+    assert_eq!(body["message_id"], id.to_string());
+    assert_eq!(body["destination"], "919800000040");
+    assert_eq!(body["status"], "delivered");
+    let done_at =
+        time::OffsetDateTime::parse(body["done_at"].as_str().unwrap(), &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339 done_at");
+    assert_eq!(done_at.offset(), time::UtcOffset::UTC);
+    assert!(got[1].0 - got[0].0 >= Duration::from_millis(900), "retried after the backoff");
+    // The status is queryable through ds as well.
+    let rows = ds_rows(&f, "hooked", &token, &[("smslog_id", &id.to_string())]).await;
+    assert_eq!(rows[0]["status"], 3);
+    // Done: nothing left to send, and nothing sent for the dlr=0 message.
+    let drained = eventually(Duration::from_secs(10), || async {
+        let pending = smsfleet_store::callbacks::pending(&f.env.pool).await.ok()?;
+        pending.iter().all(|(i, _)| *i != id).then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "outbox row not removed after the 200");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = seen.lock().unwrap();
+    assert_eq!(s.len(), 2);
+    let quiet_id = quiet_id.to_string();
+    assert!(s.iter().all(|(_, b)| b["message_id"] != quiet_id.as_str()));
+}

@@ -38,7 +38,9 @@ impl Fleet {
     }
 
     pub async fn start_roles(&mut self) {
-        for role in ["simulator", "accounts", "query", "ledger", "scheduler", "dispatcher", "dlr", "ingress"] {
+        for role in
+            ["simulator", "accounts", "query", "callbacks", "ledger", "scheduler", "dispatcher", "dlr", "ingress"]
+        {
             self.spawn(role).await;
         }
     }

@@ -208,9 +208,11 @@ impl Topology {
             consumers: vec![
                 consumer(Submit, "ledger", "ledger", 30, 20, 20_000),
                 consumer(Submit, "projection", "query", 30, 20, 20_000),
+                consumer(Submit, "callbacks", "callbacks", 30, 20, 20_000),
                 consumer(Schedule, "scheduler", "scheduler", 30, 20, 20_000),
                 consumer(Dispatch, "dispatcher", "dispatcher", 60, 50, 2_000),
                 consumer(Status, "projection", "query", 30, 20, 20_000),
+                consumer(Status, "callbacks", "callbacks", 30, 20, 20_000),
                 consumer(Dlr, "dlr", "dlr", 30, 40, 20_000),
             ],
         }

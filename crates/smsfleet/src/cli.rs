@@ -32,6 +32,8 @@ pub enum Command {
     Dlr(DlrArgs),
     /// Maintains the Postgres projection; answers ds and cr.
     Query(RoleArgs),
+    /// Pushes delivery reports of bulk API `dlr=1` messages to callback URLs.
+    Callbacks(RoleArgs),
     /// Owns account changes and publishes account state.
     Accounts(RoleArgs),
     /// The upstream SMSC simulator.

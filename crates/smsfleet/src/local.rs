@@ -150,6 +150,16 @@ async fn run_fleet(
         )
     );
     spawn_role!(
+        "callbacks",
+        smsfleet_callbacks::run(
+            bus.clone(),
+            pool.clone(),
+            Default::default(),
+            readiness.register("callbacks"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
         "ledger",
         smsfleet_ledger::run(
             bus.clone(),

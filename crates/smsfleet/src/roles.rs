@@ -83,6 +83,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Callbacks(a) => {
+            let _t = init("smsfleet-callbacks")?;
+            let (bus, pool) = connect_all(&a, "callbacks").await?;
+            serve_role(a.admin_listen, |r, s| async move {
+                smsfleet_callbacks::run(bus, pool, Default::default(), r.register("callbacks"), s)
+                    .await
+                    .map_err(Into::into)
+            })
+            .await
+        }
         Command::Accounts(a) => {
             let _t = init("smsfleet-accounts")?;
             let (bus, pool) = connect_all(&a, "accounts").await?;
