@@ -404,6 +404,23 @@ pub async fn schedulemsg(State(app): State<App>, ConnectInfo(peer): ConnectInfo<
     submit(&app, &p, peer.ip(), true).await
 }
 
+/// Awaits the JetStream PubAck of a submission: 1710 if the publish
+/// failed, 1715 if it did not answer in time (it may still be stored, so
+/// the duplicate record is kept and the client must not resubmit).
+async fn store<F>(publish: F, timeout: Duration) -> Result<(), u16>
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    match tokio::time::timeout(timeout, publish).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "bulk submission not stored");
+            Err(code::INTERNAL)
+        }
+        Err(_) => Err(code::TIMEOUT),
+    }
+}
+
 /// 1703 for an unknown user or wrong password; 1709 for an account that may
 /// not send; 18 for a client outside the account's allow-list.
 async fn authenticate(app: &App, r: &Required, client: IpAddr) -> Result<Arc<AccountState>, u16> {
@@ -521,18 +538,14 @@ async fn submit(app: &App, p: &Params, client: IpAddr, scheduled: bool) -> Respo
                 .collect(),
             traceparent: smsfleet_telemetry::current_traceparent(),
         };
-        let published = tokio::time::timeout(app.query_timeout, app.publisher.submit(submission)).await;
-        match published {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, uid, "bulk submission not stored");
-                forget(&recorded);
-                return code_only(code::INTERNAL);
-            }
-            Err(_) => {
-                // It may still be stored: the client must not resubmit (the API says so for 1715).
-                tracing::error!(uid, "bulk submission timed out");
-                return code_only(code::TIMEOUT);
+        match store(app.publisher.submit(submission), app.query_timeout).await {
+            Ok(()) => {}
+            Err(c) => {
+                if c == code::INTERNAL {
+                    forget(&recorded);
+                }
+                tracing::error!(uid, code = c, "bulk submission not stored");
+                return code_only(c);
             }
         }
         app.cache.spend(uid, total);
@@ -768,6 +781,14 @@ mod tests {
         let off = DuplicateWindow::new(Duration::ZERO, 3);
         assert!(!off.check_and_record(1, "1", "x", t0));
         assert!(!off.check_and_record(1, "1", "x", t0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn store_failure_is_1710_and_timeout_1715() {
+        let t = Duration::from_secs(5);
+        assert_eq!(store(async { Ok(()) }, t).await, Ok(()));
+        assert_eq!(store(async { Err("no stream".to_owned()) }, t).await, Err(code::INTERNAL));
+        assert_eq!(store(std::future::pending(), t).await, Err(code::TIMEOUT));
     }
 
     #[test]
