@@ -11,6 +11,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== npm ci (the routesms client used by the bulk API end-to-end test)"
+npm ci --prefix tests/e2e/node --no-audit --no-fund
 echo "== cargo test"
 # Two test binaries at a time: each starts its own servers, and the
 # machine has two cores.

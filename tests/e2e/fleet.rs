@@ -21,6 +21,8 @@ pub struct Fleet {
     extra: Vec<Child>,
     ports: HashMap<&'static str, u16>,
     pub sim_args: Vec<(String, String)>,
+    /// Extra environment of the ingress (e.g. `SMSFLEET_BULK_*`).
+    pub ingress_env: Vec<(String, String)>,
 }
 
 fn port() -> u16 {
@@ -36,7 +38,9 @@ impl Fleet {
     }
 
     pub async fn start_roles(&mut self) {
-        for role in ["simulator", "accounts", "query", "ledger", "scheduler", "dispatcher", "dlr", "ingress"] {
+        for role in
+            ["simulator", "accounts", "query", "callbacks", "ledger", "scheduler", "dispatcher", "dlr", "ingress"]
+        {
             self.spawn(role).await;
         }
     }
@@ -58,6 +62,7 @@ impl Fleet {
             extra: Vec::new(),
             ports,
             sim_args: sim_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ingress_env: Vec::new(),
         }
     }
 
@@ -83,6 +88,9 @@ impl Fleet {
         match role {
             "ingress" => {
                 cmd.env("SMSFLEET_LISTEN", format!("127.0.0.1:{}", self.ports["ingress"]));
+                for (k, v) in &self.ingress_env {
+                    cmd.env(k, v);
+                }
             }
             "dlr" => {
                 cmd.env("SMSFLEET_DLR_LISTEN", format!("127.0.0.1:{}", self.ports["dlr"]));
@@ -120,10 +128,18 @@ impl Fleet {
 
     /// Starts another ingress replica on its own port; returns its base URL.
     pub async fn spawn_ingress_replica(&mut self) -> String {
+        self.spawn_ingress_replica_with(&[]).await
+    }
+
+    /// Another ingress replica with extra environment.
+    pub async fn spawn_ingress_replica_with(&mut self, env: &[(&str, &str)]) -> String {
         let (http, admin) = (port(), port());
         let mut cmd = Command::new(BIN);
         cmd.arg("ingress");
         self.common(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
             .env("SMSFLEET_LISTEN", format!("127.0.0.1:{http}"));
         let child = cmd.spawn().expect("spawn ingress replica");
@@ -172,6 +188,22 @@ impl Fleet {
         let resp = reqwest::Client::new().get(url).query(query).send().await.expect("request");
         assert_eq!(resp.status(), 200);
         resp.json().await.expect("json")
+    }
+
+    /// A bulk API GET (`path` like `/bulksms/bulksms`); returns the text body.
+    pub async fn bulk(&self, path: &str, query: &[(&str, &str)]) -> String {
+        self.bulk_at(&self.ingress, path, query).await
+    }
+
+    pub async fn bulk_at(&self, base: &str, path: &str, query: &[(&str, &str)]) -> String {
+        let resp = reqwest::Client::new().get(format!("{base}{path}")).query(query).send().await.expect("request");
+        assert_eq!(resp.status(), 200, "the bulk API always answers 200");
+        assert_eq!(resp.headers()["content-type"], "text/plain; charset=utf-8");
+        resp.text().await.expect("text")
+    }
+
+    pub fn ingress_port(&self) -> u16 {
+        self.ports["ingress"]
     }
 
     pub async fn sim_stats(&self) -> serde_json::Value {

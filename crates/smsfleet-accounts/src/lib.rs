@@ -11,4 +11,4 @@ mod secrets;
 mod service;
 
 pub use secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
-pub use service::{AccountsError, NewAccountSpec, create_account, publish_all, run, to_state};
+pub use service::{AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_stop, to_state};

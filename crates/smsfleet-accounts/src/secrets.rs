@@ -63,6 +63,15 @@ impl Secrets {
         hex::encode(hmac(&self.lookup_key, token.as_bytes()))
     }
 
+    /// A keyed fingerprint of a password that an ingress may keep in memory
+    /// to remember a successful argon2 check without keeping the password.
+    /// Domain-separated from token lookups.
+    pub fn password_fingerprint(&self, password: &str) -> String {
+        let mut data = b"password fingerprint v1\0".to_vec();
+        data.extend_from_slice(password.as_bytes());
+        hex::encode(hmac(&self.lookup_key, &data))
+    }
+
     /// Constant-time comparison of a presented token against a stored lookup hash.
     pub fn token_matches(&self, token: &str, stored_lookup: &str) -> bool {
         let computed = self.token_lookup(token);
@@ -135,6 +144,9 @@ mod tests {
         let other = Secrets::from_hex(&Secrets::generate_key()).unwrap();
         assert_eq!(other.open(&sealed), None);
         assert!(Secrets::from_hex("abc").is_err());
+        assert_eq!(s.password_fingerprint("pw1"), s.password_fingerprint("pw1"));
+        assert_ne!(s.password_fingerprint("pw1"), s.password_fingerprint("pw2"));
+        assert_ne!(s.password_fingerprint("pw1"), s.token_lookup("pw1"));
     }
 
     #[test]

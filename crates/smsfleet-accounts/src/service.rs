@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, serve_requests};
-use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION};
+use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState};
 use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, NewAccount};
 use tokio_util::sync::CancellationToken;
@@ -50,6 +50,8 @@ pub fn to_state(row: &AccountRow) -> AccountState {
         timezone: row.timezone.clone(),
         footer: row.footer.clone(),
         sender: row.sender.clone(),
+        templates: row.templates.clone(),
+        dlr_callback_url: row.dlr_callback_url.clone(),
     }
 }
 
@@ -58,11 +60,44 @@ async fn publish(bus: &Bus, row: &AccountRow) -> Result<(), AccountsError> {
     Ok(())
 }
 
+/// Publishes one stop-list (`uid` None) or do-not-disturb entry.
+pub async fn publish_stop(bus: &Bus, uid: Option<i64>, digits: &str, listed: bool) -> Result<(), AccountsError> {
+    let subject = match uid {
+        None => bus.namespace().stop_state_subject(digits),
+        Some(uid) => bus.namespace().dnd_state_subject(uid, digits),
+    };
+    let state = StopState { v: SCHEMA_VERSION, number: digits.to_owned(), uid, listed };
+    bus.publish_state(subject, &state).await?;
+    Ok(())
+}
+
+/// Writes a stop-list or do-not-disturb entry to Postgres, then publishes it.
+pub async fn set_stop(
+    pool: &PgPool,
+    bus: &Bus,
+    uid: Option<i64>,
+    number: &str,
+    listed: bool,
+) -> Result<String, AccountsError> {
+    let n = smsfleet_domain::Msisdn::strict(number)
+        .ok_or_else(|| AccountsError::Invalid(format!("number {number:?} (optional +, 5 to 15 digits)")))?;
+    let digits = n.digits().to_owned();
+    match uid {
+        None => smsfleet_store::accounts::set_stopped(pool, &digits, listed).await?,
+        Some(uid) => smsfleet_store::accounts::set_dnd(pool, uid, &digits, listed).await?,
+    }
+    publish_stop(bus, uid, &digits, listed).await?;
+    Ok(digits)
+}
+
 /// Republishes every account, so a fresh or purged state stream is complete.
 pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsError> {
     let rows = smsfleet_store::accounts::all(pool).await?;
     for row in &rows {
         publish(bus, row).await?;
+    }
+    for (uid, digits) in smsfleet_store::accounts::all_stops(pool).await? {
+        publish_stop(bus, uid, &digits, true).await?;
     }
     Ok(rows.len())
 }
@@ -81,6 +116,10 @@ pub struct NewAccountSpec {
     pub token: Option<String>,
     pub timezone: String,
     pub footer: String,
+    /// Bulk API templates (`{#var#}` placeholders).
+    pub templates: Vec<String>,
+    /// Bulk API delivery-report callback URL.
+    pub dlr_callback_url: Option<String>,
 }
 
 /// Creates an account with webservices enabled and a token (an extension:
@@ -120,6 +159,8 @@ pub async fn create_account(
         timezone: if spec.timezone.is_empty() { "+0000".to_owned() } else { spec.timezone },
         footer: spec.footer,
         sender: String::new(),
+        templates: spec.templates,
+        dlr_callback_url: spec.dlr_callback_url,
     };
     let row = smsfleet_store::accounts::create(pool, &new).await?;
     publish(bus, &row).await?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures_util::StreamExt;
-use smsfleet_contract::{AccountState, BalanceState, BusMessage, RatesState, StreamKind};
+use smsfleet_contract::{AccountState, BalanceState, BusMessage, RatesState, StopState, StreamKind};
 use tokio::sync::watch;
 
 use crate::{Bus, BusError};
@@ -17,6 +17,8 @@ pub enum StateEvent {
     Account(Box<AccountState>),
     Balance(BalanceState),
     Rates(RatesState),
+    /// A stop-list or do-not-disturb entry (bulk HTTP API).
+    Stop(StopState),
 }
 
 /// Follows the feed until dropped.
@@ -94,6 +96,8 @@ where
             decode::<AccountState>(&msg.payload).map(|a| StateEvent::Account(Box::new(a)))
         } else if kind.starts_with("balance.") {
             decode::<BalanceState>(&msg.payload).map(StateEvent::Balance)
+        } else if kind.starts_with("stop.") || kind.starts_with("dnd.") {
+            decode::<StopState>(&msg.payload).map(StateEvent::Stop)
         } else if kind == "rates" {
             decode::<RatesState>(&msg.payload).map(StateEvent::Rates)
         } else {

@@ -237,6 +237,26 @@ pub struct AccountState {
     pub timezone: String,
     pub footer: String,
     pub sender: String,
+    /// Bulk HTTP API message templates; when non-empty, every bulk message
+    /// must match one (`{#var#}` stands for 1 to 30 arbitrary characters).
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Where delivery reports of bulk `dlr=1` messages are pushed.
+    #[serde(default)]
+    pub dlr_callback_url: Option<String>,
+}
+
+/// One entry of the global stop list (`uid: None`, bulk code 1042) or of an
+/// account's do-not-disturb list (`uid: Some`, bulk code 1732). Published
+/// per entry, so the state feed keeps the latest word on each number.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StopState {
+    pub v: u32,
+    /// Digits only, without `+`.
+    pub number: String,
+    pub uid: Option<i64>,
+    /// `false` removes the number from the list.
+    pub listed: bool,
 }
 
 /// An account's spendable credit, published by the ledger after each change.
@@ -365,6 +385,7 @@ bus_message! {
     AccountState => "account_state",
     BalanceState => "balance_state",
     RatesState => "rates_state",
+    StopState => "stop_state",
     DsRequest => "ds_request",
     DsReply => "ds_reply",
     CreditRequest => "credit_request",
@@ -386,6 +407,7 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         s::<AccountState>(),
         s::<BalanceState>(),
         s::<RatesState>(),
+        s::<StopState>(),
         s::<DsRequest>(),
         s::<DsReply>(),
         s::<CreditRequest>(),

@@ -46,6 +46,16 @@ impl Namespace {
         format!("{}.state.rates", self.0)
     }
 
+    /// Global stop list entry (`digits` without `+`).
+    pub fn stop_state_subject(&self, digits: &str) -> String {
+        format!("{}.state.stop.{digits}", self.0)
+    }
+
+    /// An account's do-not-disturb entry.
+    pub fn dnd_state_subject(&self, uid: i64, digits: &str) -> String {
+        format!("{}.state.dnd.{uid}.{digits}", self.0)
+    }
+
     pub fn state_filter(&self) -> String {
         format!("{}.state.>", self.0)
     }
@@ -191,16 +201,18 @@ impl Topology {
                 stream(Schedule, "schedule", WorkQueue, 400 * DAY, 0, "dispatch_chunk"),
                 stream(Status, "status", Interest, 7 * DAY, 0, "status_batch"),
                 stream(Dlr, "dlr", WorkQueue, 7 * DAY, 0, "dlr_batch"),
-                stream(State, "state.>", Limits, 0, 1, "account_state | balance_state | rates_state"),
+                stream(State, "state.>", Limits, 0, 1, "account_state | balance_state | rates_state | stop_state"),
                 stream(Lease, "lease.>", Limits, 30, 1, "lease (empty body)"),
                 stream(Dead, "dead.>", Limits, 14 * DAY, 0, "the original payload"),
             ],
             consumers: vec![
                 consumer(Submit, "ledger", "ledger", 30, 20, 20_000),
                 consumer(Submit, "projection", "query", 30, 20, 20_000),
+                consumer(Submit, "callbacks", "callbacks", 30, 20, 20_000),
                 consumer(Schedule, "scheduler", "scheduler", 30, 20, 20_000),
                 consumer(Dispatch, "dispatcher", "dispatcher", 60, 50, 2_000),
                 consumer(Status, "projection", "query", 30, 20, 20_000),
+                consumer(Status, "callbacks", "callbacks", 30, 20, 20_000),
                 consumer(Dlr, "dlr", "dlr", 30, 40, 20_000),
             ],
         }

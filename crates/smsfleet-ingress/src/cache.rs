@@ -2,7 +2,7 @@
 //! authenticates and prices from. It is fed by the bus state feed (every
 //! replica sees a change within milliseconds) and never reads Postgres.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
@@ -20,6 +20,10 @@ struct Inner {
     balances: HashMap<i64, (i64, Credit)>,
     rates: Arc<RateTable>,
     rates_revision: i64,
+    /// Global stop list, digits only.
+    stop: HashSet<String>,
+    /// Per-account do-not-disturb lists, digits only.
+    dnd: HashSet<(i64, String)>,
 }
 
 #[derive(Clone, Default)]
@@ -39,6 +43,20 @@ impl AccountCache {
                     g.balances.insert(b.uid, (b.revision, Credit::new(balance)));
                 }
             }
+            StateEvent::Stop(e) => match (e.uid, e.listed) {
+                (None, true) => {
+                    g.stop.insert(e.number);
+                }
+                (None, false) => {
+                    g.stop.remove(&e.number);
+                }
+                (Some(uid), true) => {
+                    g.dnd.insert((uid, e.number));
+                }
+                (Some(uid), false) => {
+                    g.dnd.remove(&(uid, e.number));
+                }
+            },
             StateEvent::Rates(r) => {
                 if r.revision < g.rates_revision && g.rates_revision != 0 {
                     return;
@@ -87,6 +105,16 @@ impl AccountCache {
         {
             b.1 = b.1 - amount;
         }
+    }
+
+    /// Whether `digits` is on the global stop list.
+    pub fn stopped(&self, digits: &str) -> bool {
+        self.inner.read().is_ok_and(|g| g.stop.contains(digits))
+    }
+
+    /// Whether `digits` is on account `uid`'s do-not-disturb list.
+    pub fn do_not_disturb(&self, uid: i64, digits: &str) -> bool {
+        self.inner.read().is_ok_and(|g| g.dnd.contains(&(uid, digits.to_owned())))
     }
 
     pub fn rates(&self) -> Arc<RateTable> {

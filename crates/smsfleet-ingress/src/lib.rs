@@ -6,6 +6,7 @@
 //! request/reply.
 
 mod auth;
+mod bulk;
 mod cache;
 mod playsms;
 mod publisher;
@@ -16,12 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use smsfleet_accounts::Secrets;
 use smsfleet_bus::{Bus, StateFeed, WorkerLease};
 use smsfleet_domain::{SmsLogId, SnowflakeGenerator};
 use tokio_util::sync::CancellationToken;
 
+pub use bulk::BulkSettings;
 pub use cache::AccountCache;
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,8 @@ pub struct IngressConfig {
     /// Most submissions per batch.
     pub max_batch: usize,
     pub query_timeout: Duration,
+    /// Bulk HTTP API settings.
+    pub bulk: BulkSettings,
 }
 
 impl Default for IngressConfig {
@@ -51,6 +55,7 @@ impl Default for IngressConfig {
             publishers: 4,
             max_batch: 256,
             query_timeout: Duration::from_secs(5),
+            bulk: BulkSettings::default(),
         }
     }
 }
@@ -73,6 +78,7 @@ pub(crate) struct App {
     pub pv_limits: Arc<pv::PvLimits>,
     pub validity: Duration,
     pub query_timeout: Duration,
+    pub bulk: Arc<bulk::BulkState>,
 }
 
 impl App {
@@ -94,6 +100,8 @@ pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/index.php", any(playsms::index))
         .route("/playsms/api.php", post(playsms::json_api))
+        .route("/bulksms/bulksms", get(bulk::bulksms).post(bulk::bulksms))
+        .route("/bulksms/schedulemsg", get(bulk::schedulemsg).post(bulk::schedulemsg))
         .with_state(app)
 }
 
@@ -126,6 +134,7 @@ pub async fn run(
         }),
         validity: config.validity,
         query_timeout: config.query_timeout,
+        bulk: Arc::new(bulk::BulkState::new(config.bulk.clone())),
     };
     // A lost lease means our ids could collide with another replica's:
     // stop taking requests rather than risk it.

@@ -130,6 +130,8 @@ mod tests {
             timezone: "+0700".into(),
             footer: "@alice".into(),
             sender: String::new(),
+            templates: Vec::new(),
+            dlr_callback_url: None,
         }
     }
 

@@ -25,6 +25,8 @@ pub struct AccountRow {
     pub footer: String,
     pub sender: String,
     pub revision: i64,
+    pub templates: Vec<String>,
+    pub dlr_callback_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -44,19 +46,21 @@ pub struct NewAccount {
     pub timezone: String,
     pub footer: String,
     pub sender: String,
+    pub templates: Vec<String>,
+    pub dlr_callback_url: Option<String>,
 }
 
 const COLUMNS: &str = "uid, username, email, name, mobile, role, parent_uid, banned, deleted, \
     webservices_enabled, webservices_ip, token_lookup, token_sealed, password_hash, bulk_password_hash, \
-    timezone, footer, sender, revision";
+    timezone, footer, sender, revision, templates, dlr_callback_url";
 
 /// Creates an account and its zero balance in one transaction.
 pub async fn create(pool: &PgPool, a: &NewAccount) -> Result<AccountRow> {
     let mut tx = pool.begin().await?;
     let row: AccountRow = sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO accounts (username, email, name, mobile, role, parent_uid, webservices_enabled, webservices_ip, \
-         token_lookup, token_sealed, password_hash, bulk_password_hash, timezone, footer, sender) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15) RETURNING {COLUMNS}"
+         token_lookup, token_sealed, password_hash, bulk_password_hash, timezone, footer, sender, templates, \
+         dlr_callback_url) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING {COLUMNS}"
     )))
     .bind(&a.username)
     .bind(&a.email)
@@ -73,6 +77,8 @@ pub async fn create(pool: &PgPool, a: &NewAccount) -> Result<AccountRow> {
     .bind(&a.timezone)
     .bind(&a.footer)
     .bind(&a.sender)
+    .bind(&a.templates)
+    .bind(&a.dlr_callback_url)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match &e {
@@ -106,6 +112,17 @@ pub async fn all(pool: &PgPool) -> Result<Vec<AccountRow>> {
     Ok(sqlx::query_as(AssertSqlSafe(format!("SELECT {COLUMNS} FROM accounts ORDER BY uid"))).fetch_all(pool).await?)
 }
 
+/// Switches webservices on or off (bulk code 1709 when off).
+pub async fn set_webservices_enabled(pool: &PgPool, uid: i64, enabled: bool) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET webservices_enabled = $2, revision = revision + 1 WHERE uid = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(enabled)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Replaces the token; the revision bump orders the state snapshots.
 pub async fn set_token(pool: &PgPool, uid: i64, lookup: &str, sealed: &str) -> Result<AccountRow> {
     sqlx::query_as(AssertSqlSafe(format!(
@@ -118,4 +135,38 @@ pub async fn set_token(pool: &PgPool, uid: i64, lookup: &str, sealed: &str) -> R
     .fetch_optional(pool)
     .await?
     .ok_or(StoreError::NotFound)
+}
+
+/// Adds (or removes) a number on the global stop list (bulk code 1042).
+pub async fn set_stopped(pool: &PgPool, digits: &str, listed: bool) -> Result<()> {
+    if listed {
+        sqlx::query("INSERT INTO stoplist (number) VALUES ($1) ON CONFLICT DO NOTHING")
+            .bind(digits)
+            .execute(pool)
+            .await?;
+    } else {
+        sqlx::query("DELETE FROM stoplist WHERE number = $1").bind(digits).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Adds (or removes) a number on an account's do-not-disturb list (bulk code 1732).
+pub async fn set_dnd(pool: &PgPool, uid: i64, digits: &str, listed: bool) -> Result<()> {
+    if listed {
+        sqlx::query("INSERT INTO dnd (uid, number) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+            .bind(uid)
+            .bind(digits)
+            .execute(pool)
+            .await?;
+    } else {
+        sqlx::query("DELETE FROM dnd WHERE uid = $1 AND number = $2").bind(uid).bind(digits).execute(pool).await?;
+    }
+    Ok(())
+}
+
+/// Every stop-list entry (`uid` None) and do-not-disturb entry, for republishing.
+pub async fn all_stops(pool: &PgPool) -> Result<Vec<(Option<i64>, String)>> {
+    let stop: Vec<(String,)> = sqlx::query_as("SELECT number FROM stoplist").fetch_all(pool).await?;
+    let dnd: Vec<(i64, String)> = sqlx::query_as("SELECT uid, number FROM dnd").fetch_all(pool).await?;
+    Ok(stop.into_iter().map(|(n,)| (None, n)).chain(dnd.into_iter().map(|(u, n)| (Some(u), n))).collect())
 }

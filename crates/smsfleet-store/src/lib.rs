@@ -6,6 +6,7 @@
 //! batch of messages.
 
 pub mod accounts;
+pub mod callbacks;
 pub mod dispatch;
 pub mod ledger;
 pub mod projection;

@@ -14,6 +14,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once at start-up; boxing buys nothing")]
 pub enum Command {
     /// Everything in one process: private NATS and PostgreSQL (unless
     /// NATS_URL / DATABASE_URL are set), migrations, a first admin, every
@@ -31,6 +32,8 @@ pub enum Command {
     Dlr(DlrArgs),
     /// Maintains the Postgres projection; answers ds and cr.
     Query(RoleArgs),
+    /// Pushes delivery reports of bulk API `dlr=1` messages to callback URLs.
+    Callbacks(RoleArgs),
     /// Owns account changes and publishes account state.
     Accounts(RoleArgs),
     /// The upstream SMSC simulator.
@@ -47,6 +50,38 @@ pub enum Command {
         #[command(subcommand)]
         command: RateCommand,
     },
+    /// The global stop list (bulk API code 1042).
+    Stoplist {
+        #[command(subcommand)]
+        command: StopCommand,
+    },
+    /// Per-account do-not-disturb lists (bulk API code 1732).
+    Dnd {
+        #[command(subcommand)]
+        command: StopCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StopCommand {
+    /// Adds a number.
+    Add(StopArgs),
+    /// Removes a number.
+    Remove(StopArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Account whose do-not-disturb list changes (`dnd` only).
+    #[arg(long)]
+    pub username: Option<String>,
+    /// Optional `+`, then 5 to 15 digits.
+    #[arg(long)]
+    pub number: String,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -111,6 +146,15 @@ pub struct IngressSettings {
     /// Hours a message may wait for an upstream before it fails.
     #[arg(long, env = "SMSFLEET_VALIDITY_HOURS", default_value_t = 48)]
     pub validity_hours: u64,
+    /// Bulk API: client IPs refused with code 16 (IPs, CIDR ranges or wildcards, comma-separated).
+    #[arg(long, env = "SMSFLEET_BULK_IP_BLACKLIST", default_value = "")]
+    pub bulk_ip_blacklist: String,
+    /// Bulk API: `|`-separated case-insensitive substrings refused with code 1028.
+    #[arg(long, env = "SMSFLEET_BULK_SPAM_PATTERNS", default_value = "")]
+    pub bulk_spam_patterns: String,
+    /// Bulk API: seconds within which the same account, destination and text is refused with 1041 (0 = off).
+    #[arg(long, env = "SMSFLEET_BULK_DUPLICATE_WINDOW_SECS", default_value_t = 0)]
+    pub bulk_duplicate_window_secs: u64,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -202,7 +246,7 @@ pub struct AllArgs {
 #[derive(Debug, Subcommand)]
 pub enum AccountCommand {
     /// Creates an account with webservices on and prints its token.
-    Create(AccountCreateArgs),
+    Create(Box<AccountCreateArgs>),
     /// Adds (or with a negative amount deducts) credit through the ledger.
     Credit(CreditArgs),
 }
@@ -235,6 +279,12 @@ pub struct AccountCreateArgs {
     pub timezone: String,
     #[arg(long, default_value = "")]
     pub footer: String,
+    /// Bulk API message template (repeatable); `{#var#}` matches 1 to 30 characters.
+    #[arg(long = "template")]
+    pub templates: Vec<String>,
+    /// Where delivery reports of bulk `dlr=1` messages are POSTed.
+    #[arg(long)]
+    pub dlr_callback_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -150,6 +150,16 @@ async fn run_fleet(
         )
     );
     spawn_role!(
+        "callbacks",
+        smsfleet_callbacks::run(
+            bus.clone(),
+            pool.clone(),
+            Default::default(),
+            readiness.register("callbacks"),
+            shutdown.clone()
+        )
+    );
+    spawn_role!(
         "ledger",
         smsfleet_ledger::run(
             bus.clone(),
@@ -256,6 +266,7 @@ async fn bootstrap_admin(
         token: a.admin_token.clone(),
         timezone: "+0000".to_owned(),
         footer: String::new(),
+        ..Default::default()
     };
     let (_, token) = smsfleet_accounts::create_account(pool, bus, secrets, spec).await?;
     if a.admin_password.is_none() {

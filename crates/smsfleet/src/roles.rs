@@ -83,6 +83,16 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Callbacks(a) => {
+            let _t = init("smsfleet-callbacks")?;
+            let (bus, pool) = connect_all(&a, "callbacks").await?;
+            serve_role(a.admin_listen, |r, s| async move {
+                smsfleet_callbacks::run(bus, pool, Default::default(), r.register("callbacks"), s)
+                    .await
+                    .map_err(Into::into)
+            })
+            .await
+        }
         Command::Accounts(a) => {
             let _t = init("smsfleet-accounts")?;
             let (bus, pool) = connect_all(&a, "accounts").await?;
@@ -109,6 +119,8 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Account { command } => account_command(command).await,
+        Command::Stoplist { command } => stop_command(command, false).await,
+        Command::Dnd { command } => stop_command(command, true).await,
         Command::Rate { command: cli::RateCommand::Set(a) } => {
             let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
             let rate: rust_decimal::Decimal = a.rate.parse().context("rate must be a decimal number")?;
@@ -128,9 +140,32 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+async fn stop_command(command: cli::StopCommand, dnd: bool) -> anyhow::Result<()> {
+    let (a, listed) = match command {
+        cli::StopCommand::Add(a) => (a, true),
+        cli::StopCommand::Remove(a) => (a, false),
+    };
+    let bus = connect_bus(&a.bus, "cli").await?;
+    bus.provision().await?;
+    let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+    let uid = if dnd {
+        let name = a.username.context("--username is required for dnd")?;
+        let row = smsfleet_store::accounts::by_username(&pool, &name.to_ascii_lowercase())
+            .await?
+            .with_context(|| format!("no account {name:?}"))?;
+        Some(row.uid)
+    } else {
+        None
+    };
+    let digits = smsfleet_accounts::set_stop(&pool, &bus, uid, &a.number, listed).await?;
+    println!("number={digits} listed={listed}");
+    Ok(())
+}
+
 async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
     match command {
         cli::AccountCommand::Create(a) => {
+            let a = *a;
             let bus = connect_bus(&a.bus, "cli").await?;
             bus.provision().await?;
             let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
@@ -151,6 +186,8 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
                 token: a.token,
                 timezone: a.timezone,
                 footer: a.footer,
+                templates: a.templates,
+                dlr_callback_url: a.dlr_callback_url,
             };
             let (row, token) = smsfleet_accounts::create_account(&pool, &bus, &secrets, spec).await?;
             println!("uid={} username={} token={token}", row.uid, row.username);
@@ -201,6 +238,17 @@ pub fn ingress_config(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConf
         max_segments: s.max_parts,
         default_sender: s.default_sender.clone(),
         validity: Duration::from_secs(s.validity_hours * 3600),
+        bulk: smsfleet_ingress::BulkSettings {
+            ip_blacklist: s.bulk_ip_blacklist.clone(),
+            spam_patterns: s
+                .bulk_spam_patterns
+                .split('|')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            duplicate_window: Duration::from_secs(s.bulk_duplicate_window_secs),
+        },
         ..Default::default()
     }
 }
