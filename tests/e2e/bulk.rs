@@ -368,3 +368,54 @@ async fn dlr_callback_is_pushed_and_retried_after_a_500() {
     let quiet_id = quiet_id.to_string();
     assert!(s.iter().all(|(_, b)| b["message_id"] != quiet_id.as_str()));
 }
+
+/// 1715: JetStream does not answer in time. The fleet runs on a private
+/// nats-server that the test freezes (SIGSTOP), so no other test is touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn response_timeout_is_1715_when_the_store_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let nats = smsfleet_localinfra::NatsServer::start(&dir.path().join("nats")).await.unwrap();
+    let mut f = Fleet::prepare(&[]).await;
+    f.env.nats_url = nats.url();
+    f.spawn("accounts").await;
+    f.spawn("ingress").await;
+    account(&f, "frozen", &[]).await;
+    let pid = nats.pid().unwrap().to_string();
+    let signal = |sig: &'static str| {
+        let pid = pid.clone();
+        async move {
+            let ok = tokio::process::Command::new("kill").args([sig, &pid]).status().await.unwrap().success();
+            assert!(ok, "kill {sig} {pid}");
+        }
+    };
+    // Authenticated from the cache, validated, then the publish hangs.
+    let ok_before = eventually(Duration::from_secs(10), || async {
+        let text = fresh_text();
+        let r = reqwest::Client::new()
+            .get(format!("{}{BULK}", f.ingress))
+            .query(&base("frozen", "919999999999", &text))
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        r.starts_with("1701|").then_some(r)
+    })
+    .await;
+    assert!(ok_before.is_some(), "the account never became usable");
+    signal("-STOP").await;
+    let text = fresh_text();
+    let reply = reqwest::Client::new()
+        .get(format!("{}{BULK}", f.ingress))
+        .query(&base("frozen", "919999999998", &text))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await;
+    signal("-CONT").await;
+    let reply = reply.unwrap();
+    assert_eq!(reply.status(), 200);
+    assert_eq!(reply.text().await.unwrap(), "1715");
+    drop(f);
+    nats.stop().await.unwrap();
+}
