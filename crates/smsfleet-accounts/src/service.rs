@@ -189,6 +189,41 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
                 }
             }
         }
+        AccountCommand::SetBanned { username, banned } => set_banned(&pool, &bus, &username, banned).await,
+    }
+}
+
+/// playSMS's codes: unknown user 611 (ban) / 613 (unban); the first account
+/// (uid 1, the bootstrap admin) cannot be banned: 612; unbanning an account
+/// that is not banned: 614. Banning twice is OK.
+async fn set_banned(pool: &PgPool, bus: &Bus, username: &str, banned: bool) -> AccountReply {
+    let (unknown, failed) = if banned { (611, 612) } else { (613, 614) };
+    let Some(name) = smsfleet_domain::account::normalize_username(username) else {
+        return AccountReply::Error(unknown);
+    };
+    let row = match smsfleet_store::accounts::by_username(pool, &name).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return AccountReply::Error(unknown),
+        Err(e) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return AccountReply::Error(failed);
+        }
+    };
+    if (banned && row.uid == 1) || (!banned && !row.banned) {
+        return AccountReply::Error(failed);
+    }
+    match smsfleet_store::accounts::set_banned(pool, row.uid, banned).await {
+        Ok(Some(row)) => {
+            if let Err(e) = publish(bus, &row).await {
+                tracing::error!(error = %e, uid = row.uid, "account state not published");
+            }
+            AccountReply::Account(Box::new(to_state(&row)))
+        }
+        Ok(None) => AccountReply::Error(unknown),
+        Err(e) => {
+            tracing::error!(error = %e, "ban update failed");
+            AccountReply::Error(failed)
+        }
     }
 }
 

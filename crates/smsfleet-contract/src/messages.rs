@@ -334,6 +334,9 @@ pub struct CreditReply {
 pub enum AccountCommand {
     /// Replace the caller's webservices token (`op=set_token`).
     SetToken { uid: i64 },
+    /// Ban or unban an account (`op=accountban` / `op=accountunban`); the
+    /// caller has already been checked to be an admin.
+    SetBanned { username: String, banned: bool },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -342,6 +345,8 @@ pub enum AccountReply {
     /// The new token and the account state that carries it, so the asking
     /// ingress can apply it before answering.
     Token { token: String, account: Box<AccountState> },
+    /// The changed account, applied by the asking ingress before it answers.
+    Account(Box<AccountState>),
     /// A playSMS error code.
     Error(u16),
 }

@@ -88,6 +88,8 @@ async fn dispatch(app: &App, params: Params, peer: SocketAddr) -> Response {
         "cr" => op_cr(app, &params, client).await,
         "get_token" => op_get_token(app, &params, client).await,
         "set_token" => op_set_token(app, &params, client).await,
+        "accountban" => op_set_banned(app, &params, client, true).await,
+        "accountunban" => op_set_banned(app, &params, client, false).await,
         // playSMS answers an op it does not know with an empty HTML body.
         _ => return unknown_op(),
     };
@@ -101,6 +103,8 @@ fn op_label(op: &str) -> &'static str {
         "cr" => "cr",
         "get_token" => "get_token",
         "set_token" => "set_token",
+        "accountban" => "accountban",
+        "accountunban" => "accountunban",
         _ => "other",
     }
 }
@@ -289,9 +293,37 @@ async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
             envelope::ok(vec![("token".to_owned(), Node::from(token))], now_ts())
         }
         Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Ok(AccountReply::Account(_)) => envelope::err(100, now_ts()),
         Err(e) => {
             tracing::error!(error = %e, "set_token failed");
             envelope::err(100, now_ts())
         }
+    }
+}
+
+/// `op=accountban` / `op=accountunban`: admins only (ERR 600 otherwise).
+/// The asking replica applies the new state before answering, so the ban
+/// holds here from the next request; other replicas follow through the
+/// state feed within milliseconds.
+async fn op_set_banned(app: &App, p: &Params, client: std::net::IpAddr, banned: bool) -> Node {
+    let admin = authenticate(app, p, client).filter(|a| a.role == smsfleet_contract::AccountRole::Admin);
+    if admin.is_none() {
+        return envelope::err(600, now_ts());
+    }
+    let Some(username) = p.get_nonempty("data_username") else {
+        return envelope::err(if banned { 611 } else { 613 }, now_ts());
+    };
+    let cmd = AccountCommand::SetBanned { username: username.to_owned(), banned };
+    match app
+        .bus
+        .request::<_, AccountReply>(app.bus.namespace().accounts_service(), &cmd, Duration::from_secs(10))
+        .await
+    {
+        Ok(AccountReply::Account(account)) => {
+            app.cache.apply(smsfleet_bus::StateEvent::Account(account));
+            envelope::ok(vec![], now_ts())
+        }
+        Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Ok(AccountReply::Token { .. }) | Err(_) => envelope::err(if banned { 612 } else { 614 }, now_ts()),
     }
 }

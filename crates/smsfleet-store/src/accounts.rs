@@ -123,6 +123,17 @@ pub async fn set_webservices_enabled(pool: &PgPool, uid: i64, enabled: bool) -> 
     .await?)
 }
 
+/// Bans or unbans; the revision bump orders the state snapshots.
+pub async fn set_banned(pool: &PgPool, uid: i64, banned: bool) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET banned = $2, revision = revision + 1 WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(banned)
+    .fetch_optional(pool)
+    .await?)
+}
+
 /// Replaces the token; the revision bump orders the state snapshots.
 pub async fn set_token(pool: &PgPool, uid: i64, lookup: &str, sealed: &str) -> Result<AccountRow> {
     sqlx::query_as(AssertSqlSafe(format!(
