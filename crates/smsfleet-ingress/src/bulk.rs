@@ -569,33 +569,9 @@ async fn submit(app: &App, p: &Params, client: IpAddr, scheduled: bool) -> Respo
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use smsfleet_contract::{AccountRole, SCHEMA_VERSION};
 
     fn account(templates: &[&str]) -> AccountState {
-        AccountState {
-            v: SCHEMA_VERSION,
-            uid: 2,
-            revision: 1,
-            username: "alice".into(),
-            email: String::new(),
-            name: String::new(),
-            mobile: String::new(),
-            role: AccountRole::User,
-            parent_uid: None,
-            banned: false,
-            deleted: false,
-            webservices_enabled: true,
-            webservices_ip: "127.0.0.1".into(),
-            token_lookup: None,
-            token_sealed: None,
-            password_hash: None,
-            bulk_password_hash: None,
-            timezone: "+0000".into(),
-            footer: String::new(),
-            sender: String::new(),
-            templates: templates.iter().map(|t| t.to_string()).collect(),
-            dlr_callback_url: None,
-        }
+        AccountState { templates: templates.iter().map(|t| t.to_string()).collect(), ..crate::test_fixtures::account() }
     }
 
     fn limits() -> BulkLimits {

@@ -11,6 +11,8 @@ mod cache;
 mod playsms;
 mod publisher;
 mod pv;
+#[cfg(test)]
+mod test_fixtures;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

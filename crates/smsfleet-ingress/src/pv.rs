@@ -106,33 +106,9 @@ pub fn sender_ok(s: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use smsfleet_contract::{AccountRole, SCHEMA_VERSION};
 
     fn account() -> AccountState {
-        AccountState {
-            v: SCHEMA_VERSION,
-            uid: 2,
-            revision: 1,
-            username: "alice".into(),
-            email: String::new(),
-            name: String::new(),
-            mobile: String::new(),
-            role: AccountRole::User,
-            parent_uid: None,
-            banned: false,
-            deleted: false,
-            webservices_enabled: true,
-            webservices_ip: "127.0.0.1".into(),
-            token_lookup: None,
-            token_sealed: None,
-            password_hash: None,
-            bulk_password_hash: None,
-            timezone: "+0700".into(),
-            footer: "@alice".into(),
-            sender: String::new(),
-            templates: Vec::new(),
-            dlr_callback_url: None,
-        }
+        AccountState { timezone: "+0700".into(), footer: "@alice".into(), ..crate::test_fixtures::account() }
     }
 
     fn limits() -> PvLimits {

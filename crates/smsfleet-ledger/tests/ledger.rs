@@ -12,7 +12,6 @@ use smsfleet_contract::{
     SubmitBatch, TextEncoding,
 };
 use smsfleet_ledger::{LedgerConfig, adjust_credit};
-use smsfleet_store::accounts::NewAccount;
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 fn d(s: &str) -> Decimal {
@@ -25,18 +24,7 @@ fn now_ms() -> i64 {
 
 /// An account with `credit`, and a default rate of 0.5 per segment.
 async fn account(env: &TestEnv, credit: &str) -> i64 {
-    let acc = smsfleet_store::accounts::create(
-        &env.pool,
-        &NewAccount {
-            username: "alice".into(),
-            role: 3,
-            webservices_ip: "127.0.0.1".into(),
-            timezone: "+0000".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let acc = env.create_user("alice").await;
     adjust_credit(&env.pool, &env.bus, "topup:1", acc.uid, d(credit)).await.unwrap();
     smsfleet_store::rates::set_default(&env.pool, d("0.5")).await.unwrap();
     acc.uid

@@ -353,18 +353,7 @@ async fn credit_is_the_ledger_balance() {
     };
     assert_eq!(cr(12_345).await, "0");
 
-    let account = smsfleet_store::accounts::create(
-        &env.pool,
-        &smsfleet_store::accounts::NewAccount {
-            username: "alice".into(),
-            role: 3,
-            webservices_ip: "127.0.0.1".into(),
-            timezone: "+0000".into(),
-            ..Default::default()
-        },
-    )
-    .await
-    .unwrap();
+    let account = env.create_user("alice").await;
     assert_eq!(cr(account.uid).await, "0");
     sqlx::query("UPDATE balances SET balance = 12.5 WHERE uid = $1")
         .bind(account.uid)

@@ -127,6 +127,20 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// A plain user (webservices from 127.0.0.1, UTC) with a zero balance.
+    pub async fn create_user(&self, username: &str) -> smsfleet_store::accounts::AccountRow {
+        let new = smsfleet_store::accounts::NewAccount {
+            username: username.into(),
+            role: 3,
+            webservices_ip: "127.0.0.1".into(),
+            timezone: "+0000".into(),
+            ..Default::default()
+        };
+        smsfleet_store::accounts::create(&self.pool, &new).await.expect("create test account")
+    }
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
 where
