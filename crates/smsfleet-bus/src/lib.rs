@@ -15,6 +15,7 @@ mod provision;
 mod publish;
 mod service;
 mod state;
+mod supervise;
 mod worker;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use lease::WorkerLease;
 pub use publish::Published;
 pub use service::{ServiceRequest, serve_requests};
 pub use state::{StateEvent, StateFeed};
+pub use supervise::{LoopFailure, supervise};
 pub use worker::{Delivery, HandlerError, WorkerConfig, run_worker};
 
 /// A connection to the bus within one namespace.

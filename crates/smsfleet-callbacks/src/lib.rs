@@ -65,12 +65,8 @@ impl Default for CallbacksConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbacksError {
-    #[error("{task}: {source}")]
-    Bus { task: &'static str, source: BusError },
-    #[error("{0} stopped unexpectedly")]
-    Stopped(&'static str),
-    #[error("a callbacks task panicked: {0}")]
-    Panicked(String),
+    #[error(transparent)]
+    Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
 /// The JSON body POSTed to the callback URL.
@@ -248,25 +244,7 @@ pub async fn run(
 
     ready.set(true);
     tracing::info!("callbacks role running");
-    let mut outcome = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        let failure = match joined {
-            Ok((_, Ok(()))) if stop.is_cancelled() => None,
-            Ok((task, Ok(()))) => Some(CallbacksError::Stopped(task)),
-            Ok((task, Err(source))) => Some(CallbacksError::Bus { task, source }),
-            Err(e) => Some(CallbacksError::Panicked(e.to_string())),
-        };
-        if let Some(e) = failure {
-            tracing::error!(error = %e, "callbacks loop failed; stopping the role");
-            ready.set(false);
-            stop.cancel();
-            if outcome.is_ok() {
-                outcome = Err(e);
-            }
-        }
-    }
-    ready.set(false);
-    outcome
+    smsfleet_bus::supervise(tasks, &stop, &ready).await.map_err(CallbacksError::from)
 }
 
 #[cfg(test)]

@@ -46,14 +46,8 @@ impl Default for QueryConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("{task}: {source}")]
-    Bus { task: &'static str, source: BusError },
-    /// A loop ended although nobody asked it to, e.g. the NATS connection
-    /// was closed for good; the process should restart rather than limp on.
-    #[error("{0} stopped unexpectedly")]
-    Stopped(&'static str),
-    #[error("a query task panicked: {0}")]
-    Panicked(String),
+    #[error(transparent)]
+    Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
 /// Runs the projection workers and the `ds` / `cr` services until
@@ -113,24 +107,7 @@ pub async fn run(
     ready.set(true);
     tracing::info!(batch = config.batch, concurrency = config.concurrency, "query role running");
 
-    let mut outcome = Ok(());
-    while let Some(joined) = tasks.join_next().await {
-        let failure = match joined {
-            Ok((_, Ok(()))) if stop.is_cancelled() => None,
-            Ok((task, Ok(()))) => Some(QueryError::Stopped(task)),
-            Ok((task, Err(source))) => Some(QueryError::Bus { task, source }),
-            Err(e) => Some(QueryError::Panicked(e.to_string())),
-        };
-        if let Some(e) = failure {
-            tracing::error!(error = %e, "query loop failed; stopping the role");
-            ready.set(false);
-            stop.cancel();
-            if outcome.is_ok() {
-                outcome = Err(e);
-            }
-        }
-    }
-    ready.set(false);
+    let outcome = smsfleet_bus::supervise(tasks, &stop, &ready).await.map_err(QueryError::from);
     tracing::info!("query role stopped");
     outcome
 }
