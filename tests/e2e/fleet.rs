@@ -25,8 +25,22 @@ pub struct Fleet {
     pub ingress_env: Vec<(String, String)>,
 }
 
+/// A port for a role to listen on. Not an ephemeral port (32768+): those
+/// are also handed out for the many outgoing connections the fleet makes,
+/// so one could be taken between our pick and the role's bind. Ports come
+/// from a counter, so no two roles of this test process get the same one.
 fn port() -> u16 {
-    smsfleet_localinfra::free_port().expect("free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ =
+        NEXT.compare_exchange(0, 20_000 + (std::process::id() % 1_000) as u16 * 10, Ordering::SeqCst, Ordering::SeqCst);
+    loop {
+        let p = NEXT.fetch_add(1, Ordering::SeqCst);
+        let p = if p >= 32_000 { 20_000 + p % 12_000 } else { p };
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
 }
 
 impl Fleet {
