@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod admin_ops;
 mod bench;
 mod bulk;
 mod fleet;

@@ -7,8 +7,13 @@
 //! server key. Passwords are argon2 hashes. No secret is ever stored or
 //! published in the clear.
 
+mod admin;
 mod secrets;
 mod service;
 
+pub use admin::LOGIN_KEY_TTL;
 pub use secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
-pub use service::{AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_stop, to_state};
+pub use service::{
+    AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_sender_approved, set_stop,
+    to_state,
+};

@@ -10,6 +10,7 @@ use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, NewAccount};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin;
 use crate::secrets::{Secrets, generate_token, hash_password};
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +56,7 @@ pub fn to_state(row: &AccountRow) -> AccountState {
     }
 }
 
-async fn publish(bus: &Bus, row: &AccountRow) -> Result<(), AccountsError> {
+pub(crate) async fn publish(bus: &Bus, row: &AccountRow) -> Result<(), AccountsError> {
     bus.publish_state(bus.namespace().account_state_subject(row.uid), &to_state(row)).await?;
     Ok(())
 }
@@ -190,6 +191,18 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
             }
         }
         AccountCommand::SetBanned { username, banned } => set_banned(&pool, &bus, &username, banned).await,
+        AccountCommand::Add(cmd) => admin::add(&pool, &bus, &secrets, &cmd).await,
+        AccountCommand::Remove { username } => admin::remove(&pool, &bus, &username).await,
+        AccountCommand::SetParent { username, parent } => admin::set_parent(&pool, &bus, &username, &parent).await,
+        AccountCommand::Preferences { username, changes } => admin::preferences(&pool, &bus, &username, &changes).await,
+        AccountCommand::Configuration { username, changes } => {
+            admin::configuration(&pool, &bus, &username, &changes).await
+        }
+        AccountCommand::SetLoginKey { username } => admin::set_login_key(&pool, &secrets, &username).await,
+        AccountCommand::UseLoginKey { username, login_key } => {
+            admin::use_login_key(&pool, &secrets, &username, &login_key).await
+        }
+        AccountCommand::AddStop { number } => admin::add_stop(&pool, &bus, &number).await,
     }
 }
 
@@ -250,4 +263,25 @@ pub async fn run(
     .await?;
     let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
     Ok(())
+}
+
+/// Approves (or withdraws) a sender ID for an account, so `accountconf`
+/// may set it as the account's sender.
+pub async fn set_sender_approved(
+    pool: &PgPool,
+    username: &str,
+    sender: &str,
+    approved: bool,
+) -> Result<Vec<String>, AccountsError> {
+    if approved && !smsfleet_domain::account::sender_id_shape_ok(sender) {
+        return Err(AccountsError::Invalid(format!(
+            "sender ID {sender:?} (up to 11 letters/digits, or a number of up to 16 digits)"
+        )));
+    }
+    let name = smsfleet_domain::account::normalize_username(username)
+        .ok_or_else(|| AccountsError::Invalid(format!("username {username:?}")))?;
+    let row = smsfleet_store::accounts::by_username(pool, &name)
+        .await?
+        .ok_or_else(|| AccountsError::Invalid(format!("no account {name:?}")))?;
+    Ok(smsfleet_store::account_admin::set_sender_approved(pool, row.uid, sender, approved).await?)
 }

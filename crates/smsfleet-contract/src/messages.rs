@@ -337,6 +337,75 @@ pub enum AccountCommand {
     /// Ban or unban an account (`op=accountban` / `op=accountunban`); the
     /// caller has already been checked to be an admin.
     SetBanned { username: String, banned: bool },
+    /// `op=accountadd`. Fields are as the admin sent them; the service
+    /// validates. The `webservices_*` and `token` fields are smsfleet's
+    /// extension: playSMS can only set them in its web UI.
+    Add(Box<NewAccountCommand>),
+    /// `op=accountremove`.
+    Remove { username: String },
+    /// `op=parentset`.
+    SetParent { username: String, parent: String },
+    /// `op=accountpref`: each `Some` field replaces the stored value.
+    Preferences { username: String, changes: PreferenceChanges },
+    /// `op=accountconf`: each `Some` field replaces the stored value.
+    Configuration { username: String, changes: ConfigurationChanges },
+    /// `op=loginkeyset`: a new single-use key for `op=ws_login`.
+    SetLoginKey { username: String },
+    /// `op=ws_login`: consumes the stored key whatever the outcome.
+    UseLoginKey { username: String, login_key: String },
+    /// `op=stoplist`: adds a number to the global stop list.
+    AddStop { number: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct NewAccountCommand {
+    /// `data_status` as sent: 2 admin, 3 user, anything else a subuser.
+    pub status: String,
+    pub username: String,
+    pub password: String,
+    pub name: String,
+    pub email: String,
+    /// Username of the parent (subusers only).
+    pub parent: String,
+    pub mobile: String,
+    pub footer: Option<String>,
+    pub timezone: String,
+    pub language: String,
+    /// Extension: switch webservices on for the new account.
+    #[serde(default)]
+    pub webservices_enabled: bool,
+    /// Extension: the webservices IP allow-list (default `127.0.0.1`).
+    #[serde(default)]
+    pub webservices_ip: Option<String>,
+    /// Extension: the webservices token; `auto` generates one.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PreferenceChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub password: Option<String>,
+    pub address: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub country: Option<String>,
+    pub zipcode: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ConfigurationChanges {
+    pub footer: Option<String>,
+    pub timezone: Option<String>,
+    pub language: Option<String>,
+    pub fwd_to_inbox: Option<String>,
+    pub fwd_to_email: Option<String>,
+    pub fwd_to_mobile: Option<String>,
+    pub local_length: Option<String>,
+    pub replace_zero: Option<String>,
+    pub sender: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -349,6 +418,64 @@ pub enum AccountReply {
     Account(Box<AccountState>),
     /// A playSMS error code.
     Error(u16),
+    /// A playSMS error code with the `info` text playSMS puts next to it.
+    Refused { code: u16, info: String },
+    /// Done; `info` is playSMS's message (empty for ops that have none).
+    /// `account` is the changed account, applied by the asking ingress
+    /// before it answers; `token` is set when `accountadd` made one.
+    Done {
+        info: String,
+        account: Option<Box<AccountState>>,
+        #[serde(default)]
+        token: Option<String>,
+    },
+    /// A new login key (`op=loginkeyset`).
+    LoginKey { login_key: String },
+    /// A number (digits) newly on the stop list, applied by the asking
+    /// ingress before it answers.
+    Stopped { number: String },
+}
+
+/// `op=creditadd` / `op=creditdeduct`, answered by the ledger (the only
+/// writer of balances, so an admin's change never races a charge).
+/// `reference` makes a retried request a no-op.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct CreditChangeRequest {
+    pub reference: String,
+    pub uid: i64,
+    /// Signed decimal string: positive adds, negative deducts.
+    pub amount: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CreditChangeReply {
+    /// The balance after the change, as a decimal string.
+    Balance(String),
+    /// Nothing changed (unknown account, zero amount, storage failure).
+    Failed,
+}
+
+/// `op=query`: the newest ids of the caller's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LastIdsRequest {
+    pub uid: i64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct LastIdsReply {
+    pub user_inbox: i64,
+    pub user_incoming: i64,
+    pub user_outgoing: i64,
+}
+
+/// A client IP blocked after too many failed logins, on every ingress
+/// replica until `until_ms` (Unix ms). `until_ms` 0 lifts the block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct BlockState {
+    pub v: u32,
+    pub ip: String,
+    pub until_ms: i64,
 }
 
 /// Any message carried on the bus that has a schema in `proto/schemas`.
@@ -397,6 +524,11 @@ bus_message! {
     CreditReply => "credit_reply",
     AccountCommand => "account_command",
     AccountReply => "account_reply",
+    CreditChangeRequest => "credit_change_request",
+    CreditChangeReply => "credit_change_reply",
+    LastIdsRequest => "last_ids_request",
+    LastIdsReply => "last_ids_reply",
+    BlockState => "block_state",
 }
 
 /// Every schema, for the proto check and the generator.
@@ -419,5 +551,10 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         s::<CreditReply>(),
         s::<AccountCommand>(),
         s::<AccountReply>(),
+        s::<CreditChangeRequest>(),
+        s::<CreditChangeReply>(),
+        s::<LastIdsRequest>(),
+        s::<LastIdsReply>(),
+        s::<BlockState>(),
     ]
 }

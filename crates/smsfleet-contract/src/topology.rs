@@ -80,6 +80,23 @@ impl Namespace {
     pub fn accounts_service(&self) -> String {
         format!("{}.svc.accounts", self.0)
     }
+
+    /// Admin credit changes, answered by the ledger role.
+    pub fn ledger_service(&self) -> String {
+        format!("{}.svc.ledger.credit", self.0)
+    }
+
+    /// `op=query`'s last ids, answered by the query role.
+    pub fn last_ids_service(&self) -> String {
+        format!("{}.svc.query.last_ids", self.0)
+    }
+
+    /// A blocked client IP; dots and colons become `_` (NATS subject tokens
+    /// cannot hold dots).
+    pub fn block_state_subject(&self, ip: &str) -> String {
+        let token: String = ip.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        format!("{}.state.block.{token}", self.0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -201,7 +218,14 @@ impl Topology {
                 stream(Schedule, "schedule", WorkQueue, 400 * DAY, 0, "dispatch_chunk"),
                 stream(Status, "status", Interest, 7 * DAY, 0, "status_batch"),
                 stream(Dlr, "dlr", WorkQueue, 7 * DAY, 0, "dlr_batch"),
-                stream(State, "state.>", Limits, 0, 1, "account_state | balance_state | rates_state | stop_state"),
+                stream(
+                    State,
+                    "state.>",
+                    Limits,
+                    0,
+                    1,
+                    "account_state | balance_state | rates_state | stop_state | block_state",
+                ),
                 stream(Lease, "lease.>", Limits, 30, 1, "lease (empty body)"),
                 stream(Dead, "dead.>", Limits, 14 * DAY, 0, "the original payload"),
             ],

@@ -72,9 +72,51 @@ pub fn password_long_enough(p: &str) -> bool {
     p.trim().chars().count() > 4
 }
 
+/// playSMS's email check (`core_sanitize` + filter_var): one `@`, a dotted
+/// domain, no spaces or control characters.
+pub fn email_valid(email: &str) -> bool {
+    let ok_chars = email.chars().all(|c| c.is_ascii_graphic());
+    ok_chars && email.matches('@').count() == 1 && looks_like_email(email) && !email.ends_with('.')
+}
+
+/// Sender IDs an SMSC accepts: up to 11 letters, digits and spaces, or a
+/// number of up to 16 digits with an optional `+`.
+pub fn sender_id_shape_ok(sender: &str) -> bool {
+    let numeric = sender.strip_prefix('+').unwrap_or(sender);
+    let is_number = !numeric.is_empty() && numeric.len() <= 16 && numeric.bytes().all(|b| b.is_ascii_digit());
+    let is_alpha = !sender.is_empty()
+        && sender.len() <= 11
+        && sender.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && sender.bytes().any(|b| b.is_ascii_alphabetic());
+    is_number || is_alpha
+}
+
+/// A new account's footer in playSMS: `@username`.
+pub fn default_footer(username: &str) -> String {
+    format!("@{username}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails() {
+        assert!(email_valid("alice@example.com"));
+        assert!(!email_valid("not-an-email"));
+        assert!(!email_valid("a b@example.com"));
+        assert!(!email_valid("a@b@example.com"));
+        assert!(!email_valid("a@example."));
+    }
+
+    #[test]
+    fn sender_ids() {
+        assert!(sender_id_shape_ok("ALICECO"));
+        assert!(sender_id_shape_ok("+6281234567890"));
+        assert!(!sender_id_shape_ok("TWELVECHARSX"));
+        assert!(!sender_id_shape_ok(""));
+        assert!(!sender_id_shape_ok("a;b"));
+    }
 
     #[test]
     fn usernames() {

@@ -424,6 +424,15 @@ where
 /// 1703 for an unknown user or wrong password; 1709 for an account that may
 /// not send; 18 for a client outside the account's allow-list.
 async fn authenticate(app: &App, r: &Required, client: IpAddr) -> Result<Arc<AccountState>, u16> {
+    if app.login_blocked(client) {
+        return Err(code::BAD_CREDENTIALS);
+    }
+    let outcome = check_credentials(app, r, client).await;
+    app.record_login(client, !matches!(outcome, Err(code::BAD_CREDENTIALS)));
+    outcome
+}
+
+async fn check_credentials(app: &App, r: &Required, client: IpAddr) -> Result<Arc<AccountState>, u16> {
     let account = crate::auth::find_user(&app.cache, &r.username).ok_or(code::BAD_CREDENTIALS)?;
     let hash = account.bulk_password_hash.clone().ok_or(code::BAD_CREDENTIALS)?;
     let fingerprint = app.secrets.password_fingerprint(&r.password);

@@ -3,6 +3,7 @@
 //! replica sees a change within milliseconds) and never reads Postgres.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
@@ -24,6 +25,8 @@ struct Inner {
     stop: HashSet<String>,
     /// Per-account do-not-disturb lists, digits only.
     dnd: HashSet<(i64, String)>,
+    /// Client IPs blocked after too many failed logins, until Unix ms.
+    blocked: HashMap<IpAddr, i64>,
 }
 
 #[derive(Clone, Default)]
@@ -57,6 +60,14 @@ impl AccountCache {
                     g.dnd.remove(&(uid, e.number));
                 }
             },
+            StateEvent::Block(b) => {
+                let Ok(ip) = b.ip.parse::<IpAddr>() else { return };
+                if b.until_ms > 0 {
+                    g.blocked.insert(ip, b.until_ms);
+                } else {
+                    g.blocked.remove(&ip);
+                }
+            }
             StateEvent::Rates(r) => {
                 if r.revision < g.rates_revision && g.rates_revision != 0 {
                     return;
@@ -115,6 +126,11 @@ impl AccountCache {
     /// Whether `digits` is on account `uid`'s do-not-disturb list.
     pub fn do_not_disturb(&self, uid: i64, digits: &str) -> bool {
         self.inner.read().is_ok_and(|g| g.dnd.contains(&(uid, digits.to_owned())))
+    }
+
+    /// Whether `ip` is blocked at `now_ms` (brute-force protection).
+    pub fn blocked(&self, ip: IpAddr, now_ms: i64) -> bool {
+        self.inner.read().is_ok_and(|g| g.blocked.get(&ip).is_some_and(|until| *until > now_ms))
     }
 
     pub fn rates(&self) -> Arc<RateTable> {

@@ -5,9 +5,11 @@
 //! changes (`set_token`) go to the query and accounts roles over NATS
 //! request/reply.
 
+mod admin;
 mod auth;
 mod bulk;
 mod cache;
+mod guard;
 mod playsms;
 mod publisher;
 mod pv;
@@ -27,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use bulk::BulkSettings;
 pub use cache::AccountCache;
+pub use guard::GuardSettings;
 
 #[derive(Debug, Clone)]
 pub struct IngressConfig {
@@ -45,6 +48,10 @@ pub struct IngressConfig {
     pub query_timeout: Duration,
     /// Bulk HTTP API settings.
     pub bulk: BulkSettings,
+    /// Brute-force protection for every login (tokens, passwords).
+    pub login_guard: GuardSettings,
+    /// Where `op=ws_login` redirects (playSMS: `index.php`).
+    pub web_root: String,
 }
 
 impl Default for IngressConfig {
@@ -58,6 +65,8 @@ impl Default for IngressConfig {
             max_batch: 256,
             query_timeout: Duration::from_secs(5),
             bulk: BulkSettings::default(),
+            login_guard: GuardSettings::default(),
+            web_root: "index.php".to_owned(),
         }
     }
 }
@@ -81,9 +90,40 @@ pub(crate) struct App {
     pub validity: Duration,
     pub query_timeout: Duration,
     pub bulk: Arc<bulk::BulkState>,
+    pub guard: Arc<guard::LoginGuard>,
+    pub web_root: Arc<str>,
 }
 
 impl App {
+    /// Whether `client` is blocked for too many failed logins.
+    pub fn login_blocked(&self, client: std::net::IpAddr) -> bool {
+        self.guard.enabled() && self.cache.blocked(client, now_ms())
+    }
+
+    /// Counts a login outcome; the failure that crosses the limit blocks
+    /// the IP here at once and on every other replica through the state
+    /// stream.
+    pub fn record_login(&self, client: std::net::IpAddr, ok: bool) {
+        if ok {
+            self.guard.succeeded(client);
+            return;
+        }
+        metrics::counter!("smsfleet_ingress_login_failures_total").increment(1);
+        let Some(until_ms) = self.guard.failed(client, now_ms()) else { return };
+        tracing::warn!(%client, until_ms, "client blocked after repeated failed logins");
+        metrics::counter!("smsfleet_ingress_clients_blocked_total").increment(1);
+        let state =
+            smsfleet_contract::BlockState { v: smsfleet_contract::SCHEMA_VERSION, ip: client.to_string(), until_ms };
+        self.cache.apply(smsfleet_bus::StateEvent::Block(state.clone()));
+        let bus = self.bus.clone();
+        tokio::spawn(async move {
+            let subject = bus.namespace().block_state_subject(&state.ip);
+            if let Err(e) = bus.publish_state(subject, &state).await {
+                tracing::error!(error = %e, "block not published to other replicas");
+            }
+        });
+    }
+
     pub fn next_ids(&self, n: usize) -> Vec<SmsLogId> {
         let now = time::OffsetDateTime::now_utc();
         let ms = (now.unix_timestamp_nanos() / 1_000_000) as u64;
@@ -95,6 +135,10 @@ impl App {
             }
         }
     }
+}
+
+fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The HTTP routes, for tests and for embedding.
@@ -137,6 +181,8 @@ pub async fn run(
         validity: config.validity,
         query_timeout: config.query_timeout,
         bulk: Arc::new(bulk::BulkState::new(config.bulk.clone())),
+        guard: Arc::new(guard::LoginGuard::new(config.login_guard.clone())),
+        web_root: Arc::from(config.web_root.as_str()),
     };
     // A lost lease means our ids could collide with another replica's:
     // stop taking requests rather than risk it.

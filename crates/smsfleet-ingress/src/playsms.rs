@@ -15,12 +15,13 @@ use smsfleet_domain::{Credit, QueueCode, charge_for};
 use smsfleet_playsms::{Format, Node, Params, envelope, render};
 
 use crate::App;
+use crate::admin;
 use crate::auth::{self, GetTokenOutcome};
 use crate::pv::{self, PvRejection};
 
 const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
 
-fn now_ts() -> i64 {
+pub(crate) fn now_ts() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -90,6 +91,19 @@ async fn dispatch(app: &App, params: Params, peer: SocketAddr) -> Response {
         "set_token" => op_set_token(app, &params, client).await,
         "accountban" => op_set_banned(app, &params, client, true).await,
         "accountunban" => op_set_banned(app, &params, client, false).await,
+        "accountadd" => admin::op_account_add(app, &params, client).await,
+        "accountremove" => admin::op_account_remove(app, &params, client).await,
+        "parentset" => admin::op_parent_set(app, &params, client).await,
+        "parentget" => admin::op_parent_get(app, &params, client).await,
+        "accountpref" => admin::op_account_pref(app, &params, client).await,
+        "accountconf" => admin::op_account_conf(app, &params, client).await,
+        "creditview" => admin::op_credit_view(app, &params, client).await,
+        "creditadd" => admin::op_credit_change(app, &params, client, false).await,
+        "creditdeduct" => admin::op_credit_change(app, &params, client, true).await,
+        "loginkeyset" => admin::op_login_key_set(app, &params, client).await,
+        "ws_login" => return admin::op_ws_login(app, &params, client).await,
+        "query" => admin::op_query(app, &params, client).await,
+        "stoplist" => admin::op_stoplist(app, &params, client).await,
         // playSMS answers an op it does not know with an empty HTML body.
         _ => return unknown_op(),
     };
@@ -105,6 +119,19 @@ fn op_label(op: &str) -> &'static str {
         "set_token" => "set_token",
         "accountban" => "accountban",
         "accountunban" => "accountunban",
+        "accountadd" => "accountadd",
+        "accountremove" => "accountremove",
+        "parentset" => "parentset",
+        "parentget" => "parentget",
+        "accountpref" => "accountpref",
+        "accountconf" => "accountconf",
+        "creditview" => "creditview",
+        "creditadd" => "creditadd",
+        "creditdeduct" => "creditdeduct",
+        "loginkeyset" => "loginkeyset",
+        "ws_login" => "ws_login",
+        "query" => "query",
+        "stoplist" => "stoplist",
         _ => "other",
     }
 }
@@ -126,12 +153,28 @@ pub(crate) fn reply(node: Node, format: Format) -> Response {
     (StatusCode::OK, headers, rendered.body).into_response()
 }
 
-fn authenticate(
+/// Token authentication for every op but get_token and ws_login. A blocked
+/// client fails whatever it sends; each outcome feeds the brute-force guard.
+pub(crate) fn authenticate(
     app: &App,
     p: &Params,
     client: std::net::IpAddr,
 ) -> Option<std::sync::Arc<smsfleet_contract::AccountState>> {
-    auth::authenticate_token(&app.cache, &app.secrets, p.get("u"), p.get("h"), client)
+    if app.login_blocked(client) {
+        return None;
+    }
+    let found = auth::authenticate_token(&app.cache, &app.secrets, p.get("u"), p.get("h"), client);
+    app.record_login(client, found.is_some());
+    found
+}
+
+/// Admin ops: token authentication plus status 2 (ERR 600 otherwise).
+pub(crate) fn authenticate_admin(
+    app: &App,
+    p: &Params,
+    client: std::net::IpAddr,
+) -> Option<std::sync::Arc<smsfleet_contract::AccountState>> {
+    authenticate(app, p, client).filter(|a| a.role == smsfleet_contract::AccountRole::Admin)
 }
 
 /// The item playSMS (on PHP 7) returns when a whole send fails.
@@ -147,7 +190,7 @@ fn failed_send(queue: &str) -> Node {
 
 async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
-    let plan = match pv::plan(p, &account, &app.pv_limits) {
+    let mut plan = match pv::plan(p, &account, &app.pv_limits) {
         Ok(plan) => plan,
         Err(PvRejection::Empty) => return envelope::err(201, now_ts()),
         Err(PvRejection::Failed(why)) => {
@@ -155,6 +198,11 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
             return failed_send("");
         }
     };
+    // Numbers on the stop list are dropped, as playSMS's stoplist plugin does.
+    plan.destinations.retain(|d| !app.cache.stopped(d.trim_start_matches('+')));
+    if plan.destinations.is_empty() {
+        return failed_send("");
+    }
     let rates = app.cache.rates();
     let total: Credit = plan.destinations.iter().map(|d| charge_for(&rates, d, plan.segments)).sum();
     if !total.is_zero() && app.cache.balance(account.uid) < total {
@@ -265,6 +313,9 @@ async fn op_cr(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
 }
 
 async fn op_get_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
+    if app.login_blocked(client) {
+        return envelope::err(100, now_ts());
+    }
     let (cache, secrets) = (app.cache.clone(), app.secrets.clone());
     let (u, pw) = (p.get("u").map(str::to_owned), p.get("p").map(str::to_owned));
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
@@ -272,6 +323,7 @@ async fn op_get_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         tokio::task::spawn_blocking(move || auth::get_token(&cache, &secrets, u.as_deref(), pw.as_deref(), client))
             .await
             .unwrap_or(GetTokenOutcome::Err(100));
+    app.record_login(client, outcome != GetTokenOutcome::Err(100));
     match outcome {
         GetTokenOutcome::Token(t) => envelope::ok(vec![("token".to_owned(), Node::from(t))], now_ts()),
         GetTokenOutcome::Err(code) => envelope::err(code, now_ts()),
@@ -293,7 +345,7 @@ async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
             envelope::ok(vec![("token".to_owned(), Node::from(token))], now_ts())
         }
         Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
-        Ok(AccountReply::Account(_)) => envelope::err(100, now_ts()),
+        Ok(_) => envelope::err(100, now_ts()),
         Err(e) => {
             tracing::error!(error = %e, "set_token failed");
             envelope::err(100, now_ts())
@@ -306,8 +358,7 @@ async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
 /// holds here from the next request; other replicas follow through the
 /// state feed within milliseconds.
 async fn op_set_banned(app: &App, p: &Params, client: std::net::IpAddr, banned: bool) -> Node {
-    let admin = authenticate(app, p, client).filter(|a| a.role == smsfleet_contract::AccountRole::Admin);
-    if admin.is_none() {
+    if authenticate_admin(app, p, client).is_none() {
         return envelope::err(600, now_ts());
     }
     let Some(username) = p.get_nonempty("data_username") else {
@@ -324,6 +375,6 @@ async fn op_set_banned(app: &App, p: &Params, client: std::net::IpAddr, banned: 
             envelope::ok(vec![], now_ts())
         }
         Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
-        Ok(AccountReply::Token { .. }) | Err(_) => envelope::err(if banned { 612 } else { 614 }, now_ts()),
+        Ok(_) | Err(_) => envelope::err(if banned { 612 } else { 614 }, now_ts()),
     }
 }

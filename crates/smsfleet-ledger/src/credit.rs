@@ -2,7 +2,7 @@
 
 use rust_decimal::Decimal;
 use smsfleet_bus::Bus;
-use smsfleet_contract::{BalanceState, SCHEMA_VERSION};
+use smsfleet_contract::{BalanceState, CreditChangeReply, CreditChangeRequest, SCHEMA_VERSION};
 use smsfleet_store::ledger::{self, NewEntry};
 use smsfleet_store::{PgPool, StoreError};
 
@@ -60,4 +60,18 @@ pub async fn adjust_credit(
     tx.commit().await.map_err(StoreError::from)?;
     publish_balance(bus, uid, revision, balance).await?;
     Ok(balance)
+}
+
+/// `op=creditadd` / `op=creditdeduct` from an admin, over request/reply.
+/// The request's reference makes a retried request a no-op.
+pub(crate) async fn change_reply(pool: &PgPool, bus: &Bus, req: &CreditChangeRequest) -> CreditChangeReply {
+    let Ok(amount) = req.amount.parse::<Decimal>() else { return CreditChangeReply::Failed };
+    let reference = format!("admin:{}", req.reference);
+    match adjust_credit(pool, bus, &reference, req.uid, amount).await {
+        Ok(balance) => CreditChangeReply::Balance(balance.normalize().to_string()),
+        Err(e) => {
+            tracing::warn!(error = %e, uid = req.uid, "credit change refused");
+            CreditChangeReply::Failed
+        }
+    }
 }

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
-use smsfleet_contract::StreamKind;
+use smsfleet_contract::{CreditChangeReply, CreditChangeRequest, StreamKind};
 use smsfleet_domain::RateTable;
 use smsfleet_store::{PgPool, StoreError};
 use smsfleet_telemetry::ReadyFlag;
@@ -86,6 +86,24 @@ pub async fn run(
         stop_refresh.clone(),
     ));
 
+    // Admin credit changes share the balance row locks with charging, so
+    // they are answered here, by the only writer of balances.
+    let credit_service = {
+        let (b, p) = (bus.clone(), pool.clone());
+        let subject = bus.namespace().ledger_service();
+        let handler = move |req: CreditChangeRequest| {
+            let (b, p) = (b.clone(), p.clone());
+            async move { credit::change_reply(&p, &b, &req).await }
+        };
+        tokio::spawn(smsfleet_bus::serve_requests::<CreditChangeRequest, CreditChangeReply, _, _>(
+            bus.clone(),
+            subject,
+            "ledger",
+            shutdown.child_token(),
+            handler,
+        ))
+    };
+
     let ctx = Arc::new(handler::Ctx { bus: bus.clone(), pool, rates, chunk_size: config.chunk_size.max(1) });
     let worker = WorkerConfig {
         stream: StreamKind::Submit,
@@ -102,5 +120,6 @@ pub async fn run(
     ready.set(false);
     stop_refresh.cancel();
     let _ = refresher.await;
+    credit_service.abort();
     result.map_err(LedgerError::from)
 }

@@ -14,4 +14,5 @@ pub mod render;
 
 pub use node::Node;
 pub use params::{Format, Params};
+pub use phpnum::float_cast;
 pub use render::{Rendered, render};

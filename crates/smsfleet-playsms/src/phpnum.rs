@@ -87,8 +87,66 @@ pub(crate) fn non_finite(value: f64) -> &'static str {
     }
 }
 
+/// PHP's `(float) $string`: the longest numeric prefix after leading
+/// whitespace (`"12abc"` → 12, `"abc"` → 0), which is how playSMS reads
+/// `data_amount`.
+pub fn float_cast(raw: &str) -> f64 {
+    let s = raw.trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let b = s.as_bytes();
+    let mut end = 0;
+    if matches!(b.first(), Some(b'+' | b'-')) {
+        end = 1;
+    }
+    let int_start = end;
+    while b.get(end).is_some_and(u8::is_ascii_digit) {
+        end += 1;
+    }
+    let mut digits = end - int_start;
+    if b.get(end) == Some(&b'.') {
+        let frac_start = end + 1;
+        let mut frac_end = frac_start;
+        while b.get(frac_end).is_some_and(u8::is_ascii_digit) {
+            frac_end += 1;
+        }
+        digits += frac_end - frac_start;
+        if digits > 0 {
+            end = frac_end;
+        }
+    }
+    if digits == 0 {
+        return 0.0;
+    }
+    if matches!(b.get(end), Some(b'e' | b'E')) {
+        let mut exp_end = end + 1;
+        if matches!(b.get(exp_end), Some(b'+' | b'-')) {
+            exp_end += 1;
+        }
+        let exp_digits_start = exp_end;
+        while b.get(exp_end).is_some_and(u8::is_ascii_digit) {
+            exp_end += 1;
+        }
+        if exp_end > exp_digits_start {
+            end = exp_end;
+        }
+    }
+    s[..end].parse().unwrap_or(0.0)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn float_casts_like_php() {
+        use super::float_cast;
+        assert_eq!(float_cast("100"), 100.0);
+        assert_eq!(float_cast("50.25"), 50.25);
+        assert_eq!(float_cast("-2"), -2.0);
+        assert_eq!(float_cast("abc"), 0.0);
+        assert_eq!(float_cast(" 12abc"), 12.0);
+        assert_eq!(float_cast("1e3x"), 1000.0);
+        assert_eq!(float_cast(".5"), 0.5);
+        assert_eq!(float_cast("-"), 0.0);
+    }
+
     use super::*;
 
     fn s(v: f64) -> String {

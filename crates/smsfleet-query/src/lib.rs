@@ -9,10 +9,13 @@
 
 mod credit;
 mod ds;
+mod last_ids;
 mod projection;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
-use smsfleet_contract::{CreditReply, CreditRequest, DsReply, DsRequest, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_contract::{
+    CreditReply, CreditRequest, DsReply, DsRequest, LastIdsReply, LastIdsRequest, StatusBatch, StreamKind, SubmitBatch,
+};
 use smsfleet_store::PgPool;
 use smsfleet_telemetry::ReadyFlag;
 use tokio::task::JoinSet;
@@ -20,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use credit::credit_reply;
 pub use ds::{ds_filter, ds_reply};
+pub use last_ids::last_ids_reply;
 pub use projection::{coalesce_status, submit_rows};
 
 /// Durable consumer name on both the submit and the status stream.
@@ -101,6 +105,19 @@ pub async fn run(
         (
             "cr service",
             smsfleet_bus::serve_requests::<CreditRequest, CreditReply, _, _>(b, subject, GROUP, s, handler).await,
+        )
+    });
+
+    let (b, p, s) = (bus.clone(), pool.clone(), stop.clone());
+    let subject = ns.last_ids_service();
+    tasks.spawn(async move {
+        let handler = move |req: LastIdsRequest| {
+            let pool = p.clone();
+            async move { last_ids_reply(&pool, &req).await }
+        };
+        (
+            "last ids service",
+            smsfleet_bus::serve_requests::<LastIdsRequest, LastIdsReply, _, _>(b, subject, GROUP, s, handler).await,
         )
     });
 

@@ -50,7 +50,7 @@ pub struct NewAccount {
     pub dlr_callback_url: Option<String>,
 }
 
-const COLUMNS: &str = "uid, username, email, name, mobile, role, parent_uid, banned, deleted, \
+pub(crate) const COLUMNS: &str = "uid, username, email, name, mobile, role, parent_uid, banned, deleted, \
     webservices_enabled, webservices_ip, token_lookup, token_sealed, password_hash, bulk_password_hash, \
     timezone, footer, sender, revision, templates, dlr_callback_url";
 

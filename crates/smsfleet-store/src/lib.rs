@@ -5,6 +5,7 @@
 //! Batch writes use `unnest` over arrays so one statement carries a whole
 //! batch of messages.
 
+pub mod account_admin;
 pub mod accounts;
 pub mod callbacks;
 pub mod dispatch;

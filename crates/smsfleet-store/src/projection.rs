@@ -276,3 +276,10 @@ pub async fn status_counts(pool: &PgPool, uid: Option<i64>) -> Result<Vec<(i16, 
     .fetch_all(pool)
     .await?)
 }
+
+/// The newest outgoing id of an account (`op=query`'s `user_outgoing`); 0 when none.
+pub async fn last_outgoing_id(pool: &PgPool, uid: i64) -> Result<i64> {
+    let (id,): (Option<i64>,) =
+        sqlx::query_as("SELECT max(smslog_id) FROM outgoing WHERE uid = $1").bind(uid).fetch_one(pool).await?;
+    Ok(id.unwrap_or(0))
+}

@@ -60,6 +60,40 @@ pub enum Command {
         #[command(subcommand)]
         command: StopCommand,
     },
+    /// Sender IDs approved per account (`op=accountconf`'s `data_sender` must be one).
+    Sender {
+        #[command(subcommand)]
+        command: SenderCommand,
+    },
+    /// Lifts the brute-force block of a client IP on every ingress replica.
+    Unblock(UnblockArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SenderCommand {
+    /// Approves a sender ID for an account.
+    Add(SenderArgs),
+    /// Withdraws an approved sender ID.
+    Remove(SenderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SenderArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub username: String,
+    /// Up to 11 letters and digits, or a number of up to 16 digits.
+    #[arg(long)]
+    pub sender: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UnblockArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// The client IP to unblock.
+    pub ip: std::net::IpAddr,
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,6 +189,18 @@ pub struct IngressSettings {
     /// Bulk API: seconds within which the same account, destination and text is refused with 1041 (0 = off).
     #[arg(long, env = "SMSFLEET_BULK_DUPLICATE_WINDOW_SECS", default_value_t = 0)]
     pub bulk_duplicate_window_secs: u64,
+    /// Failed logins (token, password) one client IP may make within the window before it is blocked; 0 = off.
+    #[arg(long, env = "SMSFLEET_LOGIN_ATTEMPT_LIMIT", default_value_t = 10)]
+    pub login_attempt_limit: u32,
+    /// Window, in seconds, over which failed logins are counted.
+    #[arg(long, env = "SMSFLEET_LOGIN_WINDOW_SECS", default_value_t = 600)]
+    pub login_window_secs: u64,
+    /// How long, in seconds, a client IP stays blocked (on every ingress replica).
+    #[arg(long, env = "SMSFLEET_LOGIN_BLOCK_SECS", default_value_t = 3600)]
+    pub login_block_secs: u64,
+    /// Where `op=ws_login` redirects (playSMS: `index.php`), e.g. an operator portal URL.
+    #[arg(long, env = "SMSFLEET_WEB_ROOT", default_value = "index.php")]
+    pub web_root: String,
 }
 
 #[derive(Debug, Args, Clone)]

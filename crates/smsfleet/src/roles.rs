@@ -121,6 +121,25 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Account { command } => account_command(command).await,
         Command::Stoplist { command } => stop_command(command, false).await,
         Command::Dnd { command } => stop_command(command, true).await,
+        Command::Sender { command } => {
+            let (a, approved) = match command {
+                cli::SenderCommand::Add(a) => (a, true),
+                cli::SenderCommand::Remove(a) => (a, false),
+            };
+            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let list = smsfleet_accounts::set_sender_approved(&pool, &a.username, &a.sender, approved).await?;
+            println!("approved sender IDs of {}: {}", a.username, list.join(", "));
+            Ok(())
+        }
+        Command::Unblock(a) => {
+            let bus = connect_bus(&a.bus, "cli").await?;
+            let ip = a.ip.to_string();
+            let state =
+                smsfleet_contract::BlockState { v: smsfleet_contract::SCHEMA_VERSION, ip: ip.clone(), until_ms: 0 };
+            bus.publish_state(bus.namespace().block_state_subject(&ip), &state).await?;
+            println!("{ip} unblocked on every ingress replica");
+            Ok(())
+        }
         Command::Rate { command: cli::RateCommand::Set(a) } => {
             let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
             let rate: rust_decimal::Decimal = a.rate.parse().context("rate must be a decimal number")?;
@@ -249,6 +268,12 @@ pub fn ingress_config(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConf
                 .collect(),
             duplicate_window: Duration::from_secs(s.bulk_duplicate_window_secs),
         },
+        login_guard: smsfleet_ingress::GuardSettings {
+            limit: s.login_attempt_limit,
+            window: Duration::from_secs(s.login_window_secs),
+            block_for: Duration::from_secs(s.login_block_secs),
+        },
+        web_root: s.web_root.clone(),
         ..Default::default()
     }
 }

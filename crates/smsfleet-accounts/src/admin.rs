@@ -1,0 +1,422 @@
+//! playSMS's admin ops that change accounts: accountadd, accountremove,
+//! parentset, accountpref, accountconf, loginkeyset (and ws_login, which
+//! consumes the key), and the stoplist op. Each validates, writes Postgres,
+//! then publishes the account's new state so every ingress replica sees it.
+//! The `info` texts are playSMS's own, because clients show them to people.
+
+use smsfleet_bus::Bus;
+use smsfleet_contract::{AccountReply, ConfigurationChanges, NewAccountCommand, PreferenceChanges};
+use smsfleet_domain::account::{self, Role};
+use smsfleet_domain::{Msisdn, ipallow};
+use smsfleet_store::PgPool;
+use smsfleet_store::account_admin::{self as store, ConfigurationUpdate, PreferenceUpdate};
+use smsfleet_store::accounts::{self as accounts_store, AccountRow, NewAccount};
+use time::{Duration, OffsetDateTime};
+
+use crate::secrets::{Secrets, generate_token, hash_password};
+use crate::service::{publish, to_state};
+
+/// A login key is for a link opened at once; an unused one expires.
+pub const LOGIN_KEY_TTL: Duration = Duration::hours(1);
+
+/// The bootstrap admin: playSMS's uid 1, which cannot be banned or removed.
+const FIRST_ADMIN_UID: i64 = 1;
+
+fn refused(code: u16, info: impl Into<String>) -> AccountReply {
+    AccountReply::Refused { code, info: info.into() }
+}
+
+async fn live_account(pool: &PgPool, username: &str) -> Result<Option<AccountRow>, smsfleet_store::StoreError> {
+    match account::normalize_username(username) {
+        Some(name) => accounts_store::by_username(pool, &name).await,
+        None => Ok(None),
+    }
+}
+
+/// Publishes the changed row and answers with it.
+async fn changed(bus: &Bus, row: &AccountRow, info: String, token: Option<String>) -> AccountReply {
+    if let Err(e) = publish(bus, row).await {
+        // Stored; replicas catch up at the accounts role's next republish.
+        tracing::error!(error = %e, uid = row.uid, "account state not published");
+    }
+    AccountReply::Done { info, account: Some(Box::new(to_state(row))), token }
+}
+
+fn non_empty(v: &Option<String>) -> Option<String> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// `op=accountadd`: 603 when a required field is missing, 604 with an
+/// `info` when validation fails.
+pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCommand) -> AccountReply {
+    let required = [&cmd.status, &cmd.username, &cmd.password, &cmd.name, &cmd.email];
+    if required.iter().any(|f| f.trim().is_empty()) {
+        return AccountReply::Error(603);
+    }
+    let raw_username = cmd.username.trim();
+    let Some(username) = account::normalize_username(raw_username) else {
+        return refused(604, format!("Invalid username format (username: {raw_username})"));
+    };
+    let email = cmd.email.trim();
+    if !account::email_valid(email) {
+        return refused(604, format!("Your email format is invalid ({email})"));
+    }
+    let checks = async {
+        if accounts_store::by_username(pool, &username).await?.is_some() {
+            return Ok(Some(format!("Account already exists (username: {username})")));
+        }
+        if store::email_taken(pool, email, None).await? {
+            return Ok(Some(format!("Email is already in use by other username (email: {email})")));
+        }
+        let mobile = cmd.mobile.trim();
+        if !mobile.is_empty() && store::mobile_taken(pool, mobile, None).await? {
+            return Ok(Some(format!("Mobile is already in use by other username (mobile: {mobile})")));
+        }
+        Ok::<_, smsfleet_store::StoreError>(None)
+    };
+    match checks.await {
+        Ok(Some(info)) => return refused(604, info),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(error = %e, "accountadd checks failed");
+            return refused(604, format!("Fail to add account (username: {username})"));
+        }
+    }
+    let role = Role::from_code_lenient(&cmd.status);
+    // A subuser keeps its parent only when the parent is an admin or a user;
+    // otherwise it hangs off the first admin (playSMS's default_parent).
+    let parent_uid = if role == Role::Subuser {
+        let parent = match live_account(pool, &cmd.parent).await {
+            Ok(p) => p.filter(|p| p.role == 2 || p.role == 3),
+            Err(e) => {
+                tracing::error!(error = %e, "parent lookup failed");
+                None
+            }
+        };
+        Some(parent.map(|p| p.uid).unwrap_or(FIRST_ADMIN_UID))
+    } else {
+        None
+    };
+    let webservices_ip = non_empty(&cmd.webservices_ip).unwrap_or_else(|| "127.0.0.1".to_owned());
+    if !ipallow::is_valid_list(&webservices_ip) {
+        return refused(604, format!("Invalid webservices IP allow-list ({webservices_ip})"));
+    }
+    let token = match non_empty(&cmd.token) {
+        Some(t) if t.eq_ignore_ascii_case("auto") => Some(generate_token()),
+        Some(t) if account::token_shape_ok(&t) => Some(t),
+        Some(_) => return refused(604, "Invalid webservices token (letters and digits only)"),
+        None => None,
+    };
+    let password = cmd.password.trim().to_owned();
+    let password_hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
+        Ok(Ok(h)) => h,
+        _ => return refused(604, format!("Fail to add account (username: {username})")),
+    };
+    let footer = match &cmd.footer {
+        Some(f) if !f.trim().is_empty() => f.trim().to_owned(),
+        _ => account::default_footer(&username),
+    };
+    let new = NewAccount {
+        username: username.clone(),
+        email: email.to_owned(),
+        name: cmd.name.trim().to_owned(),
+        mobile: cmd.mobile.trim().to_owned(),
+        role: role.code(),
+        parent_uid,
+        webservices_enabled: cmd.webservices_enabled,
+        webservices_ip,
+        token_lookup: token.as_deref().map(|t| secrets.token_lookup(t)),
+        token_sealed: token.as_deref().map(|t| secrets.seal(t)),
+        password_hash: Some(password_hash.clone()),
+        bulk_password_hash: Some(password_hash),
+        timezone: if cmd.timezone.trim().is_empty() { "+0000".to_owned() } else { cmd.timezone.trim().to_owned() },
+        footer,
+        sender: String::new(),
+        templates: Vec::new(),
+        dlr_callback_url: None,
+    };
+    match accounts_store::create(pool, &new).await {
+        // We send no email; this is playSMS's text on a server without mail.
+        Ok(row) => {
+            changed(bus, &row, format!("Account has been added but failed to send email (username: {username})"), token)
+                .await
+        }
+        Err(smsfleet_store::StoreError::Conflict(_)) => {
+            refused(604, format!("Account already exists (username: {username})"))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "accountadd failed");
+            refused(604, format!("Fail to add account (username: {username})"))
+        }
+    }
+}
+
+/// `op=accountremove`: 605 unknown; 606 for the first admin or an account
+/// that still has subusers.
+pub async fn remove(pool: &PgPool, bus: &Bus, username: &str) -> AccountReply {
+    let row = match live_account(pool, username).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return AccountReply::Error(605),
+        Err(e) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return AccountReply::Error(606);
+        }
+    };
+    if row.uid == FIRST_ADMIN_UID {
+        return refused(606, format!("User is immune to deletion (username: {})", row.username));
+    }
+    match store::live_subusers(pool, row.uid).await {
+        Ok(0) => {}
+        Ok(_) => {
+            return refused(606, "Unable to delete this user until all subusers under this user have been removed");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "subuser count failed");
+            return AccountReply::Error(606);
+        }
+    }
+    match store::remove(pool, row.uid).await {
+        Ok(Some(removed)) => {
+            changed(bus, &removed, format!("Account has been removed (username: {})", row.username), None).await
+        }
+        Ok(None) => AccountReply::Error(605),
+        Err(e) => {
+            tracing::error!(error = %e, "accountremove failed");
+            AccountReply::Error(606)
+        }
+    }
+}
+
+/// `op=parentset`: 607 when either account is unknown, 608 when the change fails.
+pub async fn set_parent(pool: &PgPool, bus: &Bus, username: &str, parent: &str) -> AccountReply {
+    let (child, parent) = match (live_account(pool, username).await, live_account(pool, parent).await) {
+        (Ok(Some(c)), Ok(Some(p))) => (c, p),
+        (Ok(_), Ok(_)) => return AccountReply::Error(607),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return AccountReply::Error(608);
+        }
+    };
+    if child.uid == parent.uid {
+        return AccountReply::Error(608);
+    }
+    match store::set_parent(pool, child.uid, parent.uid).await {
+        Ok(Some(row)) => changed(bus, &row, String::new(), None).await,
+        Ok(None) => AccountReply::Error(607),
+        Err(e) => {
+            tracing::error!(error = %e, "parentset failed");
+            AccountReply::Error(608)
+        }
+    }
+}
+
+fn profile_entry(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, value: &Option<String>) {
+    if let Some(v) = non_empty(value) {
+        map.insert(key.to_owned(), serde_json::Value::String(v));
+    }
+}
+
+/// `op=accountpref`: 615 for an unknown user or nothing to set, 616 with an
+/// `info` when a value is refused.
+pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &PreferenceChanges) -> AccountReply {
+    let row = match live_account(pool, username).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return AccountReply::Error(615),
+        Err(e) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return AccountReply::Error(616);
+        }
+    };
+    let mut update = PreferenceUpdate {
+        name: non_empty(&c.name),
+        email: non_empty(&c.email),
+        mobile: non_empty(&c.mobile),
+        ..Default::default()
+    };
+    profile_entry(&mut update.profile, "address", &c.address);
+    profile_entry(&mut update.profile, "city", &c.city);
+    profile_entry(&mut update.profile, "state", &c.state);
+    profile_entry(&mut update.profile, "country", &c.country);
+    profile_entry(&mut update.profile, "zipcode", &c.zipcode);
+    let password = non_empty(&c.password);
+    let nothing = update.name.is_none() && update.email.is_none() && update.mobile.is_none();
+    if nothing && password.is_none() && update.profile.is_empty() {
+        return AccountReply::Error(615);
+    }
+    if let Some(email) = &update.email {
+        if !account::email_valid(email) {
+            return refused(616, format!("Your email format is invalid ({email})"));
+        }
+        match store::email_taken(pool, email, Some(row.uid)).await {
+            Ok(false) => {}
+            Ok(true) => return refused(616, format!("Email is already in use by other username (email: {email})")),
+            Err(_) => return AccountReply::Error(616),
+        }
+    }
+    if let Some(mobile) = &update.mobile {
+        match store::mobile_taken(pool, mobile, Some(row.uid)).await {
+            Ok(false) => {}
+            Ok(true) => return refused(616, format!("Mobile is already in use by other username (mobile: {mobile})")),
+            Err(_) => return AccountReply::Error(616),
+        }
+    }
+    if let Some(p) = password.clone() {
+        if !account::password_long_enough(&p) {
+            return refused(616, "Password must be at least 5 characters long");
+        }
+        match tokio::task::spawn_blocking(move || hash_password(&p)).await {
+            Ok(Ok(h)) => update.password_hash = Some(h),
+            _ => return AccountReply::Error(616),
+        }
+    }
+    let info = if password.is_some() {
+        "Preferences have been saved and password updated"
+    } else {
+        "Preferences have been saved"
+    };
+    match store::update_preferences(pool, row.uid, &update).await {
+        Ok(Some(row)) => changed(bus, &row, info.to_owned(), None).await,
+        Ok(None) => AccountReply::Error(615),
+        Err(e) => {
+            tracing::error!(error = %e, "accountpref failed");
+            AccountReply::Error(616)
+        }
+    }
+}
+
+/// `op=accountconf`: 617 for an unknown user or nothing to set (a value
+/// counts when it is non-empty, so `"0"` does), 618 with an `info` when a
+/// value is refused. `data_sender` must be a sender ID an operator approved
+/// for the account (`smsfleet sender add`), as playSMS's sender ID feature
+/// requires.
+pub async fn configuration(pool: &PgPool, bus: &Bus, username: &str, c: &ConfigurationChanges) -> AccountReply {
+    let row = match live_account(pool, username).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return AccountReply::Error(617),
+        Err(e) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return AccountReply::Error(618);
+        }
+    };
+    let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+    let mut update = ConfigurationUpdate {
+        footer: set(&c.footer).map(|f| f.trim().to_owned()),
+        timezone: set(&c.timezone).map(|t| t.trim().to_owned()),
+        sender: set(&c.sender).map(|s| s.trim().to_owned()),
+        ..Default::default()
+    };
+    for (key, value) in [
+        ("language", &c.language),
+        ("fwd_to_inbox", &c.fwd_to_inbox),
+        ("fwd_to_email", &c.fwd_to_email),
+        ("fwd_to_mobile", &c.fwd_to_mobile),
+        ("local_length", &c.local_length),
+        ("replace_zero", &c.replace_zero),
+    ] {
+        if let Some(v) = set(value) {
+            update.profile.insert(key.to_owned(), serde_json::Value::String(v));
+        }
+    }
+    if update.footer.is_none() && update.timezone.is_none() && update.sender.is_none() && update.profile.is_empty() {
+        return AccountReply::Error(617);
+    }
+    if let Some(tz) = &update.timezone
+        && smsfleet_domain::schedule::parse_offset(tz).is_none()
+    {
+        return refused(618, "Invalid timezone");
+    }
+    if update.footer.as_deref().is_some_and(|f| f.chars().count() > 30) {
+        return refused(618, "Footer is too long (30 characters at most)");
+    }
+    if let Some(len) = update.profile.get("local_length").and_then(|v| v.as_str())
+        && len.parse::<u8>().is_err()
+    {
+        return refused(618, "Invalid local number length");
+    }
+    if let Some(sender) = &update.sender {
+        let approved = match store::approved_senders(pool, row.uid).await {
+            Ok(list) => list,
+            Err(_) => return AccountReply::Error(618),
+        };
+        if !approved.iter().any(|a| a == sender) || !account::sender_id_shape_ok(sender) {
+            return refused(618, "Invalid sender ID");
+        }
+    }
+    match store::update_configuration(pool, row.uid, &update).await {
+        Ok(Some(row)) => changed(bus, &row, "User configuration has been saved".to_owned(), None).await,
+        Ok(None) => AccountReply::Error(617),
+        Err(e) => {
+            tracing::error!(error = %e, "accountconf failed");
+            AccountReply::Error(618)
+        }
+    }
+}
+
+fn login_key_lookup(secrets: &Secrets, key: &str) -> String {
+    // A separate domain from tokens, so a login key can never be a token.
+    secrets.token_lookup(&format!("login_key:{key}"))
+}
+
+/// `op=loginkeyset`: 625 missing (checked by the ingress), 626 for an
+/// unknown user or a failed write (playSMS dies with a database error for
+/// an unknown user). The key is stored only as a keyed hash.
+pub async fn set_login_key(pool: &PgPool, secrets: &Secrets, username: &str) -> AccountReply {
+    let row = match live_account(pool, username).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return AccountReply::Error(626),
+        Err(e) => {
+            tracing::error!(error = %e, "account lookup failed");
+            return AccountReply::Error(626);
+        }
+    };
+    let key = generate_token();
+    let expires = OffsetDateTime::now_utc() + LOGIN_KEY_TTL;
+    match store::set_login_key(pool, row.uid, &login_key_lookup(secrets, &key), expires).await {
+        Ok(true) => AccountReply::LoginKey { login_key: key },
+        Ok(false) => AccountReply::Error(626),
+        Err(e) => {
+            tracing::error!(error = %e, "loginkeyset failed");
+            AccountReply::Error(626)
+        }
+    }
+}
+
+/// `op=ws_login`: the stored key is removed first (single use), then
+/// compared in constant time. The caller answers the same redirect either
+/// way; the outcome is only logged and counted.
+pub async fn use_login_key(pool: &PgPool, secrets: &Secrets, username: &str, key: &str) -> AccountReply {
+    let Ok(Some(row)) = live_account(pool, username).await else { return AccountReply::Error(100) };
+    let stored = match store::take_login_key(pool, row.uid).await {
+        Ok(Some(stored)) => stored,
+        _ => return AccountReply::Error(100),
+    };
+    let (lookup, expires) = stored;
+    let fresh = OffsetDateTime::now_utc() < expires;
+    let usable = !row.banned && account::token_shape_ok(key);
+    if fresh && usable && secrets.token_matches(&format!("login_key:{key}"), &lookup) {
+        AccountReply::Done { info: String::new(), account: None, token: None }
+    } else {
+        AccountReply::Error(100)
+    }
+}
+
+/// `op=stoplist`: adds to the global stop list; ERR 627 when the number is
+/// already there. Numbers are compared as digits, so `+628…` after `628…`
+/// is a duplicate too.
+pub async fn add_stop(pool: &PgPool, bus: &Bus, number: &str) -> AccountReply {
+    let Some(n) = Msisdn::clean(number) else { return AccountReply::Error(102) };
+    let digits = n.digits().to_owned();
+    match store::add_stop(pool, &digits).await {
+        Ok(true) => {
+            if let Err(e) = crate::service::publish_stop(bus, None, &digits, true).await {
+                tracing::error!(error = %e, "stop-list entry not published");
+            }
+            AccountReply::Stopped { number: digits }
+        }
+        Ok(false) => AccountReply::Error(627),
+        Err(e) => {
+            tracing::error!(error = %e, "stoplist insert failed");
+            AccountReply::Error(102)
+        }
+    }
+}
