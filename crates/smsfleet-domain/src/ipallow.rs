@@ -75,8 +75,47 @@ fn in_cidr(net: IpAddr, bits: u8, client: IpAddr) -> bool {
     }
 }
 
+/// The client behind reverse proxies. When the TCP peer is one of
+/// `trusted_proxies` (allow-list syntax; empty = trust none), the client is
+/// the right-most `X-Forwarded-For` address that is not itself a trusted
+/// proxy: entries further left were written by the client and can be
+/// forged. Otherwise the peer is the client. Allow-lists and the
+/// brute-force guard both depend on this being right.
+pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted_proxies: &str) -> IpAddr {
+    if trusted_proxies.trim().is_empty() || !allows(trusted_proxies, peer) {
+        return peer;
+    }
+    let Some(chain) = forwarded_for else { return peer };
+    let mut client = peer;
+    for hop in chain.rsplit(',').map(str::trim) {
+        let Ok(ip) = hop.parse::<IpAddr>() else { return client };
+        client = ip;
+        if !allows(trusted_proxies, ip) {
+            return ip;
+        }
+    }
+    client
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn client_behind_trusted_proxies() {
+        use super::client_ip;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let proxy = ip("10.1.0.5");
+        // No trusted proxies: the header is ignored.
+        assert_eq!(client_ip(proxy, Some("203.0.113.9"), ""), proxy);
+        // A trusted peer: the right-most untrusted hop; forged left entries are skipped.
+        assert_eq!(client_ip(proxy, Some("1.2.3.4, 203.0.113.9"), "10.0.0.0/8"), ip("203.0.113.9"));
+        assert_eq!(client_ip(proxy, Some("203.0.113.9, 10.1.0.7"), "10.0.0.0/8"), ip("203.0.113.9"));
+        // An untrusted peer cannot set its own address.
+        assert_eq!(client_ip(ip("198.51.100.1"), Some("127.0.0.1"), "10.0.0.0/8"), ip("198.51.100.1"));
+        // Garbage stops the walk at the last good hop.
+        assert_eq!(client_ip(proxy, Some("junk, 10.1.0.7"), "10.0.0.0/8"), ip("10.1.0.7"));
+        assert_eq!(client_ip(proxy, None, "10.0.0.0/8"), proxy);
+    }
+
     use super::*;
 
     fn ip(s: &str) -> IpAddr {

@@ -395,13 +395,15 @@ async fn params(req: Request) -> Params {
 }
 
 pub async fn bulksms(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+    let client = app.client_ip(peer, req.headers());
     let p = params(req).await;
-    submit(&app, &p, peer.ip(), false).await
+    submit(&app, &p, client, false).await
 }
 
 pub async fn schedulemsg(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+    let client = app.client_ip(peer, req.headers());
     let p = params(req).await;
-    submit(&app, &p, peer.ip(), true).await
+    submit(&app, &p, client, true).await
 }
 
 /// Awaits the JetStream PubAck of a submission: 1710 if the publish

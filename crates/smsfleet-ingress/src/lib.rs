@@ -52,6 +52,9 @@ pub struct IngressConfig {
     pub login_guard: GuardSettings,
     /// Where `op=ws_login` redirects (playSMS: `index.php`).
     pub web_root: String,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (allow-list
+    /// syntax; empty = none, the TCP peer is the client).
+    pub trusted_proxies: String,
 }
 
 impl Default for IngressConfig {
@@ -67,6 +70,7 @@ impl Default for IngressConfig {
             bulk: BulkSettings::default(),
             login_guard: GuardSettings::default(),
             web_root: "index.php".to_owned(),
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -92,9 +96,16 @@ pub(crate) struct App {
     pub bulk: Arc<bulk::BulkState>,
     pub guard: Arc<guard::LoginGuard>,
     pub web_root: Arc<str>,
+    pub trusted_proxies: Arc<str>,
 }
 
 impl App {
+    /// The client's address, through trusted reverse proxies.
+    pub fn client_ip(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        smsfleet_domain::ipallow::client_ip(peer.ip(), forwarded, &self.trusted_proxies)
+    }
+
     /// Whether `client` is blocked for too many failed logins.
     pub fn login_blocked(&self, client: std::net::IpAddr) -> bool {
         self.guard.enabled() && self.cache.blocked(client, now_ms())
@@ -183,6 +194,7 @@ pub async fn run(
         bulk: Arc::new(bulk::BulkState::new(config.bulk.clone())),
         guard: Arc::new(guard::LoginGuard::new(config.login_guard.clone())),
         web_root: Arc::from(config.web_root.as_str()),
+        trusted_proxies: Arc::from(config.trusted_proxies.as_str()),
     };
     // A lost lease means our ids could collide with another replica's:
     // stop taking requests rather than risk it.

@@ -26,6 +26,7 @@ pub(crate) fn now_ts() -> i64 {
 }
 
 pub async fn index(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+    let client = app.client_ip(peer, req.headers());
     let query = Params::from_query(req.uri().query().unwrap_or(""));
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
@@ -60,29 +61,30 @@ pub async fn index(State(app): State<App>, ConnectInfo(peer): ConnectInfo<Socket
     if !matches!(app_name.as_str(), "ws" | "webservice" | "webservices") {
         return (StatusCode::NOT_FOUND, "smsfleet serves only app=ws on /index.php\n").into_response();
     }
-    dispatch(&app, params, peer).await
+    dispatch(&app, params, client).await
 }
 
 /// `POST /playsms/api.php` with a JSON object; `user`/`token` stand for `u`/`h`.
 pub async fn json_api(
     State(app): State<App>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let client = app.client_ip(peer, &headers);
     let params = match serde_json::from_slice::<serde_json::Value>(&body) {
         Ok(v) => Params::from_json_body(&v),
         Err(_) => Params::new(),
     };
-    dispatch(&app, params, peer).await
+    dispatch(&app, params, client).await
 }
 
 #[tracing::instrument(name = "playsms.request", skip_all, fields(op))]
-async fn dispatch(app: &App, params: Params, peer: SocketAddr) -> Response {
+async fn dispatch(app: &App, params: Params, client: std::net::IpAddr) -> Response {
     let format = params.format();
     let Some(op) = params.op() else { return reply(envelope::bare(now_ts()), format) };
     tracing::Span::current().record("op", op.as_str());
     metrics::counter!("smsfleet_ingress_requests_total", "op" => op_label(&op)).increment(1);
-    let client = peer.ip();
     let node = match op.as_str() {
         "pv" => op_pv(app, &params, client).await,
         "ds" => op_ds(app, &params, client).await,

@@ -201,6 +201,9 @@ pub struct IngressSettings {
     /// Where `op=ws_login` redirects (playSMS: `index.php`), e.g. an operator portal URL.
     #[arg(long, env = "SMSFLEET_WEB_ROOT", default_value = "index.php")]
     pub web_root: String,
+    /// Reverse proxies (IPs, CIDR ranges or wildcards) whose X-Forwarded-For is believed; empty = none.
+    #[arg(long, env = "SMSFLEET_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -274,6 +274,7 @@ pub fn ingress_config(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConf
             block_for: Duration::from_secs(s.login_block_secs),
         },
         web_root: s.web_root.clone(),
+        trusted_proxies: s.trusted_proxies.clone(),
         ..Default::default()
     }
 }
