@@ -7,6 +7,7 @@
 //! server key. Passwords are argon2 hashes. No secret is ever stored or
 //! published in the clear.
 
+pub mod phonebook;
 mod secrets;
 mod service;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures_util::StreamExt;
-use smsfleet_contract::{AccountState, BalanceState, BusMessage, RatesState, StopState, StreamKind};
+use smsfleet_contract::{AccountState, BalanceState, BusMessage, GroupState, RatesState, StopState, StreamKind};
 use tokio::sync::watch;
 
 use crate::{Bus, BusError};
@@ -19,6 +19,8 @@ pub enum StateEvent {
     Rates(RatesState),
     /// A stop-list or do-not-disturb entry (bulk HTTP API).
     Stop(StopState),
+    /// A phonebook group and its member numbers (`#CODE` in `pv`).
+    Group(GroupState),
 }
 
 /// Follows the feed until dropped.
@@ -98,6 +100,8 @@ where
             decode::<BalanceState>(&msg.payload).map(StateEvent::Balance)
         } else if kind.starts_with("stop.") || kind.starts_with("dnd.") {
             decode::<StopState>(&msg.payload).map(StateEvent::Stop)
+        } else if kind.starts_with("group.") {
+            decode::<GroupState>(&msg.payload).map(StateEvent::Group)
         } else if kind == "rates" {
             decode::<RatesState>(&msg.payload).map(StateEvent::Rates)
         } else {
