@@ -8,6 +8,7 @@
 mod auth;
 mod bulk;
 mod cache;
+mod phonebook;
 mod playsms;
 mod publisher;
 mod pv;

@@ -16,11 +16,12 @@ use smsfleet_playsms::{Format, Node, Params, envelope, render};
 
 use crate::App;
 use crate::auth::{self, GetTokenOutcome};
+use crate::phonebook;
 use crate::pv::{self, PvRejection};
 
 const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
 
-fn now_ts() -> i64 {
+pub(crate) fn now_ts() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -90,6 +91,8 @@ async fn dispatch(app: &App, params: Params, peer: SocketAddr) -> Response {
         "set_token" => op_set_token(app, &params, client).await,
         "accountban" => op_set_banned(app, &params, client, true).await,
         "accountunban" => op_set_banned(app, &params, client, false).await,
+        "get_contact" => phonebook::op_get_contact(app, &params, client).await,
+        "get_contact_group" => phonebook::op_get_contact_group(app, &params, client).await,
         // playSMS answers an op it does not know with an empty HTML body.
         _ => return unknown_op(),
     };
@@ -105,6 +108,8 @@ fn op_label(op: &str) -> &'static str {
         "set_token" => "set_token",
         "accountban" => "accountban",
         "accountunban" => "accountunban",
+        "get_contact" => "get_contact",
+        "get_contact_group" => "get_contact_group",
         _ => "other",
     }
 }
@@ -126,7 +131,7 @@ pub(crate) fn reply(node: Node, format: Format) -> Response {
     (StatusCode::OK, headers, rendered.body).into_response()
 }
 
-fn authenticate(
+pub(crate) fn authenticate(
     app: &App,
     p: &Params,
     client: std::net::IpAddr,
@@ -147,7 +152,8 @@ fn failed_send(queue: &str) -> Node {
 
 async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
-    let plan = match pv::plan(p, &account, &app.pv_limits) {
+    let group_members = |code: &str| app.cache.group_members(account.uid, code);
+    let plan = match pv::plan(p, &account, &app.pv_limits, &group_members) {
         Ok(plan) => plan,
         Err(PvRejection::Empty) => return envelope::err(201, now_ts()),
         Err(PvRejection::Failed(why)) => {

@@ -9,10 +9,14 @@
 
 mod credit;
 mod ds;
+mod phonebook;
 mod projection;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
-use smsfleet_contract::{CreditReply, CreditRequest, DsReply, DsRequest, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_contract::{
+    CreditReply, CreditRequest, DsReply, DsRequest, PhonebookReply, PhonebookRequest, StatusBatch, StreamKind,
+    SubmitBatch,
+};
 use smsfleet_store::PgPool;
 use smsfleet_telemetry::ReadyFlag;
 use tokio::task::JoinSet;
@@ -20,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use credit::credit_reply;
 pub use ds::{ds_filter, ds_reply};
+pub use phonebook::{phonebook_limit, phonebook_reply};
 pub use projection::{coalesce_status, submit_rows};
 
 /// Durable consumer name on both the submit and the status stream.
@@ -102,6 +107,18 @@ pub async fn run(
             "cr service",
             smsfleet_bus::serve_requests::<CreditRequest, CreditReply, _, _>(b, subject, GROUP, s, handler).await,
         )
+    });
+
+    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
+    let subject = ns.phonebook_service();
+    tasks.spawn(async move {
+        let handler = move |req: PhonebookRequest| {
+            let pool = p.clone();
+            async move { phonebook_reply(&pool, &req, max_rows).await }
+        };
+        let served =
+            smsfleet_bus::serve_requests::<PhonebookRequest, PhonebookReply, _, _>(b, subject, GROUP, s, handler);
+        ("phonebook service", served.await)
     });
 
     ready.set(true);
