@@ -172,9 +172,9 @@ pub async fn remove_group(pool: &PgPool, uid: i64, code: &str) -> Result<Option<
 /// Groups with their member numbers: all of them (`gpids` None, for the
 /// republish at start-up), or the given ones.
 pub async fn group_snapshots(pool: &PgPool, gpids: Option<&[i64]>) -> Result<Vec<GroupSnapshot>> {
-    let rows: Vec<(i64, i64, String, String, i16, i64, Vec<String>)> = sqlx::query_as(
+    let rows: Vec<SnapshotRow> = sqlx::query_as(
         "SELECT g.gpid, g.uid, g.name, g.code, g.flag_sender, g.revision, \
-         coalesce(array_agg(c.mobile ORDER BY c.pid) FILTER (WHERE c.pid IS NOT NULL), '{}') \
+         coalesce(array_agg(c.mobile ORDER BY c.pid) FILTER (WHERE c.pid IS NOT NULL), '{}') AS members \
          FROM phonebook_groups g \
          LEFT JOIN phonebook_members m ON m.gpid = g.gpid \
          LEFT JOIN phonebook_contacts c ON c.pid = m.pid \
@@ -184,13 +184,14 @@ pub async fn group_snapshots(pool: &PgPool, gpids: Option<&[i64]>) -> Result<Vec
     .bind(gpids)
     .fetch_all(pool)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(gpid, uid, name, code, flag_sender, revision, members)| GroupSnapshot {
-            group: GroupRow { gpid, uid, name, code, flag_sender, revision },
-            members,
-        })
-        .collect())
+    Ok(rows.into_iter().map(|r| GroupSnapshot { group: r.group, members: r.members }).collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct SnapshotRow {
+    #[sqlx(flatten)]
+    group: GroupRow,
+    members: Vec<String>,
 }
 
 /// The account's groups with members, for the CLI listing.
