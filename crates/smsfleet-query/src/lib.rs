@@ -3,7 +3,8 @@
 //! It folds the submit and status streams into the Postgres projection of
 //! outgoing messages (one statement per pulled batch, so the projection keeps
 //! up with the ingress under load) and answers the ingress's `ds` (delivery
-//! status) and `cr` (credit) requests over NATS request/reply. Replicas share
+//! status), `cr` (credit) and phonebook (`get_contact`, `get_contact_group`)
+//! requests over NATS request/reply. Replicas share
 //! the durable consumers and the service queue group, so the role scales out
 //! by running more of it.
 
@@ -55,7 +56,7 @@ pub enum QueryError {
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
-/// Runs the projection workers and the `ds` / `cr` services until
+/// Runs the projection workers and the `ds` / `cr` / phonebook services until
 /// `shutdown` is cancelled. If one loop fails, the others are stopped and
 /// the error is returned, so a half-working replica never stays up.
 pub async fn run(
