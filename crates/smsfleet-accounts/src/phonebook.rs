@@ -64,6 +64,8 @@ pub fn parse_csv<R: Read>(input: R) -> Result<Vec<ImportContact>, PhonebookError
     let headers = reader.headers().map_err(|e| PhonebookError::Line { line: 1, reason: e.to_string() })?.clone();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (i, h) in headers.iter().enumerate() {
+        // Spreadsheets often start a UTF-8 file with a byte-order mark.
+        let h = h.trim_start_matches('\u{feff}');
         let name = COLUMNS.iter().find(|c| c.eq_ignore_ascii_case(h)).ok_or_else(|| PhonebookError::Line {
             line: 1,
             reason: format!("unknown column {h:?} (expected {})", COLUMNS.join(",")),
@@ -211,6 +213,12 @@ mod tests {
         assert_eq!(rows[0].mobile, "0811 1000 102");
         assert_eq!(rows[0].name, "Anita");
         assert_eq!(rows[0].email, "");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_ignored() {
+        let rows = parse_csv("\u{feff}name,mobile\nAndy,+628111000101\n".as_bytes()).unwrap();
+        assert_eq!(rows[0].name, "Andy");
     }
 
     #[test]
