@@ -130,3 +130,31 @@ async fn a_failing_import_writes_nothing() {
     let ok = store::import(&env.pool, alice.uid, &rows, 2).await.unwrap();
     assert_eq!(ok.contacts, 3);
 }
+
+/// The biggest group allowed, with the longest numbers, is still one state
+/// message under NATS's default 1 MB payload; one more member is refused.
+#[tokio::test]
+async fn the_largest_group_fits_one_state_message() {
+    let env = TestEnv::start().await;
+    let alice = env.create_user("alice").await;
+    let (seen, _feed) = follow_groups(&env).await;
+    let mut csv = String::from("mobile,groups\n");
+    for i in 0..phonebook::MAX_GROUP_MEMBERS {
+        csv.push_str(&format!("+6281110{i:013},BIG\n"));
+    }
+    let rows = phonebook::parse_csv(csv.as_bytes()).unwrap();
+    let started = std::time::Instant::now();
+    phonebook::import(&env.pool, &env.bus, alice.uid, &rows).await.unwrap();
+    eprintln!("imported {} contacts in {:?}", rows.len(), started.elapsed());
+    let gpid = store::groups_of(&env.pool, alice.uid).await.unwrap()[0].group.gpid;
+    let size = eventually(Duration::from_secs(10), || async {
+        seen.lock().unwrap().get(&gpid).map(|g| g.members.len()).filter(|n| *n == phonebook::MAX_GROUP_MEMBERS)
+    })
+    .await;
+    assert!(size.is_some(), "the full group was published");
+
+    let one_more = phonebook::parse_csv("mobile,groups\n628111000001,big\n".as_bytes()).unwrap();
+    let err = phonebook::import(&env.pool, &env.bus, alice.uid, &one_more).await.unwrap_err();
+    assert!(err.to_string().contains("at most 20000"), "{err}");
+    assert_eq!(store::contacts_of(&env.pool, alice.uid).await.unwrap().len(), phonebook::MAX_GROUP_MEMBERS);
+}

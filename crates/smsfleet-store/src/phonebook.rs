@@ -3,7 +3,7 @@
 //! `get_contact_group`) and by the accounts role, which publishes every
 //! group with its member numbers to the state stream for `#CODE` in `pv`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 use sqlx::PgPool;
 
@@ -60,64 +60,78 @@ pub struct ImportOutcome {
 const GROUP_COLUMNS: &str = "gpid, uid, name, code, flag_sender, revision";
 
 /// Imports contacts in one transaction: all rows or none. A contact is keyed
-/// by (uid, mobile), so importing the same file twice changes nothing. A
-/// group that would end up with more than `max_members` members fails the
-/// whole import (its snapshot must fit in one bus message).
+/// by (uid, mobile), so importing the same file twice changes nothing; the
+/// mobiles in one call must be distinct. A group that would end up with
+/// more than `max_members` members fails the whole import (its snapshot
+/// must fit in one bus message). A fixed number of statements, whatever
+/// the size of the file.
 pub async fn import(pool: &PgPool, uid: i64, contacts: &[ImportContact], max_members: i64) -> Result<ImportOutcome> {
+    let column = |f: fn(&ImportContact) -> &str| contacts.iter().map(f).collect::<Vec<&str>>();
     let mut tx = pool.begin().await?;
-    let mut outcome = ImportOutcome::default();
-    let mut touched: BTreeSet<i64> = BTreeSet::new();
-    for c in contacts {
-        let (pid,): (i64,) = sqlx::query_as(
-            "INSERT INTO phonebook_contacts (uid, name, mobile, email, tags) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (uid, mobile) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, \
-             tags = EXCLUDED.tags RETURNING pid",
-        )
-        .bind(uid)
-        .bind(&c.name)
-        .bind(&c.mobile)
-        .bind(&c.email)
-        .bind(&c.tags)
-        .fetch_one(&mut *tx)
+    let upserted: Vec<(i64, String)> = sqlx::query_as(
+        "INSERT INTO phonebook_contacts (uid, name, mobile, email, tags) \
+         SELECT $1, n, m, e, t FROM unnest($2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[]) AS u(n, m, e, t) \
+         ON CONFLICT (uid, mobile) DO UPDATE SET name = EXCLUDED.name, email = EXCLUDED.email, \
+         tags = EXCLUDED.tags RETURNING pid, mobile",
+    )
+    .bind(uid)
+    .bind(column(|c| &c.name))
+    .bind(column(|c| &c.mobile))
+    .bind(column(|c| &c.email))
+    .bind(column(|c| &c.tags))
+    .fetch_all(&mut *tx)
+    .await?;
+    let pid_of: HashMap<String, i64> = upserted.into_iter().map(|(pid, mobile)| (mobile, pid)).collect();
+    let pids: Vec<i64> = pid_of.values().copied().collect();
+
+    // A row's groups replace the contact's memberships.
+    let before: Vec<(i64,)> = sqlx::query_as("DELETE FROM phonebook_members WHERE pid = ANY($1) RETURNING gpid")
+        .bind(&pids)
+        .fetch_all(&mut *tx)
         .await?;
-        outcome.contacts += 1;
-        let before: Vec<(i64,)> = sqlx::query_as("DELETE FROM phonebook_members WHERE pid = $1 RETURNING gpid")
-            .bind(pid)
-            .fetch_all(&mut *tx)
-            .await?;
-        touched.extend(before.into_iter().map(|(g,)| g));
-        for code in &c.groups {
-            let created: Option<(i64,)> = sqlx::query_as(
-                "INSERT INTO phonebook_groups (uid, name, code) VALUES ($1, $2, $2) \
-                 ON CONFLICT (uid, code) DO NOTHING RETURNING gpid",
-            )
+    let mut touched: BTreeSet<i64> = before.into_iter().map(|(g,)| g).collect();
+
+    let codes: Vec<&str> = contacts
+        .iter()
+        .flat_map(|c| c.groups.iter().map(String::as_str))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let created: Vec<(String,)> = sqlx::query_as(
+        "INSERT INTO phonebook_groups (uid, name, code) SELECT $1, c, c FROM unnest($2::TEXT[]) AS c \
+         ON CONFLICT (uid, code) DO NOTHING RETURNING code",
+    )
+    .bind(uid)
+    .bind(&codes)
+    .fetch_all(&mut *tx)
+    .await?;
+    let gpid_of: HashMap<String, i64> =
+        sqlx::query_as::<_, (String, i64)>("SELECT code, gpid FROM phonebook_groups WHERE uid = $1 AND code = ANY($2)")
             .bind(uid)
-            .bind(code)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let gpid = match created {
-                Some((gpid,)) => {
-                    outcome.created_groups.push(code.clone());
-                    gpid
-                }
-                None => {
-                    let (gpid,): (i64,) =
-                        sqlx::query_as("SELECT gpid FROM phonebook_groups WHERE uid = $1 AND code = $2")
-                            .bind(uid)
-                            .bind(code)
-                            .fetch_one(&mut *tx)
-                            .await?;
-                    gpid
-                }
-            };
-            sqlx::query("INSERT INTO phonebook_members (gpid, pid) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(gpid)
-                .bind(pid)
-                .execute(&mut *tx)
-                .await?;
-            touched.insert(gpid);
+            .bind(&codes)
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
+    let (mut member_gpids, mut member_pids) = (Vec::new(), Vec::new());
+    for c in contacts {
+        for code in &c.groups {
+            if let (Some(gpid), Some(pid)) = (gpid_of.get(code), pid_of.get(&c.mobile)) {
+                member_gpids.push(*gpid);
+                member_pids.push(*pid);
+                touched.insert(*gpid);
+            }
         }
     }
+    sqlx::query(
+        "INSERT INTO phonebook_members (gpid, pid) SELECT * FROM unnest($1::BIGINT[], $2::BIGINT[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(&member_gpids)
+    .bind(&member_pids)
+    .execute(&mut *tx)
+    .await?;
+
     let gpids: Vec<i64> = touched.into_iter().collect();
     let oversized: Option<(String, i64)> = sqlx::query_as(
         "SELECT g.code, count(*) FROM phonebook_members m JOIN phonebook_groups g USING (gpid) \
@@ -137,8 +151,9 @@ pub async fn import(pool: &PgPool, uid: i64, contacts: &[ImportContact], max_mem
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    outcome.touched_gpids = gpids;
-    Ok(outcome)
+    let mut created_groups: Vec<String> = created.into_iter().map(|(code,)| code).collect();
+    created_groups.sort();
+    Ok(ImportOutcome { contacts: pid_of.len(), created_groups, touched_gpids: gpids })
 }
 
 /// Creates a group, or renames it when the code exists.
