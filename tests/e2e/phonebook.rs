@@ -49,6 +49,23 @@ async fn phonebook_import_search_and_group_send() {
     assert_eq!(list.lines().filter(|l| l.starts_with("contact ")).count(), 3, "{list}");
     assert!(list.contains("code=FRIENDS name=Friends members=+628111000101;08111000102"), "{list}");
 
+    // A bad line: the whole file is refused with its line number.
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "name,mobile\nNew Person,628111000104\nBroken,no-number\n").unwrap();
+    let out = tokio::process::Command::new(crate::fleet::BIN)
+        .args(["phonebook", "import", "--user", "alice", bad.to_str().unwrap()])
+        .env("NATS_URL", &f.env.nats_url)
+        .env("DATABASE_URL", &f.env.database_url)
+        .env("SMSFLEET_NAMESPACE", f.env.ns.as_str())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("line 3: mobile \"no-number\" is not a phone number"), "{stderr}");
+    let list = f.cli(&["phonebook", "list", "--user", "alice"]).await;
+    assert!(!list.contains("628111000104"), "nothing of the bad file was written: {list}");
+
     // get_contact: exact keys and order, numbers as numbers.
     let body = ws_text(&f, &[("u", "alice"), ("h", &token), ("op", "get_contact"), ("kwd", "friend")]).await;
     let expected = r#"{"status":"OK","error":"0","data":[{"pid":1,"p_desc":"Andy Friend","p_num":"+628111000101","email":"andy@example.com","tags":"friend"},{"pid":2,"p_desc":"Anita Friend","p_num":"08111000102","email":"anita@example.com","tags":""}],"error_string":null,"timestamp":"#;
