@@ -8,4 +8,5 @@ mod admin_ops;
 mod bench;
 mod bulk;
 mod fleet;
+mod phonebook;
 mod spine;

@@ -8,6 +8,7 @@
 //! published in the clear.
 
 mod admin;
+pub mod phonebook;
 mod secrets;
 mod service;
 

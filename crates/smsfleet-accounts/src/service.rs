@@ -100,6 +100,7 @@ pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsErro
     for (uid, digits) in smsfleet_store::accounts::all_stops(pool).await? {
         publish_stop(bus, uid, &digits, true).await?;
     }
+    crate::phonebook::publish_groups(pool, bus, None).await?;
     Ok(rows.len())
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::{self, DeliverPolicy};
 use futures_util::StreamExt;
-use smsfleet_contract::{AccountState, BalanceState, BlockState, BusMessage, RatesState, StopState, StreamKind};
+use smsfleet_contract::{
+    AccountState, BalanceState, BlockState, BusMessage, GroupState, RatesState, StopState, StreamKind,
+};
 use tokio::sync::watch;
 
 use crate::{Bus, BusError};
@@ -21,6 +23,8 @@ pub enum StateEvent {
     Stop(StopState),
     /// A client IP blocked after too many failed logins.
     Block(BlockState),
+    /// A phonebook group and its member numbers (`#CODE` in `pv`).
+    Group(GroupState),
 }
 
 /// Follows the feed until dropped.
@@ -102,6 +106,8 @@ where
             decode::<StopState>(&msg.payload).map(StateEvent::Stop)
         } else if kind.starts_with("block.") {
             decode::<BlockState>(&msg.payload).map(StateEvent::Block)
+        } else if kind.starts_with("group.") {
+            decode::<GroupState>(&msg.payload).map(StateEvent::Group)
         } else if kind == "rates" {
             decode::<RatesState>(&msg.payload).map(StateEvent::Rates)
         } else {

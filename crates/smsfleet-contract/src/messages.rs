@@ -478,6 +478,62 @@ pub struct BlockState {
     pub until_ms: i64,
 }
 
+// ---- Phonebook ----------------------------------------------------------
+
+/// One phonebook group with its members' numbers, published on every change
+/// (last value per subject) so the ingress expands `#CODE` in `pv` from
+/// memory. Bounded in size: a group has at most 20,000 members so the
+/// snapshot fits NATS's default 1 MB payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupState {
+    pub v: u32,
+    pub uid: i64,
+    pub gpid: i64,
+    /// Increases with every change; older snapshots are ignored.
+    pub revision: i64,
+    /// Upper-case.
+    pub code: String,
+    pub name: String,
+    /// Member numbers as stored (`+628...`, `0811...`).
+    pub members: Vec<String>,
+    /// The group was removed.
+    pub deleted: bool,
+}
+
+/// `op=get_contact` / `op=get_contact_group` as the ingress forwards them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "search", rename_all = "snake_case")]
+pub enum PhonebookRequest {
+    Contacts { uid: i64, keyword: String, limit: u32 },
+    Groups { uid: i64, keyword: String, limit: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactItem {
+    pub pid: i64,
+    pub p_desc: String,
+    pub p_num: String,
+    pub email: String,
+    pub tags: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GroupItem {
+    pub gpid: i64,
+    pub group_name: String,
+    pub code: String,
+    pub flag_sender: i16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PhonebookReply {
+    Contacts(Vec<ContactItem>),
+    Groups(Vec<GroupItem>),
+    /// The lookup failed (logged by the query role).
+    Unavailable,
+}
+
 /// Any message carried on the bus that has a schema in `proto/schemas`.
 pub trait BusMessage: Serialize + for<'de> Deserialize<'de> + JsonSchema {
     /// Schema file stem, e.g. `submit_batch`.
@@ -529,6 +585,9 @@ bus_message! {
     LastIdsRequest => "last_ids_request",
     LastIdsReply => "last_ids_reply",
     BlockState => "block_state",
+    GroupState => "group_state",
+    PhonebookRequest => "phonebook_request",
+    PhonebookReply => "phonebook_reply",
 }
 
 /// Every schema, for the proto check and the generator.
@@ -556,5 +615,8 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         s::<LastIdsRequest>(),
         s::<LastIdsReply>(),
         s::<BlockState>(),
+        s::<GroupState>(),
+        s::<PhonebookRequest>(),
+        s::<PhonebookReply>(),
     ]
 }

@@ -56,6 +56,11 @@ impl Namespace {
         format!("{}.state.dnd.{uid}.{digits}", self.0)
     }
 
+    /// A phonebook group with its members (for `#CODE` in `pv`).
+    pub fn group_state_subject(&self, uid: i64, gpid: i64) -> String {
+        format!("{}.state.group.{uid}.{gpid}", self.0)
+    }
+
     pub fn state_filter(&self) -> String {
         format!("{}.state.>", self.0)
     }
@@ -75,6 +80,11 @@ impl Namespace {
 
     pub fn credit_service(&self) -> String {
         format!("{}.svc.query.credit", self.0)
+    }
+
+    /// `get_contact` and `get_contact_group`.
+    pub fn phonebook_service(&self) -> String {
+        format!("{}.svc.query.phonebook", self.0)
     }
 
     pub fn accounts_service(&self) -> String {
@@ -224,7 +234,7 @@ impl Topology {
                     Limits,
                     0,
                     1,
-                    "account_state | balance_state | rates_state | stop_state | block_state",
+                    "account_state | balance_state | rates_state | stop_state | block_state | group_state",
                 ),
                 stream(Lease, "lease.>", Limits, 30, 1, "lease (empty body)"),
                 stream(Dead, "dead.>", Limits, 14 * DAY, 0, "the original payload"),

@@ -2,14 +2,14 @@
 //! authenticates and prices from. It is fed by the bus state feed (every
 //! replica sees a change within milliseconds) and never reads Postgres.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::{Arc, RwLock};
 
 use rust_decimal::Decimal;
 use smsfleet_bus::StateEvent;
-use smsfleet_contract::AccountState;
+use smsfleet_contract::{AccountState, GroupState};
 use smsfleet_domain::{Credit, RateTable};
 
 #[derive(Default)]
@@ -27,6 +27,9 @@ struct Inner {
     dnd: HashSet<(i64, String)>,
     /// Client IPs blocked after too many failed logins, until Unix ms.
     blocked: HashMap<IpAddr, i64>,
+    /// Phonebook groups per account by gpid, for `#CODE` in `pv`. Removed
+    /// groups stay as tombstones so a late, older snapshot cannot revive them.
+    groups: HashMap<i64, BTreeMap<i64, Arc<GroupState>>>,
 }
 
 #[derive(Clone, Default)]
@@ -66,6 +69,12 @@ impl AccountCache {
                     g.blocked.insert(ip, b.until_ms);
                 } else {
                     g.blocked.remove(&ip);
+                }
+            }
+            StateEvent::Group(group) => {
+                let of_user = g.groups.entry(group.uid).or_default();
+                if of_user.get(&group.gpid).is_none_or(|old| group.revision >= old.revision) {
+                    of_user.insert(group.gpid, Arc::new(group));
                 }
             }
             StateEvent::Rates(r) => {
@@ -133,6 +142,20 @@ impl AccountCache {
         self.inner.read().is_ok_and(|g| g.blocked.get(&ip).is_some_and(|until| *until > now_ms))
     }
 
+    /// Member numbers of `uid`'s group whose code or name is `name`, compared
+    /// case-insensitively and exactly, as playSMS 1.4.7 does (`#FAM` does
+    /// not find FAMILY). A code match wins over a name match; among equal
+    /// names the oldest group wins.
+    pub fn group_members(&self, uid: i64, name: &str) -> Option<Vec<String>> {
+        let g = self.inner.read().ok()?;
+        let live = || g.groups.get(&uid).into_iter().flat_map(|m| m.values()).filter(|s| !s.deleted);
+        let wanted = name.to_lowercase();
+        live()
+            .find(|s| s.code.eq_ignore_ascii_case(name))
+            .or_else(|| live().find(|s| s.name.to_lowercase() == wanted))
+            .map(|s| s.members.clone())
+    }
+
     pub fn rates(&self) -> Arc<RateTable> {
         self.inner.read().map(|g| g.rates.clone()).unwrap_or_default()
     }
@@ -163,5 +186,60 @@ impl Inner {
             self.by_token.insert(t.clone(), a.uid);
         }
         self.by_uid.insert(a.uid, Arc::new(a));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn group(gpid: i64, revision: i64, code: &str, name: &str, members: &[&str], deleted: bool) -> StateEvent {
+        StateEvent::Group(GroupState {
+            v: 1,
+            uid: 2,
+            gpid,
+            revision,
+            code: code.to_owned(),
+            name: name.to_owned(),
+            members: members.iter().map(|m| (*m).to_owned()).collect(),
+            deleted,
+        })
+    }
+
+    #[test]
+    fn groups_match_code_or_name_exactly_ignoring_case() {
+        let cache = AccountCache::default();
+        cache.apply(group(1, 1, "FRIENDS", "Friends", &["+628111000101", "08111000102"], false));
+        cache.apply(group(2, 1, "FAMILY", "Family", &[], false));
+        cache.apply(group(3, 1, "WORK", "Office Mates", &["628111000103"], false));
+        let friends = Some(vec!["+628111000101".to_owned(), "08111000102".to_owned()]);
+        assert_eq!(cache.group_members(2, "FRIENDS"), friends);
+        assert_eq!(cache.group_members(2, "friends"), friends);
+        assert_eq!(cache.group_members(2, "office mates"), Some(vec!["628111000103".to_owned()]));
+        assert_eq!(cache.group_members(2, "FAMILY"), Some(vec![]));
+        assert_eq!(cache.group_members(2, "FAM"), None);
+        assert_eq!(cache.group_members(3, "FRIENDS"), None, "another account's group");
+    }
+
+    #[test]
+    fn newer_snapshots_replace_older_and_removal_sticks() {
+        let cache = AccountCache::default();
+        cache.apply(group(1, 2, "FRIENDS", "Friends", &["1"], false));
+        cache.apply(group(1, 1, "FRIENDS", "Friends", &["old"], false));
+        assert_eq!(cache.group_members(2, "FRIENDS"), Some(vec!["1".to_owned()]));
+        cache.apply(group(1, 3, "FRIENDS", "Friends", &["1", "2"], false));
+        assert_eq!(cache.group_members(2, "FRIENDS").map(|m| m.len()), Some(2));
+        cache.apply(group(1, 4, "FRIENDS", "Friends", &[], true));
+        assert_eq!(cache.group_members(2, "FRIENDS"), None);
+        cache.apply(group(1, 3, "FRIENDS", "Friends", &["1", "2"], false));
+        assert_eq!(cache.group_members(2, "FRIENDS"), None, "an older snapshot after the removal");
+    }
+
+    #[test]
+    fn a_code_match_wins_over_a_name_match() {
+        let cache = AccountCache::default();
+        cache.apply(group(1, 1, "A1", "TEAM", &["1"], false));
+        cache.apply(group(2, 1, "TEAM", "Second", &["2"], false));
+        assert_eq!(cache.group_members(2, "team"), Some(vec!["2".to_owned()]));
     }
 }

@@ -10,6 +10,7 @@ mod auth;
 mod bulk;
 mod cache;
 mod guard;
+mod phonebook;
 mod playsms;
 mod publisher;
 mod pv;

@@ -17,6 +17,7 @@ use smsfleet_playsms::{Format, Node, Params, envelope, render};
 use crate::App;
 use crate::admin;
 use crate::auth::{self, GetTokenOutcome};
+use crate::phonebook;
 use crate::pv::{self, PvRejection};
 
 const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
@@ -106,6 +107,8 @@ async fn dispatch(app: &App, params: Params, client: std::net::IpAddr) -> Respon
         "ws_login" => return admin::op_ws_login(app, &params, client).await,
         "query" => admin::op_query(app, &params, client).await,
         "stoplist" => admin::op_stoplist(app, &params, client).await,
+        "get_contact" => phonebook::op_get_contact(app, &params, client).await,
+        "get_contact_group" => phonebook::op_get_contact_group(app, &params, client).await,
         // playSMS answers an op it does not know with an empty HTML body.
         _ => return unknown_op(),
     };
@@ -134,6 +137,8 @@ fn op_label(op: &str) -> &'static str {
         "ws_login" => "ws_login",
         "query" => "query",
         "stoplist" => "stoplist",
+        "get_contact" => "get_contact",
+        "get_contact_group" => "get_contact_group",
         _ => "other",
     }
 }
@@ -192,7 +197,8 @@ fn failed_send(queue: &str) -> Node {
 
 async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
-    let mut plan = match pv::plan(p, &account, &app.pv_limits) {
+    let group_members = |code: &str| app.cache.group_members(account.uid, code);
+    let mut plan = match pv::plan(p, &account, &app.pv_limits, &group_members) {
         Ok(plan) => plan,
         Err(PvRejection::Empty) => return envelope::err(201, now_ts()),
         Err(PvRejection::Failed(why)) => {

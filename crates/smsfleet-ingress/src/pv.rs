@@ -1,6 +1,8 @@
 //! `op=pv` request interpretation: destinations, sender, footer, encoding,
 //! schedule. Pure, so every rule is unit-tested without a server.
 
+use std::collections::HashSet;
+
 use smsfleet_contract::AccountState;
 use smsfleet_domain::{Msisdn, schedule, text};
 use smsfleet_playsms::Params;
@@ -38,23 +40,38 @@ pub struct PvLimits {
     pub default_sender: String,
 }
 
-pub fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvPlan, PvRejection> {
+/// `group_members` resolves `#CODE` (without the `#`) to the member numbers
+/// of the caller's group, `None` when there is no such group.
+pub fn plan(
+    p: &Params,
+    account: &AccountState,
+    limits: &PvLimits,
+    group_members: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<PvPlan, PvRejection> {
     let (Some(to), Some(msg)) = (p.get_nonempty("to"), p.get_nonempty("msg")) else {
         return Err(PvRejection::Empty);
     };
     let text = msg.replace("\r\n", "\n");
     let mut destinations: Vec<String> = Vec::new();
-    for raw in to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        // `@user` inbox delivery and `#group` expansion come with the
-        // phonebook; until then such entries are skipped like an unknown group.
-        if raw.starts_with('@') || raw.starts_with('#') {
-            continue;
-        }
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut add = |raw: &str| {
         if let Some(n) = Msisdn::clean(raw)
-            && !destinations.iter().any(|d| d == n.as_str())
+            && seen.insert(n.as_str().to_owned())
         {
             destinations.push(n.as_str().to_owned());
         }
+    };
+    for raw in to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        // `@user` inbox delivery is not there yet: skipped.
+        if raw.starts_with('@') {
+            continue;
+        }
+        // `#CODE`: every member of the group; an unknown group adds nothing.
+        if let Some(code) = raw.strip_prefix('#') {
+            group_members(code.trim()).unwrap_or_default().iter().for_each(|m| add(m));
+            continue;
+        }
+        add(raw);
     }
     if destinations.is_empty() {
         return Err(PvRejection::Failed("no valid destination"));
@@ -117,6 +134,41 @@ mod tests {
 
     fn params(q: &str) -> Params {
         Params::from_query(q)
+    }
+
+    /// alice's groups as in the reference fixture.
+    fn groups(code: &str) -> Option<Vec<String>> {
+        match code.to_ascii_uppercase().as_str() {
+            "FRIENDS" => Some(vec!["+628111000101".into(), "0811-1000-102".into()]),
+            "FAMILY" => Some(vec![]),
+            _ => None,
+        }
+    }
+
+    fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvPlan, PvRejection> {
+        super::plan(p, account, limits, &groups)
+    }
+
+    #[test]
+    fn groups_expand_to_members_mixed_with_numbers() {
+        let p = plan(&params("to=%23FRIENDS&msg=hi"), &account(), &limits()).unwrap();
+        assert_eq!(p.destinations, vec!["+628111000101", "08111000102"]);
+        let p = plan(&params("to=08111000102,%23friends,628111000007,%2B628111000101&msg=hi"), &account(), &limits())
+            .unwrap();
+        assert_eq!(p.destinations, vec!["08111000102", "+628111000101", "628111000007"]);
+    }
+
+    #[test]
+    fn unknown_or_empty_groups_add_nothing() {
+        for to in ["%23NOPE", "%23FAMILY", "%23", "%23FAM"] {
+            assert_eq!(
+                plan(&params(&format!("to={to}&msg=hi")), &account(), &limits()),
+                Err(PvRejection::Failed("no valid destination")),
+                "{to}"
+            );
+        }
+        let p = plan(&params("to=%23NOPE,628111000007&msg=hi"), &account(), &limits()).unwrap();
+        assert_eq!(p.destinations, vec!["628111000007"]);
     }
 
     #[test]

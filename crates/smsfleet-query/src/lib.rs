@@ -3,18 +3,21 @@
 //! It folds the submit and status streams into the Postgres projection of
 //! outgoing messages (one statement per pulled batch, so the projection keeps
 //! up with the ingress under load) and answers the ingress's `ds` (delivery
-//! status) and `cr` (credit) requests over NATS request/reply. Replicas share
+//! status), `cr` (credit) and phonebook (`get_contact`, `get_contact_group`)
+//! requests over NATS request/reply. Replicas share
 //! the durable consumers and the service queue group, so the role scales out
 //! by running more of it.
 
 mod credit;
 mod ds;
 mod last_ids;
+mod phonebook;
 mod projection;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
 use smsfleet_contract::{
-    CreditReply, CreditRequest, DsReply, DsRequest, LastIdsReply, LastIdsRequest, StatusBatch, StreamKind, SubmitBatch,
+    CreditReply, CreditRequest, DsReply, DsRequest, LastIdsReply, LastIdsRequest, PhonebookReply, PhonebookRequest,
+    StatusBatch, StreamKind, SubmitBatch,
 };
 use smsfleet_store::PgPool;
 use smsfleet_telemetry::ReadyFlag;
@@ -24,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 pub use credit::credit_reply;
 pub use ds::{ds_filter, ds_reply};
 pub use last_ids::last_ids_reply;
+pub use phonebook::{phonebook_limit, phonebook_reply};
 pub use projection::{coalesce_status, submit_rows};
 
 /// Durable consumer name on both the submit and the status stream.
@@ -54,7 +58,7 @@ pub enum QueryError {
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
-/// Runs the projection workers and the `ds` / `cr` services until
+/// Runs the projection workers and the `ds` / `cr` / phonebook services until
 /// `shutdown` is cancelled. If one loop fails, the others are stopped and
 /// the error is returned, so a half-working replica never stays up.
 pub async fn run(
@@ -119,6 +123,18 @@ pub async fn run(
             "last ids service",
             smsfleet_bus::serve_requests::<LastIdsRequest, LastIdsReply, _, _>(b, subject, GROUP, s, handler).await,
         )
+    });
+
+    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
+    let subject = ns.phonebook_service();
+    tasks.spawn(async move {
+        let handler = move |req: PhonebookRequest| {
+            let pool = p.clone();
+            async move { phonebook_reply(&pool, &req, max_rows).await }
+        };
+        let served =
+            smsfleet_bus::serve_requests::<PhonebookRequest, PhonebookReply, _, _>(b, subject, GROUP, s, handler);
+        ("phonebook service", served.await)
     });
 
     ready.set(true);

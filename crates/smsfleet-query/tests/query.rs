@@ -365,3 +365,82 @@ async fn credit_is_the_ledger_balance() {
     shutdown.cancel();
     assert!(task.await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn phonebook_searches_own_contacts_and_groups() {
+    use smsfleet_contract::{ContactItem, GroupItem, PhonebookReply, PhonebookRequest};
+    use smsfleet_store::phonebook::{self as pb, ImportContact};
+
+    let Running { env, shutdown, task } = start().await;
+    let alice = env.create_user("alice").await;
+    let bob = env.create_user("bob").await;
+    let contact = |name: &str, mobile: &str, email: &str, tags: &str, groups: &[&str]| ImportContact {
+        name: name.into(),
+        mobile: mobile.into(),
+        email: email.into(),
+        tags: tags.into(),
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    pb::add_group(&env.pool, alice.uid, "FRIENDS", "Friends").await.unwrap();
+    pb::add_group(&env.pool, alice.uid, "FAMILY", "Family").await.unwrap();
+    let book = [
+        contact("Andy Friend", "+628111000101", "andy@example.com", "friend", &["FRIENDS"]),
+        contact("Anita Friend", "08111000102", "anita@example.com", "", &["FRIENDS"]),
+        contact("Other Person", "628111000103", "", "", &[]),
+    ];
+    pb::import(&env.pool, alice.uid, &book, 100).await.unwrap();
+    pb::import(&env.pool, bob.uid, &[contact("Bob's Friend", "628111000999", "", "", &[])], 100).await.unwrap();
+
+    let ask = |req: PhonebookRequest| {
+        let env = &env;
+        async move {
+            eventually(WAIT, || async {
+                env.bus
+                    .request::<PhonebookRequest, PhonebookReply>(
+                        env.ns.phonebook_service(),
+                        &req,
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .ok()
+            })
+            .await
+            .expect("phonebook answered")
+        }
+    };
+    let contacts = |keyword: &str, limit| PhonebookRequest::Contacts { uid: alice.uid, keyword: keyword.into(), limit };
+    let names = |reply: PhonebookReply| match reply {
+        PhonebookReply::Contacts(items) => items.into_iter().map(|c| c.p_desc).collect::<Vec<_>>(),
+        other => panic!("unexpected {other:?}"),
+    };
+
+    let PhonebookReply::Contacts(found) = ask(contacts("FRIEND", 0)).await else { panic!("contacts expected") };
+    assert_eq!(
+        found[0],
+        ContactItem {
+            pid: found[0].pid,
+            p_desc: "Andy Friend".into(),
+            p_num: "+628111000101".into(),
+            email: "andy@example.com".into(),
+            tags: "friend".into()
+        }
+    );
+    assert_eq!(found.len(), 2, "bob's friend is not alice's");
+    assert_eq!(names(ask(contacts("friend", 1)).await), vec!["Andy Friend"]);
+    assert_eq!(names(ask(contacts("a", 0)).await), vec!["Andy Friend", "Anita Friend"]);
+    assert_eq!(names(ask(contacts("103", 0)).await), vec!["Other Person"]);
+    assert!(names(ask(contacts("", 0)).await).is_empty());
+    assert!(names(ask(contacts("zzzz", 0)).await).is_empty());
+
+    let groups = ask(PhonebookRequest::Groups { uid: alice.uid, keyword: "fri".into(), limit: 0 }).await;
+    let PhonebookReply::Groups(groups) = groups else { panic!("groups expected") };
+    assert_eq!(
+        groups,
+        vec![GroupItem { gpid: groups[0].gpid, group_name: "Friends".into(), code: "FRIENDS".into(), flag_sender: 0 }]
+    );
+    let fa = ask(PhonebookRequest::Groups { uid: alice.uid, keyword: "FA".into(), limit: 0 }).await;
+    assert!(matches!(fa, PhonebookReply::Groups(g) if g.len() == 1 && g[0].code == "FAMILY"));
+
+    shutdown.cancel();
+    assert!(task.await.unwrap().is_ok());
+}

@@ -10,6 +10,7 @@ pub mod accounts;
 pub mod callbacks;
 pub mod dispatch;
 pub mod ledger;
+pub mod phonebook;
 pub mod projection;
 pub mod rates;
 pub mod scheduler;

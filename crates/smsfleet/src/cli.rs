@@ -67,6 +67,11 @@ pub enum Command {
     },
     /// Lifts the brute-force block of a client IP on every ingress replica.
     Unblock(UnblockArgs),
+    /// Contacts and groups per account (get_contact, `#CODE` in pv).
+    Phonebook {
+        #[command(subcommand)]
+        command: PhonebookCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +99,66 @@ pub struct UnblockArgs {
     pub bus: BusArgs,
     /// The client IP to unblock.
     pub ip: std::net::IpAddr,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhonebookCommand {
+    /// Imports contacts from a CSV file with the header
+    /// `name,mobile,email,tags,groups` (`groups`: `;`-separated codes).
+    /// All rows or none; a known mobile is updated, not added again.
+    Import(PhonebookImportArgs),
+    /// Adds, renames or removes groups.
+    Group {
+        #[command(subcommand)]
+        command: PhonebookGroupCommand,
+    },
+    /// Prints an account's groups and contacts.
+    List(PhonebookListArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PhonebookGroupCommand {
+    /// Creates a group, or renames the group with this code.
+    Add(PhonebookGroupArgs),
+    /// Removes a group; its contacts stay.
+    Remove(PhonebookGroupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PhonebookImportArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The account whose phonebook it is.
+    #[arg(long)]
+    pub user: String,
+    /// The CSV file.
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PhonebookGroupArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub user: String,
+    /// Letters, digits, `_` or `-`; stored upper-case.
+    #[arg(long)]
+    pub code: String,
+    /// Display name (`group add`; default: the code).
+    #[arg(long, default_value = "")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PhonebookListArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long)]
+    pub user: String,
 }
 
 #[derive(Debug, Subcommand)]

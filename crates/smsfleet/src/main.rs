@@ -4,6 +4,7 @@
 
 mod cli;
 mod local;
+mod phonebook;
 mod roles;
 
 use clap::Parser;

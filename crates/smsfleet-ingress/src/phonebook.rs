@@ -1,0 +1,113 @@
+//! `op=get_contact` and `op=get_contact_group`: the caller's phonebook,
+//! searched by the query role over request/reply (a read, so it may wait on
+//! Postgres there; the send path never does). No keyword or no match gives
+//! `"data":null` (`<data/>`), as playSMS does.
+
+use std::net::IpAddr;
+
+use smsfleet_contract::{ContactItem, GroupItem, PhonebookReply, PhonebookRequest};
+use smsfleet_playsms::{Node, Params, envelope};
+
+use crate::App;
+use crate::playsms::{authenticate, now_ts};
+
+/// Reported when the query role cannot answer; playSMS itself never fails
+/// these ops, but an empty answer would hide the outage from the client.
+const ERR_UNAVAILABLE: u16 = 501;
+
+pub(crate) async fn op_get_contact(app: &App, p: &Params, client: IpAddr) -> Node {
+    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+    let (keyword, limit) = search_params(p);
+    search(app, PhonebookRequest::Contacts { uid: account.uid, keyword, limit }).await
+}
+
+pub(crate) async fn op_get_contact_group(app: &App, p: &Params, client: IpAddr) -> Node {
+    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+    let (keyword, limit) = search_params(p);
+    search(app, PhonebookRequest::Groups { uid: account.uid, keyword, limit }).await
+}
+
+/// `kwd` as given (1.4.7 accepts a single character) and `c` (0, empty or
+/// unreadable = no limit).
+fn search_params(p: &Params) -> (String, u32) {
+    let keyword = p.get("kwd").unwrap_or("").to_owned();
+    let limit = p.get_nonempty("c").and_then(|c| c.trim().parse::<i64>().ok()).unwrap_or(0);
+    (keyword, limit.clamp(0, i64::from(u32::MAX)) as u32)
+}
+
+async fn search(app: &App, req: PhonebookRequest) -> Node {
+    let subject = app.bus.namespace().phonebook_service();
+    match app.bus.request::<_, PhonebookReply>(subject, &req, app.query_timeout).await {
+        Ok(PhonebookReply::Contacts(items)) => found(items.into_iter().map(contact_node).collect()),
+        Ok(PhonebookReply::Groups(items)) => found(items.into_iter().map(group_node).collect()),
+        Ok(PhonebookReply::Unavailable) => envelope::err(ERR_UNAVAILABLE, now_ts()),
+        Err(e) => {
+            tracing::error!(error = %e, "phonebook query failed");
+            envelope::err(ERR_UNAVAILABLE, now_ts())
+        }
+    }
+}
+
+/// The OK envelope; an empty result is `null`, not `[]`.
+fn found(items: Vec<Node>) -> Node {
+    let data = if items.is_empty() { Node::Null } else { Node::List(items) };
+    envelope::ok(vec![("data".to_owned(), data)], now_ts())
+}
+
+fn contact_node(c: ContactItem) -> Node {
+    Node::map()
+        .with("pid", c.pid)
+        .with("p_desc", c.p_desc)
+        .with("p_num", c.p_num)
+        .with("email", c.email)
+        .with("tags", c.tags)
+}
+
+fn group_node(g: GroupItem) -> Node {
+    Node::map()
+        .with("gpid", g.gpid)
+        .with("group_name", g.group_name)
+        .with("code", g.code)
+        .with("flag_sender", i64::from(g.flag_sender))
+}
+
+#[cfg(test)]
+mod tests {
+    use smsfleet_playsms::render::to_json;
+
+    use super::*;
+
+    #[test]
+    fn items_keep_playsms_key_order_and_types() {
+        let c = ContactItem {
+            pid: 1,
+            p_desc: "Andy Friend".into(),
+            p_num: "+628111000101".into(),
+            email: "andy@example.com".into(),
+            tags: "friend".into(),
+        };
+        assert_eq!(
+            to_json(&contact_node(c)),
+            r#"{"pid":1,"p_desc":"Andy Friend","p_num":"+628111000101","email":"andy@example.com","tags":"friend"}"#
+        );
+        let g = GroupItem { gpid: 1, group_name: "Friends".into(), code: "FRIENDS".into(), flag_sender: 0 };
+        assert_eq!(to_json(&group_node(g)), r#"{"gpid":1,"group_name":"Friends","code":"FRIENDS","flag_sender":0}"#);
+    }
+
+    #[test]
+    fn no_result_is_null_data() {
+        let json = to_json(&found(Vec::new()));
+        assert!(
+            json.starts_with(r#"{"status":"OK","error":"0","data":null,"error_string":null,"timestamp":"#),
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn keyword_and_limit() {
+        assert_eq!(search_params(&Params::from_query("kwd=a&c=1")), ("a".to_owned(), 1));
+        assert_eq!(search_params(&Params::from_query("c=")), (String::new(), 0));
+        assert_eq!(search_params(&Params::from_query("kwd=x&c=-3")), ("x".to_owned(), 0));
+        assert_eq!(search_params(&Params::from_query("kwd=x&c=abc")), ("x".to_owned(), 0));
+    }
+}
