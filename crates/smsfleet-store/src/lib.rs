@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod callbacks;
 pub mod dispatch;
+pub mod incoming;
 pub mod ledger;
 pub mod projection;
 pub mod rates;
