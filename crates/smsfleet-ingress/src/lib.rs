@@ -8,6 +8,7 @@
 mod auth;
 mod bulk;
 mod cache;
+mod incoming;
 mod playsms;
 mod publisher;
 mod pv;

@@ -9,18 +9,20 @@ use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use smsfleet_contract::{
-    AccountCommand, AccountReply, Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, Submission,
+    AccountCommand, AccountReply, Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, IncomingList,
+    Submission,
 };
 use smsfleet_domain::{Credit, QueueCode, charge_for};
 use smsfleet_playsms::{Format, Node, Params, envelope, render};
 
 use crate::App;
 use crate::auth::{self, GetTokenOutcome};
+use crate::incoming;
 use crate::pv::{self, PvRejection};
 
 const MAX_FORM_BYTES: usize = 8 * 1024 * 1024;
 
-fn now_ts() -> i64 {
+pub(crate) fn now_ts() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
@@ -90,6 +92,10 @@ async fn dispatch(app: &App, params: Params, peer: SocketAddr) -> Response {
         "set_token" => op_set_token(app, &params, client).await,
         "accountban" => op_set_banned(app, &params, client, true).await,
         "accountunban" => op_set_banned(app, &params, client, false).await,
+        "inject" => incoming::op_inject(app, &params, client).await,
+        "in" => incoming::op_list(app, &params, client, IncomingList::In).await,
+        "ix" => incoming::op_list(app, &params, client, IncomingList::Ix).await,
+        "sx" => incoming::op_list(app, &params, client, IncomingList::Sx).await,
         // playSMS answers an op it does not know with an empty HTML body.
         _ => return unknown_op(),
     };
@@ -105,6 +111,10 @@ fn op_label(op: &str) -> &'static str {
         "set_token" => "set_token",
         "accountban" => "accountban",
         "accountunban" => "accountunban",
+        "inject" => "inject",
+        "in" => "in",
+        "ix" => "ix",
+        "sx" => "sx",
         _ => "other",
     }
 }
@@ -126,7 +136,7 @@ pub(crate) fn reply(node: Node, format: Format) -> Response {
     (StatusCode::OK, headers, rendered.body).into_response()
 }
 
-fn authenticate(
+pub(crate) fn authenticate(
     app: &App,
     p: &Params,
     client: std::net::IpAddr,
@@ -155,6 +165,11 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
             return failed_send("");
         }
     };
+    // `@user` entries are internal messages, not charged and not in `ds`.
+    let inbox = incoming::resolve_inbox(&app.cache, &account, &plan.inbox);
+    if plan.destinations.is_empty() && inbox.is_empty() {
+        return failed_send("");
+    }
     let rates = app.cache.rates();
     let total: Credit = plan.destinations.iter().map(|d| charge_for(&rates, d, plan.segments)).sum();
     if !total.is_zero() && app.cache.balance(account.uid) < total {
@@ -174,7 +189,7 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         uid: account.uid,
         api: Api::Playsms,
         sender: plan.sender,
-        text: plan.text,
+        text: plan.text.clone(),
         footer: plan.footer,
         encoding: plan.encoding.into(),
         flash: plan.flash,
@@ -187,13 +202,16 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         destinations,
         traceparent: smsfleet_telemetry::current_traceparent(),
     };
-    if let Err(e) = app.publisher.submit(submission).await {
-        tracing::error!(error = %e, uid = account.uid, "pv not stored");
-        return failed_send(queue.as_str());
+    if !submission.destinations.is_empty() {
+        if let Err(e) = app.publisher.submit(submission).await {
+            tracing::error!(error = %e, uid = account.uid, "pv not stored");
+            return failed_send(queue.as_str());
+        }
+        app.cache.spend(account.uid, total);
+        metrics::counter!("smsfleet_ingress_messages_accepted_total").increment(ids.len() as u64);
     }
-    app.cache.spend(account.uid, total);
-    metrics::counter!("smsfleet_ingress_messages_accepted_total").increment(ids.len() as u64);
-    let items = ids
+    let ims = incoming::send_ims(app, &account, queue.as_str(), &plan.text, &inbox).await;
+    let numbers = ids
         .iter()
         .zip(&plan.destinations)
         .map(|(id, to)| {
@@ -205,10 +223,10 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
                 .with("to", to.as_str())
         })
         .collect();
-    envelope::list(items, now_ts())
+    envelope::list(incoming::interleave(numbers, ims), now_ts())
 }
 
-fn int_param(p: &Params, key: &str) -> Option<i64> {
+pub(crate) fn int_param(p: &Params, key: &str) -> Option<i64> {
     p.get_nonempty(key).and_then(|v| v.parse().ok())
 }
 

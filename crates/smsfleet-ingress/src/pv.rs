@@ -21,6 +21,18 @@ pub struct PvPlan {
     pub flash: bool,
     pub msg_type: String,
     pub schedule_at: Option<OffsetDateTime>,
+    /// `@username` entries: internal messages to other users' inboxes.
+    pub inbox: Vec<InboxTarget>,
+}
+
+/// An internal message to another user's inbox (`@username`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxTarget {
+    /// Normalised (lower-case), without the `@`; not yet checked to exist.
+    pub username: String,
+    /// How many numbers precede it in `destinations`, so the result items
+    /// keep the request's order.
+    pub position: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,10 +56,21 @@ pub fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvP
     };
     let text = msg.replace("\r\n", "\n");
     let mut destinations: Vec<String> = Vec::new();
+    let mut inbox: Vec<InboxTarget> = Vec::new();
     for raw in to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        // `@user` inbox delivery and `#group` expansion come with the
-        // phonebook; until then such entries are skipped like an unknown group.
-        if raw.starts_with('@') || raw.starts_with('#') {
+        if let Some(name) = raw.strip_prefix('@') {
+            // playSMS silently drops a message to yourself.
+            if let Some(username) = smsfleet_domain::account::normalize_username(name)
+                && !username.eq_ignore_ascii_case(&account.username)
+                && !inbox.iter().any(|t| t.username == username)
+            {
+                inbox.push(InboxTarget { username, position: destinations.len() });
+            }
+            continue;
+        }
+        // `#group` expansion comes with the phonebook; until then such
+        // entries are skipped like an unknown group.
+        if raw.starts_with('#') {
             continue;
         }
         if let Some(n) = Msisdn::clean(raw)
@@ -56,7 +79,7 @@ pub fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvP
             destinations.push(n.as_str().to_owned());
         }
     }
-    if destinations.is_empty() {
+    if destinations.is_empty() && inbox.is_empty() {
         return Err(PvRejection::Failed("no valid destination"));
     }
     if destinations.len() > limits.max_destinations {
@@ -90,7 +113,7 @@ pub fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvP
             Some(schedule::parse_schedule(s, offset).ok_or(PvRejection::Failed("unreadable schedule"))?)
         }
     };
-    Ok(PvPlan { destinations, sender, text, footer, encoding, segments, flash, msg_type, schedule_at })
+    Ok(PvPlan { destinations, sender, text, footer, encoding, segments, flash, msg_type, schedule_at, inbox })
 }
 
 /// A sender id an upstream will accept: up to 11 alphanumerics (spaces
@@ -138,6 +161,25 @@ mod tests {
         assert_eq!(plan(&params("to=1&msg=+"), &account(), &limits()), Err(PvRejection::Empty));
         assert_eq!(
             plan(&params("to=abc,def&msg=hi"), &account(), &limits()),
+            Err(PvRejection::Failed("no valid destination"))
+        );
+    }
+
+    #[test]
+    fn users_become_inbox_targets_in_order_and_self_is_dropped() {
+        let p = plan(&params("to=%40Bob,628111000007,%40alice,%40bob,%40carol&msg=hi"), &account(), &limits()).unwrap();
+        assert_eq!(p.destinations, vec!["628111000007"]);
+        let targets: Vec<(&str, usize)> = p.inbox.iter().map(|t| (t.username.as_str(), t.position)).collect();
+        assert_eq!(targets, vec![("bob", 0), ("carol", 1)]);
+        let p = plan(&params("to=%40bob&msg=hi"), &account(), &limits()).unwrap();
+        assert!(p.destinations.is_empty());
+        assert_eq!(p.inbox.len(), 1);
+        assert_eq!(
+            plan(&params("to=%40alice&msg=hi"), &account(), &limits()),
+            Err(PvRejection::Failed("no valid destination"))
+        );
+        assert_eq!(
+            plan(&params("to=%40&msg=hi"), &account(), &limits()),
             Err(PvRejection::Failed("no valid destination"))
         );
     }
