@@ -121,6 +121,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Account { command } => account_command(command).await,
         Command::Stoplist { command } => stop_command(command, false).await,
         Command::Dnd { command } => stop_command(command, true).await,
+        Command::Keyword { command } => crate::keyword::run(command).await,
         Command::Rate { command: cli::RateCommand::Set(a) } => {
             let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
             let rate: rust_decimal::Decimal = a.rate.parse().context("rate must be a decimal number")?;
