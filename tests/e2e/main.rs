@@ -7,4 +7,5 @@ mod admin;
 mod bench;
 mod bulk;
 mod fleet;
+mod incoming;
 mod spine;
