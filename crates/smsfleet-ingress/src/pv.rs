@@ -82,7 +82,7 @@ pub fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvP
     if destinations.is_empty() && inbox.is_empty() {
         return Err(PvRejection::Failed("no valid destination"));
     }
-    if destinations.len() > limits.max_destinations {
+    if destinations.len() + inbox.len() > limits.max_destinations {
         return Err(PvRejection::Failed("too many destinations"));
     }
     let sender = p
@@ -181,6 +181,11 @@ mod tests {
         assert_eq!(
             plan(&params("to=%40&msg=hi"), &account(), &limits()),
             Err(PvRejection::Failed("no valid destination"))
+        );
+        let small = PvLimits { max_destinations: 2, ..limits() };
+        assert_eq!(
+            plan(&params("to=%40bob,%40carol,1&msg=hi"), &account(), &small),
+            Err(PvRejection::Failed("too many destinations"))
         );
     }
 
