@@ -8,5 +8,6 @@ mod admin_ops;
 mod bench;
 mod bulk;
 mod fleet;
+mod incoming;
 mod phonebook;
 mod spine;

@@ -534,6 +534,93 @@ pub enum PhonebookReply {
     Unavailable,
 }
 
+/// Where an incoming message came from, which decides how it is routed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncomingKind {
+    /// From a handset, reported by an upstream's MO callback: routed by keyword.
+    Mo,
+    /// Injected by an admin (`op=inject`): routed like an MO.
+    Inject,
+    /// An internal message (`pv` to `@user`): straight to that user's inbox.
+    Inbox,
+}
+
+/// One received message, stored on the INCOMING stream before the sender
+/// (an upstream, an admin, a `pv` caller) gets its answer. The query role
+/// routes it into `in`/`sx` (by keyword) or `ix` (inbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IncomingMessage {
+    pub v: u32,
+    /// Unique per message and the JetStream message id: `mo:<route>:<upstream
+    /// id>`, `inject:<snowflake>`, `im:<queue>:<uid>`. The projection stores it
+    /// under a unique constraint, so a retry or redelivery adds nothing.
+    pub key: String,
+    pub kind: IncomingKind,
+    /// The sending number (`mo`, `inject`) or the sending user's username
+    /// without `@` (`inbox`).
+    pub sender: String,
+    /// The number it was sent to; empty when unknown and for `inbox`.
+    pub receiver: String,
+    /// The full text, keyword included.
+    pub text: String,
+    /// The route or SMSC it came in on; empty when not known.
+    pub smsc: String,
+    /// `inbox` only: the uid whose inbox receives it.
+    pub to_uid: Option<i64>,
+    pub received_at_ms: i64,
+    /// W3C `traceparent` of the request that received it.
+    pub traceparent: Option<String>,
+}
+
+/// Which incoming list a request reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncomingList {
+    /// `op=in`: the caller's messages handled by one of its keywords.
+    In,
+    /// `op=ix`: the caller's inbox.
+    Ix,
+    /// `op=sx`: every unhandled message (admins only; the ingress checks).
+    Sx,
+}
+
+/// `op=in` / `op=ix` / `op=sx` as the ingress forwards them to the query service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IncomingRequest {
+    pub list: IncomingList,
+    pub uid: i64,
+    pub src: Option<String>,
+    pub dst: Option<String>,
+    pub dt: Option<String>,
+    /// `in` only.
+    pub kwd: Option<String>,
+    /// 0 means playSMS's default (100).
+    pub limit: u32,
+    pub last: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct IncomingRow {
+    pub id: i64,
+    pub src: String,
+    pub dst: String,
+    /// Empty for `ix` and `sx`.
+    pub kwd: String,
+    /// Text after the keyword (`in`) or the whole text (`ix`, `sx`), with
+    /// `"` replaced by `'`.
+    pub msg: String,
+    pub dt: String,
+}
+
+/// Rows, or a playSMS error code (501).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IncomingReply {
+    Rows(Vec<IncomingRow>),
+    Error(u16),
+}
+
 /// Any message carried on the bus that has a schema in `proto/schemas`.
 pub trait BusMessage: Serialize + for<'de> Deserialize<'de> + JsonSchema {
     /// Schema file stem, e.g. `submit_batch`.
@@ -557,6 +644,13 @@ impl BusMessage for SubmitBatch {
     const SCHEMA: &'static str = "submit_batch";
     fn trace_parent(&self) -> Option<&str> {
         self.submissions.iter().find_map(|s| s.traceparent.as_deref())
+    }
+}
+
+impl BusMessage for IncomingMessage {
+    const SCHEMA: &'static str = "incoming_message";
+    fn trace_parent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
     }
 }
 
@@ -588,6 +682,8 @@ bus_message! {
     GroupState => "group_state",
     PhonebookRequest => "phonebook_request",
     PhonebookReply => "phonebook_reply",
+    IncomingRequest => "incoming_request",
+    IncomingReply => "incoming_reply",
 }
 
 /// Every schema, for the proto check and the generator.
@@ -618,5 +714,8 @@ pub fn all_schemas() -> Vec<(&'static str, schemars::Schema)> {
         s::<GroupState>(),
         s::<PhonebookRequest>(),
         s::<PhonebookReply>(),
+        s::<IncomingMessage>(),
+        s::<IncomingRequest>(),
+        s::<IncomingReply>(),
     ]
 }

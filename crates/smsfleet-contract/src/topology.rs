@@ -107,6 +107,11 @@ impl Namespace {
         let token: String = ip.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         format!("{}.state.block.{token}", self.0)
     }
+
+    /// `in`, `ix` and `sx`: incoming messages and inboxes.
+    pub fn incoming_service(&self) -> String {
+        format!("{}.svc.query.incoming", self.0)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -120,11 +125,21 @@ pub enum StreamKind {
     State,
     Lease,
     Dead,
+    Incoming,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 8] =
-        [Self::Submit, Self::Dispatch, Self::Schedule, Self::Status, Self::Dlr, Self::State, Self::Lease, Self::Dead];
+    pub const ALL: [StreamKind; 9] = [
+        Self::Submit,
+        Self::Dispatch,
+        Self::Schedule,
+        Self::Status,
+        Self::Dlr,
+        Self::State,
+        Self::Lease,
+        Self::Dead,
+        Self::Incoming,
+    ];
 
     fn suffix(self) -> &'static str {
         match self {
@@ -136,6 +151,7 @@ impl StreamKind {
             Self::State => "STATE",
             Self::Lease => "LEASE",
             Self::Dead => "DEAD",
+            Self::Incoming => "INCOMING",
         }
     }
 
@@ -149,6 +165,7 @@ impl StreamKind {
             Self::State => "state",
             Self::Lease => "lease",
             Self::Dead => "dead",
+            Self::Incoming => "incoming",
         }
     }
 }
@@ -238,6 +255,9 @@ impl Topology {
                 ),
                 stream(Lease, "lease.>", Limits, 30, 1, "lease (empty body)"),
                 stream(Dead, "dead.>", Limits, 14 * DAY, 0, "the original payload"),
+                // Interest, not a work queue: other roles (auto-replies,
+                // forwarding) may add their own durable later.
+                stream(Incoming, "incoming", Interest, 7 * DAY, 0, "incoming_message"),
             ],
             consumers: vec![
                 consumer(Submit, "ledger", "ledger", 30, 20, 20_000),
@@ -248,6 +268,7 @@ impl Topology {
                 consumer(Status, "projection", "query", 30, 20, 20_000),
                 consumer(Status, "callbacks", "callbacks", 30, 20, 20_000),
                 consumer(Dlr, "dlr", "dlr", 30, 40, 20_000),
+                consumer(Incoming, "projection", "query", 30, 20, 20_000),
             ],
         }
     }
@@ -271,6 +292,8 @@ mod tests {
         assert_eq!(ns.stream_name(StreamKind::Submit), "T42_SUBMIT");
         assert_eq!(ns.subject(StreamKind::Dispatch), "t42.dispatch");
         assert_eq!(ns.account_state_subject(7), "t42.state.account.7");
+        assert_eq!(ns.subject(StreamKind::Incoming), "t42.incoming");
+        assert_eq!(ns.incoming_service(), "t42.svc.query.incoming");
         assert!(Namespace::new("Bad.Name").is_none());
     }
 

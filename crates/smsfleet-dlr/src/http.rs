@@ -15,10 +15,12 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 /// `POST /dlr/{route}` (JSON batch), `GET /dlr/{route}?id=..&status=..`
-/// (one report, Kannel style), `GET /healthz`.
+/// (one report, Kannel style), `GET|POST /mo/{route}` (incoming messages,
+/// see `mo.rs`), `GET /healthz`.
 pub fn router(bus: Bus) -> Router {
     Router::new()
         .route("/dlr/{route}", post(post_reports).get(get_report))
+        .route("/mo/{route}", post(crate::mo::post_mo).get(crate::mo::get_mo))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(bus)
 }

@@ -7,9 +7,13 @@
 //! publishes `StatusBatch`es for the projection. A report can overtake the
 //! dispatcher's record of the upstream id; such a batch is retried with
 //! backoff until it matches or `max_match_attempts` is reached.
+//!
+//! The same HTTP server takes upstreams' MO callbacks (`/mo/{route}`) and
+//! stores them on the INCOMING stream for the query role to route.
 
 mod http;
 mod matcher;
+mod mo;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;

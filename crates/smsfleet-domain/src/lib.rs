@@ -7,6 +7,7 @@ pub mod account;
 pub mod charge;
 pub mod ids;
 pub mod ipallow;
+pub mod keyword;
 pub mod money;
 pub mod msisdn;
 pub mod schedule;

@@ -10,6 +10,7 @@ mod auth;
 mod bulk;
 mod cache;
 mod guard;
+mod incoming;
 mod phonebook;
 mod playsms;
 mod publisher;

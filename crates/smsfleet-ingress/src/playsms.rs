@@ -9,7 +9,8 @@ use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use smsfleet_contract::{
-    AccountCommand, AccountReply, Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, Submission,
+    AccountCommand, AccountReply, Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, IncomingList,
+    Submission,
 };
 use smsfleet_domain::{Credit, QueueCode, charge_for};
 use smsfleet_playsms::{Format, Node, Params, envelope, render};
@@ -17,6 +18,7 @@ use smsfleet_playsms::{Format, Node, Params, envelope, render};
 use crate::App;
 use crate::admin;
 use crate::auth::{self, GetTokenOutcome};
+use crate::incoming;
 use crate::phonebook;
 use crate::pv::{self, PvRejection};
 
@@ -109,6 +111,10 @@ async fn dispatch(app: &App, params: Params, client: std::net::IpAddr) -> Respon
         "stoplist" => admin::op_stoplist(app, &params, client).await,
         "get_contact" => phonebook::op_get_contact(app, &params, client).await,
         "get_contact_group" => phonebook::op_get_contact_group(app, &params, client).await,
+        "inject" => incoming::op_inject(app, &params, client).await,
+        "in" => incoming::op_list(app, &params, client, IncomingList::In).await,
+        "ix" => incoming::op_list(app, &params, client, IncomingList::Ix).await,
+        "sx" => incoming::op_list(app, &params, client, IncomingList::Sx).await,
         // playSMS answers an op it does not know with an empty HTML body.
         _ => return unknown_op(),
     };
@@ -139,6 +145,10 @@ fn op_label(op: &str) -> &'static str {
         "stoplist" => "stoplist",
         "get_contact" => "get_contact",
         "get_contact_group" => "get_contact_group",
+        "inject" => "inject",
+        "in" => "in",
+        "ix" => "ix",
+        "sx" => "sx",
         _ => "other",
     }
 }
@@ -206,9 +216,19 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
             return failed_send("");
         }
     };
-    // Numbers on the stop list are dropped, as playSMS's stoplist plugin does.
-    plan.destinations.retain(|d| !app.cache.stopped(d.trim_start_matches('+')));
-    if plan.destinations.is_empty() {
+    // Numbers on the stop list are dropped, as playSMS's stoplist plugin
+    // does; `@user` entries keep their place among the numbers left.
+    let stopped: Vec<bool> = plan.destinations.iter().map(|d| app.cache.stopped(d.trim_start_matches('+'))).collect();
+    if stopped.iter().any(|s| *s) {
+        for target in &mut plan.inbox {
+            target.position -= stopped[..target.position].iter().filter(|s| **s).count();
+        }
+        let mut flags = stopped.iter();
+        plan.destinations.retain(|_| !flags.next().copied().unwrap_or(false));
+    }
+    // `@user` entries are internal messages, not charged and not in `ds`.
+    let inbox = incoming::resolve_inbox(&app.cache, &account, &plan.inbox);
+    if plan.destinations.is_empty() && inbox.is_empty() {
         return failed_send("");
     }
     let rates = app.cache.rates();
@@ -230,7 +250,7 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         uid: account.uid,
         api: Api::Playsms,
         sender: plan.sender,
-        text: plan.text,
+        text: plan.text.clone(),
         footer: plan.footer,
         encoding: plan.encoding.into(),
         flash: plan.flash,
@@ -243,13 +263,16 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         destinations,
         traceparent: smsfleet_telemetry::current_traceparent(),
     };
-    if let Err(e) = app.publisher.submit(submission).await {
-        tracing::error!(error = %e, uid = account.uid, "pv not stored");
-        return failed_send(queue.as_str());
+    if !submission.destinations.is_empty() {
+        if let Err(e) = app.publisher.submit(submission).await {
+            tracing::error!(error = %e, uid = account.uid, "pv not stored");
+            return failed_send(queue.as_str());
+        }
+        app.cache.spend(account.uid, total);
+        metrics::counter!("smsfleet_ingress_messages_accepted_total").increment(ids.len() as u64);
     }
-    app.cache.spend(account.uid, total);
-    metrics::counter!("smsfleet_ingress_messages_accepted_total").increment(ids.len() as u64);
-    let items = ids
+    let ims = incoming::send_ims(app, &account, queue.as_str(), &plan.text, &inbox).await;
+    let numbers = ids
         .iter()
         .zip(&plan.destinations)
         .map(|(id, to)| {
@@ -261,10 +284,10 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
                 .with("to", to.as_str())
         })
         .collect();
-    envelope::list(items, now_ts())
+    envelope::list(incoming::interleave(numbers, ims), now_ts())
 }
 
-fn int_param(p: &Params, key: &str) -> Option<i64> {
+pub(crate) fn int_param(p: &Params, key: &str) -> Option<i64> {
     p.get_nonempty(key).and_then(|v| v.parse().ok())
 }
 

@@ -23,6 +23,18 @@ pub struct PvPlan {
     pub flash: bool,
     pub msg_type: String,
     pub schedule_at: Option<OffsetDateTime>,
+    /// `@username` entries: internal messages to other users' inboxes.
+    pub inbox: Vec<InboxTarget>,
+}
+
+/// An internal message to another user's inbox (`@username`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboxTarget {
+    /// Normalised (lower-case), without the `@`; not yet checked to exist.
+    pub username: String,
+    /// How many numbers precede it in `destinations`, so the result items
+    /// keep the request's order.
+    pub position: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,29 +66,35 @@ pub fn plan(
     let text = msg.replace("\r\n", "\n");
     let mut destinations: Vec<String> = Vec::new();
     let mut seen: HashSet<String> = HashSet::new();
-    let mut add = |raw: &str| {
-        if let Some(n) = Msisdn::clean(raw)
-            && seen.insert(n.as_str().to_owned())
-        {
-            destinations.push(n.as_str().to_owned());
-        }
-    };
+    let mut inbox: Vec<InboxTarget> = Vec::new();
     for raw in to.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        // `@user` inbox delivery is not there yet: skipped.
-        if raw.starts_with('@') {
+        if let Some(name) = raw.strip_prefix('@') {
+            // playSMS silently drops a message to yourself.
+            if let Some(username) = smsfleet_domain::account::normalize_username(name)
+                && !username.eq_ignore_ascii_case(&account.username)
+                && !inbox.iter().any(|t| t.username == username)
+            {
+                inbox.push(InboxTarget { username, position: destinations.len() });
+            }
             continue;
         }
         // `#CODE`: every member of the group; an unknown group adds nothing.
-        if let Some(code) = raw.strip_prefix('#') {
-            group_members(code.trim()).unwrap_or_default().iter().for_each(|m| add(m));
-            continue;
+        let numbers = match raw.strip_prefix('#') {
+            Some(code) => group_members(code.trim()).unwrap_or_default(),
+            None => vec![raw.to_owned()],
+        };
+        for number in numbers {
+            if let Some(n) = Msisdn::clean(&number)
+                && seen.insert(n.as_str().to_owned())
+            {
+                destinations.push(n.as_str().to_owned());
+            }
         }
-        add(raw);
     }
-    if destinations.is_empty() {
+    if destinations.is_empty() && inbox.is_empty() {
         return Err(PvRejection::Failed("no valid destination"));
     }
-    if destinations.len() > limits.max_destinations {
+    if destinations.len() + inbox.len() > limits.max_destinations {
         return Err(PvRejection::Failed("too many destinations"));
     }
     let sender = p
@@ -107,7 +125,7 @@ pub fn plan(
             Some(schedule::parse_schedule(s, offset).ok_or(PvRejection::Failed("unreadable schedule"))?)
         }
     };
-    Ok(PvPlan { destinations, sender, text, footer, encoding, segments, flash, msg_type, schedule_at })
+    Ok(PvPlan { destinations, sender, text, footer, encoding, segments, flash, msg_type, schedule_at, inbox })
 }
 
 /// A sender id an upstream will accept: up to 11 alphanumerics (spaces
@@ -191,6 +209,30 @@ mod tests {
         assert_eq!(
             plan(&params("to=abc,def&msg=hi"), &account(), &limits()),
             Err(PvRejection::Failed("no valid destination"))
+        );
+    }
+
+    #[test]
+    fn users_become_inbox_targets_in_order_and_self_is_dropped() {
+        let p = plan(&params("to=%40Bob,628111000007,%40alice,%40bob,%40carol&msg=hi"), &account(), &limits()).unwrap();
+        assert_eq!(p.destinations, vec!["628111000007"]);
+        let targets: Vec<(&str, usize)> = p.inbox.iter().map(|t| (t.username.as_str(), t.position)).collect();
+        assert_eq!(targets, vec![("bob", 0), ("carol", 1)]);
+        let p = plan(&params("to=%40bob&msg=hi"), &account(), &limits()).unwrap();
+        assert!(p.destinations.is_empty());
+        assert_eq!(p.inbox.len(), 1);
+        assert_eq!(
+            plan(&params("to=%40alice&msg=hi"), &account(), &limits()),
+            Err(PvRejection::Failed("no valid destination"))
+        );
+        assert_eq!(
+            plan(&params("to=%40&msg=hi"), &account(), &limits()),
+            Err(PvRejection::Failed("no valid destination"))
+        );
+        let small = PvLimits { max_destinations: 2, ..limits() };
+        assert_eq!(
+            plan(&params("to=%40bob,%40carol,1&msg=hi"), &account(), &small),
+            Err(PvRejection::Failed("too many destinations"))
         );
     }
 

@@ -39,14 +39,14 @@ pub fn ds_filter(req: &DsRequest, max_rows: i64) -> DsFilter {
 /// playSMS assumes a local number starts with `0` and anything else starts
 /// with a 3-character country code, cuts that off and matches the rest as a
 /// suffix, so `628111000012` and `08111000012` find the same message.
-fn dst_pattern(dst: &str) -> Option<String> {
+pub(crate) fn dst_pattern(dst: &str) -> Option<String> {
     let cut = if dst.starts_with('0') { 1 } else { 3 };
     let rest: String = dst.chars().skip(cut).collect();
     (!rest.is_empty()).then(|| format!("%{}", escape_like(&rest)))
 }
 
 /// Makes user text literal inside a LIKE pattern (`ESCAPE '\'`).
-fn escape_like(s: &str) -> String {
+pub(crate) fn escape_like(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(c, '\\' | '%' | '_') {
@@ -58,7 +58,7 @@ fn escape_like(s: &str) -> String {
 }
 
 /// PHP treats an empty parameter as absent.
-fn non_empty(v: &Option<String>) -> Option<String> {
+pub(crate) fn non_empty(v: &Option<String>) -> Option<String> {
     v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 

@@ -3,21 +3,24 @@
 //! It folds the submit and status streams into the Postgres projection of
 //! outgoing messages (one statement per pulled batch, so the projection keeps
 //! up with the ingress under load) and answers the ingress's `ds` (delivery
-//! status), `cr` (credit) and phonebook (`get_contact`, `get_contact_group`)
-//! requests over NATS request/reply. Replicas share
+//! status), `cr` (credit), phonebook (`get_contact`, `get_contact_group`)
+//! and `query` requests over NATS request/reply. It also routes incoming
+//! messages (MO, inject, `@user`) into their tables and answers `in`, `ix`
+//! and `sx`. Replicas share
 //! the durable consumers and the service queue group, so the role scales out
 //! by running more of it.
 
 mod credit;
 mod ds;
+mod incoming;
 mod last_ids;
 mod phonebook;
 mod projection;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
 use smsfleet_contract::{
-    CreditReply, CreditRequest, DsReply, DsRequest, LastIdsReply, LastIdsRequest, PhonebookReply, PhonebookRequest,
-    StatusBatch, StreamKind, SubmitBatch,
+    CreditReply, CreditRequest, DsReply, DsRequest, IncomingMessage, IncomingReply, IncomingRequest, LastIdsReply,
+    LastIdsRequest, PhonebookReply, PhonebookRequest, StatusBatch, StreamKind, SubmitBatch,
 };
 use smsfleet_store::PgPool;
 use smsfleet_telemetry::ReadyFlag;
@@ -26,11 +29,12 @@ use tokio_util::sync::CancellationToken;
 
 pub use credit::credit_reply;
 pub use ds::{ds_filter, ds_reply};
+pub use incoming::{Routed, SANDBOX_UID, incoming_filter, incoming_reply, route};
 pub use last_ids::last_ids_reply;
 pub use phonebook::{phonebook_limit, phonebook_reply};
 pub use projection::{coalesce_status, submit_rows};
 
-/// Durable consumer name on both the submit and the status stream.
+/// Durable consumer name on the submit, status and incoming streams.
 const DURABLE: &str = "projection";
 /// Queue group of the request/reply services.
 const GROUP: &str = "query";
@@ -58,7 +62,7 @@ pub enum QueryError {
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
-/// Runs the projection workers and the `ds` / `cr` / phonebook services until
+/// Runs the projection and incoming workers and the request/reply services until
 /// `shutdown` is cancelled. If one loop fails, the others are stopped and
 /// the error is returned, so a half-working replica never stays up.
 pub async fn run(
@@ -135,6 +139,25 @@ pub async fn run(
         let served =
             smsfleet_bus::serve_requests::<PhonebookRequest, PhonebookReply, _, _>(b, subject, GROUP, s, handler);
         ("phonebook service", served.await)
+    });
+
+    let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Incoming));
+    tasks.spawn(async move {
+        let handler = move |batch| incoming::handle_incoming(p.clone(), batch);
+        ("incoming routing", smsfleet_bus::run_worker::<IncomingMessage, _, _>(b, w, s, handler).await)
+    });
+
+    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
+    let subject = ns.incoming_service();
+    tasks.spawn(async move {
+        let handler = move |req: IncomingRequest| {
+            let pool = p.clone();
+            async move { incoming_reply(&pool, &req, max_rows).await }
+        };
+        (
+            "incoming service",
+            smsfleet_bus::serve_requests::<IncomingRequest, IncomingReply, _, _>(b, subject, GROUP, s, handler).await,
+        )
     });
 
     ready.set(true);

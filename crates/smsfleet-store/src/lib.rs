@@ -9,6 +9,7 @@ pub mod account_admin;
 pub mod accounts;
 pub mod callbacks;
 pub mod dispatch;
+pub mod incoming;
 pub mod ledger;
 pub mod phonebook;
 pub mod projection;

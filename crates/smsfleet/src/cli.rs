@@ -72,6 +72,12 @@ pub enum Command {
         #[command(subcommand)]
         command: PhonebookCommand,
     },
+    /// Incoming keywords: a received message whose first word is a keyword
+    /// goes to the keyword's owner (playSMS `op=in`).
+    Keyword {
+        #[command(subcommand)]
+        command: KeywordCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,6 +165,34 @@ pub struct PhonebookListArgs {
     pub store: StoreArgs,
     #[arg(long)]
     pub user: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeywordCommand {
+    /// Gives a keyword to an account.
+    Add(KeywordAddArgs),
+    /// Removes a keyword; its messages go to the admins' sandbox (`op=sx`) again.
+    Remove(KeywordArgs),
+    /// Lists every keyword with its owner.
+    List(StoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct KeywordAddArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// One word; matched case-insensitively and stored upper-case.
+    pub keyword: String,
+    /// The owner's username.
+    #[arg(long)]
+    pub user: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KeywordArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    pub keyword: String,
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 //! process with private NATS and PostgreSQL for the local default.
 
 mod cli;
+mod keyword;
 mod local;
 mod phonebook;
 mod roles;

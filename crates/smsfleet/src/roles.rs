@@ -141,6 +141,7 @@ pub async fn execute(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Phonebook { command } => crate::phonebook::execute(command).await,
+        Command::Keyword { command } => crate::keyword::run(command).await,
         Command::Rate { command: cli::RateCommand::Set(a) } => {
             let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
             let rate: rust_decimal::Decimal = a.rate.parse().context("rate must be a decimal number")?;
