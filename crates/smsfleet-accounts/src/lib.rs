@@ -11,4 +11,7 @@ mod secrets;
 mod service;
 
 pub use secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
-pub use service::{AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_stop, to_state};
+pub use service::{
+    AccountChanges, AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_stop, to_state,
+    update_account,
+};
