@@ -8,3 +8,4 @@ mod bench;
 mod bulk;
 mod fleet;
 mod spine;
+mod transcripts;
