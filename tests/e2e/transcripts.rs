@@ -611,6 +611,14 @@ impl Cmp<'_> {
         }
     }
 
+    fn same_known_id(&self, r: &V, o: &V) -> bool {
+        let V::Map(entries) = r else { return false };
+        entries.iter().any(|(k, rv)| {
+            let mapped = space_of(self.op, k).zip(rv.text()).and_then(|(s, rt)| self.ids.ours(s, rt));
+            mapped.is_some() && mapped == o.get(k).and_then(V::text)
+        })
+    }
+
     /// Pairs each reference row with the first of ours that matches it
     /// entirely, then the rest in order, so arbitrary order among rows of
     /// the same second is not a difference but a wrong row is.
@@ -630,6 +638,15 @@ impl Cmp<'_> {
                 used[j] = true;
             }
             pairs.push(hit);
+        }
+        // A row not matched entirely pairs with the one carrying its known
+        // id, else with the next unpaired row, so the diff names the field.
+        for (r, slot) in rs.iter().zip(pairs.iter_mut()).filter(|(_, p)| p.is_none()) {
+            let known = (0..os.len()).find(|&j| !used[j] && self.same_known_id(r, &os[j]));
+            if let Some(j) = known {
+                used[j] = true;
+                *slot = Some(j);
+            }
         }
         for slot in pairs.iter_mut().filter(|p| p.is_none()) {
             if let Some(j) = (0..os.len()).find(|&j| !used[j]) {
