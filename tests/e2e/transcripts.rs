@@ -471,6 +471,93 @@ fn php_value(b: &[u8], pos: &mut usize) -> Result<V, String> {
     }
 }
 
+/// The bytes PHP's `json_encode` (default flags) writes for `v`: `/`
+/// escaped, non-ASCII as lower-case `\uXXXX`. Parsing loses escaping, so
+/// our raw body is checked against this as well.
+fn php_json(v: &V) -> String {
+    match v {
+        V::Null => "null".to_owned(),
+        V::Bool(b) => b.to_string(),
+        V::Num(n) => n.clone(),
+        V::Str(s) => {
+            let mut out = String::from('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '/' => out.push_str("\\/"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut units = [0u16; 2];
+                        for u in c.encode_utf16(&mut units) {
+                            out.push_str(&format!("\\u{u:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        V::List(items) => format!("[{}]", items.iter().map(php_json).collect::<Vec<_>>().join(",")),
+        V::Map(entries) => format!(
+            "{{{}}}",
+            entries
+                .iter()
+                .map(|(k, v)| format!("{}:{}", php_json(&V::Str(k.clone())), php_json(v)))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    }
+}
+
+/// The bytes playSMS's SimpleXML writes for `v` under `<name>`: `<`, `>`
+/// and `&` escaped, non-ASCII as `&#xHEX;`, empty values self-closing.
+fn php_xml(name: &str, v: &V) -> String {
+    match v {
+        V::List(items) => format!("<{name}>{}</{name}>", items.iter().map(|i| php_xml("item", i)).collect::<String>()),
+        V::Map(entries) => {
+            format!("<{name}>{}</{name}>", entries.iter().map(|(k, v)| php_xml(k, v)).collect::<String>())
+        }
+        other => {
+            let text = other.text().unwrap_or("");
+            if text.is_empty() {
+                return format!("<{name}/>");
+            }
+            let mut out = String::new();
+            for c in text.chars() {
+                match c {
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '&' => out.push_str("&amp;"),
+                    c if (c as u32) > 0x7e => out.push_str(&format!("&#x{:X};", c as u32)),
+                    c => out.push(c),
+                }
+            }
+            format!("<{name}>{out}</{name}>")
+        }
+    }
+}
+
+/// Whether `raw` is byte for byte how PHP encodes what it parses to.
+fn php_encoding_diff(kind: &str, raw: &str, parsed: &V) -> Option<String> {
+    let again = if kind.starts_with("application/json") {
+        php_json(parsed)
+    } else if kind.starts_with("text/xml") {
+        format!("<?xml version=\"1.0\"?>\n{}\n", php_xml("response", parsed))
+    } else {
+        return None;
+    };
+    if again == raw {
+        return None;
+    }
+    let at = again.bytes().zip(raw.bytes()).take_while(|(a, b)| a == b).count();
+    let from = raw.get(at.saturating_sub(20)..).or(Some(raw)).unwrap_or("");
+    Some(format!("ours is not encoded as PHP would at byte {at}: …{}", clip(from, 60)))
+}
+
 // ---------------------------------------------------------------- compare
 
 /// Kinds of value that differ between installs by nature; each has its own
@@ -727,6 +814,7 @@ fn compare(op: &str, expected: &Exchange, got: &Got, ids: &mut Ids) -> Vec<Strin
                 let mut cmp = Cmp { op, ids: ids.clone(), diffs: Vec::new() };
                 cmp.value("body", "", &r, &o);
                 diffs.extend(cmp.diffs);
+                diffs.extend(php_encoding_diff(&kind, &got.body, &o));
                 *ids = cmp.ids;
             }
             (Err(e), _) => diffs.push(format!("reference body unreadable: {e}")),
