@@ -778,6 +778,8 @@ impl Got {
     }
 }
 
+type BodyParser = fn(&str) -> Result<V, String>;
+
 /// Compares our answer with `expected`; learns ids into `ids`.
 fn compare(op: &str, expected: &Exchange, got: &Got, ids: &mut Ids) -> Vec<String> {
     let mut diffs = Vec::new();
@@ -792,7 +794,7 @@ fn compare(op: &str, expected: &Exchange, got: &Got, ids: &mut Ids) -> Vec<Strin
         diffs.push(format!("Location: playSMS {:?} / ours {:?}", expected.header("location"), got.location));
     }
     let kind = want_type.unwrap_or("").to_ascii_lowercase();
-    let parser: Option<fn(&str) -> Result<V, String>> = if expected.body.is_empty() {
+    let parser: Option<BodyParser> = if expected.body.is_empty() {
         None
     } else if kind.starts_with("application/json") {
         Some(parse_json)
