@@ -762,12 +762,17 @@ impl Cmp<'_> {
     }
 }
 
+/// Headers playSMS sends on every answer (PHP's session cache headers),
+/// compared whatever else the answer is.
+const SESSION_HEADERS: [&str; 4] = ["cache-control", "pragma", "expires", "x-frame-options"];
+
 /// What our ingress answered.
 #[derive(Debug, Clone)]
 struct Got {
     status: u16,
     content_type: Option<String>,
     location: Option<String>,
+    session_headers: Vec<Option<String>>,
     body: String,
 }
 
@@ -880,7 +885,9 @@ async fn send(client: &reqwest::Client, base: &str, t: &Transcript, ids: &Ids) -
     let resp = req.send().await.unwrap_or_else(|e| panic!("{}: {e}", t.file));
     let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let (content_type, location) = (header("content-type"), header("location"));
-    Got { status: resp.status().as_u16(), content_type, location, body: resp.text().await.unwrap_or_default() }
+    let session_headers = SESSION_HEADERS.iter().map(|h| header(h)).collect();
+    let status = resp.status().as_u16();
+    Got { status, content_type, location, session_headers, body: resp.text().await.unwrap_or_default() }
 }
 
 // ---------------------------------------------------------------- fixture
@@ -1076,6 +1083,12 @@ async fn replay_one(
         let got = send(client, base, t, ids).await;
         let mut trial = ids.clone();
         let against_reference = compare(&op, &t.expected, &got, &mut trial);
+        let transport: Vec<String> = SESSION_HEADERS
+            .iter()
+            .zip(&got.session_headers)
+            .filter(|(h, ours)| t.expected.header(h) != ours.as_deref())
+            .map(|(h, ours)| format!("{h}: playSMS {:?} / ours {ours:?}", t.expected.header(h)))
+            .collect();
         let (diffs, learned) = match (&deviation, &ours_expected) {
             (None, _) => (against_reference, trial),
             (Some(_), _) if against_reference.is_empty() => (
@@ -1089,6 +1102,7 @@ async fn replay_one(
                 (d.into_iter().map(|d| format!("vs our expected answer: {d}")).collect(), ours)
             }
         };
+        let diffs: Vec<String> = transport.into_iter().chain(diffs).collect();
         let retry = !diffs.is_empty()
             && EVENTUAL_OPS.contains(&op.as_str())
             && !got.is_unknown_op()
@@ -1215,6 +1229,7 @@ fn every_transcript_parses() {
             status: t.expected.status,
             content_type: t.expected.header("content-type").map(str::to_owned),
             location: t.expected.header("location").map(str::to_owned),
+            session_headers: Vec::new(),
             body: t.expected.body.clone(),
         };
         let diffs = compare(&t.op(), &t.expected, &got, &mut ids);
@@ -1240,6 +1255,7 @@ fn deviations_are_documented() {
                 status: expected.status,
                 content_type: expected.header("content-type").map(str::to_owned),
                 location: expected.header("location").map(str::to_owned),
+                session_headers: Vec::new(),
                 body: expected.body.clone(),
             };
             let diffs = compare(&t.op(), &expected, &got, &mut Ids::default());
