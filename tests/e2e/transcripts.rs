@@ -934,8 +934,7 @@ fn set(username: &str, args: &[&str]) -> Step {
 /// transcripts' notes), applied before the transcript that first needs it.
 fn fixture_steps() -> Vec<(u16, &'static str, Vec<Step>)> {
     let phonebook = fixtures().join("playsms-phonebook-alice.csv").display().to_string();
-    let phonebook: &'static str = Box::leak(phonebook.into_boxed_str());
-    let token = |c: char| -> &'static str { Box::leak(c.to_string().repeat(32).into_boxed_str()) };
+    let token = |c: char| c.to_string().repeat(32);
     vec![
         (
             1,
@@ -971,12 +970,12 @@ fn fixture_steps() -> Vec<(u16, &'static str, Vec<Step>)> {
                 Step::Account { username: "erin", password: "erinpass1", role: "user", email: "erin@example.com" },
                 Step::Account { username: "frank", password: "frankpass1", role: "user", email: "frank@example.com" },
                 Step::Account { username: "gina", password: "ginapass1", role: "subuser", email: "gina@example.com" },
-                set("alice", &["--token", token('b'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
-                set("bob", &["--token", token('c'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
+                set("alice", &["--token", &token('b'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
+                set("bob", &["--token", &token('c'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
                 set("carol", &["--token", "", "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
-                set("dave", &["--token", token('d'), "--webservices", "off", "--webservices-ip", "127.0.0.1"]),
-                set("erin", &["--token", token('e'), "--webservices", "on", "--webservices-ip", "10.1.2.3"]),
-                set("frank", &["--token", token('f'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
+                set("dave", &["--token", &token('d'), "--webservices", "off", "--webservices-ip", "127.0.0.1"]),
+                set("erin", &["--token", &token('e'), "--webservices", "on", "--webservices-ip", "10.1.2.3"]),
+                set("frank", &["--token", &token('f'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
             ],
         ),
         (
@@ -985,7 +984,7 @@ fn fixture_steps() -> Vec<(u16, &'static str, Vec<Step>)> {
             vec![
                 cli(&["phonebook", "group", "add", "--user", "alice", "--code", "FRIENDS", "--name", "Friends"]),
                 cli(&["phonebook", "group", "add", "--user", "alice", "--code", "FAMILY", "--name", "Family"]),
-                cli(&["phonebook", "import", "--user", "alice", phonebook]),
+                cli(&["phonebook", "import", "--user", "alice", &phonebook]),
             ],
         ),
         (124, "sms_board keyword IDOL owned by alice", vec![cli(&["keyword", "add", "IDOL", "--user", "alice"])]),
@@ -996,7 +995,7 @@ fn fixture_steps() -> Vec<(u16, &'static str, Vec<Step>)> {
             "hank (added in 052): token 9×32, webservices from 127.0.0.1",
             vec![
                 Step::Account { username: "hank", password: "hankpass1", role: "user", email: "hank@example.com" },
-                set("hank", &["--token", token('9'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
+                set("hank", &["--token", &token('9'), "--webservices", "on", "--webservices-ip", "127.0.0.1"]),
             ],
         ),
     ]
