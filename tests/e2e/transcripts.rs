@@ -57,6 +57,8 @@ impl Exchange {
 struct Transcript {
     file: String,
     number: u16,
+    /// `# note:` lines: what the call was meant to show.
+    notes: Vec<String>,
     method: String,
     /// Path and query, as sent.
     target: String,
@@ -124,6 +126,7 @@ fn parse_transcript(file: &str, text: &str) -> Transcript {
     Transcript {
         file: file.to_owned(),
         number: file.get(..3).and_then(|n| n.parse().ok()).unwrap_or(0),
+        notes: text[..req_at].lines().filter_map(|l| l.strip_prefix("# note:")).map(|n| n.trim().to_owned()).collect(),
         method,
         target,
         content_type,
@@ -1062,6 +1065,7 @@ enum Outcome {
 #[derive(Debug)]
 struct Verdict {
     file: String,
+    note: Option<String>,
     op: String,
     outcome: Outcome,
 }
@@ -1136,7 +1140,10 @@ fn report(results: &[Verdict], problems: &[String]) -> (String, usize) {
         out += &format!("{op}: {m} match, {d} deviation, {} mismatch\n", bad.len());
         for r in bad {
             if let Outcome::Mismatch(diffs) = &r.outcome {
-                out += &format!("  {}\n", r.file);
+                match &r.note {
+                    Some(note) => out += &format!("  {} ({note})\n", r.file),
+                    None => out += &format!("  {}\n", r.file),
+                }
                 for d in diffs.iter().take(4) {
                     out += &format!("    {}\n", clip(d, 220));
                 }
@@ -1203,7 +1210,7 @@ async fn playsms_transcripts_replay() {
             }
         }
         let outcome = replay_one(&client, &f.ingress, t, deviations.get(&t.file), &mut ids).await;
-        results.push(Verdict { file: t.file.clone(), op: t.op(), outcome });
+        results.push(Verdict { file: t.file.clone(), note: t.notes.first().cloned(), op: t.op(), outcome });
     }
     let (text, failures) = report(&results, &problems);
     println!("{text}replayed in {:.1} s", started.elapsed().as_secs_f64());
