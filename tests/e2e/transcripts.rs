@@ -1252,7 +1252,12 @@ fn deviations_are_documented() {
     let transcripts = load_transcripts();
     let compatibility =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../COMPATIBILITY.md")).unwrap();
-    for (file, reason) in load_deviations() {
+    let listed = load_deviations();
+    for entry in std::fs::read_dir(fixtures().join("playsms-deviations")).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        assert!(listed.contains_key(&name), "playsms-deviations/{name} is not listed in playsms-deviations.tsv");
+    }
+    for (file, reason) in listed {
         let t = transcripts.iter().find(|t| t.file == file).unwrap_or_else(|| panic!("{file}: no such transcript"));
         assert!(!reason.is_empty(), "{file}: no reason");
         assert!(compatibility.contains(&file), "{file} is not explained in COMPATIBILITY.md");
