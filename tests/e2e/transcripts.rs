@@ -1177,6 +1177,8 @@ async fn playsms_transcripts_replay() {
 
     let mut f = Fleet::prepare(&[]).await;
     // The reference's gateway_number: the sender when `from` is not usable.
+    // The reference also ran with brute_force_detection=0; should login
+    // blocking get an off switch, it belongs here too.
     f.ingress_env.push(("SMSFLEET_DEFAULT_SENDER".into(), "1234".into()));
     f.start_roles().await;
     let seen_rate: SeenRate = Arc::default();
