@@ -178,12 +178,23 @@ impl Fleet {
 
     /// Runs `smsfleet <args>` to completion and returns its stdout.
     pub async fn cli(&self, args: &[&str]) -> String {
+        match self.try_cli(args).await {
+            Ok(out) => out,
+            Err(err) => panic!("smsfleet {args:?} failed: {err}"),
+        }
+    }
+
+    /// Like `cli`, but a failing command is an `Err` with its stderr.
+    pub async fn try_cli(&self, args: &[&str]) -> Result<String, String> {
         let mut cmd = Command::new(BIN);
         cmd.args(args);
         self.common(&mut cmd);
         let out = cmd.output().await.expect("run cli");
-        assert!(out.status.success(), "smsfleet {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
     }
 
     /// Creates a user with webservices on from 127.0.0.1 and returns its token.

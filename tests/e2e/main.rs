@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod account_cli;
 mod admin;
 mod admin_ops;
 mod bench;
@@ -11,3 +12,4 @@ mod fleet;
 mod incoming;
 mod phonebook;
 mod spine;
+mod transcripts;

@@ -15,6 +15,6 @@ mod service;
 pub use admin::LOGIN_KEY_TTL;
 pub use secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
 pub use service::{
-    AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_sender_approved, set_stop,
-    to_state,
+    AccountChanges, AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_sender_approved,
+    set_stop, to_state, update_account,
 };

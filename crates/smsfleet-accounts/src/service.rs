@@ -7,7 +7,7 @@ use std::time::Duration;
 use smsfleet_bus::{Bus, serve_requests};
 use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState};
 use smsfleet_store::PgPool;
-use smsfleet_store::accounts::{AccountRow, NewAccount};
+use smsfleet_store::accounts::{AccountRow, AccountSettings, NewAccount, TokenUpdate};
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
@@ -285,4 +285,65 @@ pub async fn set_sender_approved(
         .await?
         .ok_or_else(|| AccountsError::Invalid(format!("no account {name:?}")))?;
     Ok(smsfleet_store::account_admin::set_sender_approved(pool, row.uid, sender, approved).await?)
+}
+
+/// What an operator may change on an existing account from the CLI; `None`
+/// keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct AccountChanges {
+    /// A new token; `Some("")` removes it (get_token then answers ERR 104).
+    pub token: Option<String>,
+    pub webservices_enabled: Option<bool>,
+    /// Webservices IP allow-list: single IPs, CIDR ranges or wildcards, comma-separated.
+    pub webservices_ip: Option<String>,
+    pub password: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// Changes settings playSMS keeps behind its web UI (token, webservices flag
+/// and IP list, password, contact fields): writes Postgres, then publishes
+/// the new state so every ingress replica uses it within milliseconds.
+pub async fn update_account(
+    pool: &PgPool,
+    bus: &Bus,
+    secrets: &Secrets,
+    username: &str,
+    changes: AccountChanges,
+) -> Result<AccountRow, AccountsError> {
+    let name = smsfleet_domain::account::normalize_username(username)
+        .ok_or_else(|| AccountsError::Invalid(format!("username {username:?}")))?;
+    let row = smsfleet_store::accounts::by_username(pool, &name)
+        .await?
+        .ok_or_else(|| AccountsError::Invalid(format!("no account {name:?}")))?;
+    let token = match changes.token.as_deref() {
+        None => None,
+        Some("") => Some(TokenUpdate::Clear),
+        Some(t) if smsfleet_domain::account::token_shape_ok(t) => {
+            Some(TokenUpdate::Set { lookup: secrets.token_lookup(t), sealed: secrets.seal(t) })
+        }
+        Some(_) => return Err(AccountsError::Invalid("token must be alphanumeric".to_owned())),
+    };
+    if let Some(ip) = &changes.webservices_ip
+        && !smsfleet_domain::ipallow::is_valid_list(ip)
+    {
+        return Err(AccountsError::Invalid(format!("IP allow-list {ip:?}")));
+    }
+    let password_hash = match &changes.password {
+        Some(p) => Some(hash_password(p)?),
+        None => None,
+    };
+    let settings = AccountSettings {
+        token,
+        webservices_enabled: changes.webservices_enabled,
+        webservices_ip: changes.webservices_ip,
+        password_hash,
+        email: changes.email,
+        name: changes.name,
+        mobile: changes.mobile,
+    };
+    let row = smsfleet_store::accounts::update_settings(pool, row.uid, &settings).await?;
+    publish(bus, &row).await?;
+    Ok(row)
 }

@@ -210,7 +210,7 @@ pub async fn op_ws_login(app: &App, p: &Params, client: IpAddr) -> Response {
         tracing::info!(%username, ok, "ws_login");
         metrics::counter!("smsfleet_ingress_ws_login_total", "ok" => if ok { "true" } else { "false" }).increment(1);
     }
-    let mut r = StatusCode::FOUND.into_response();
+    let mut r = (StatusCode::FOUND, crate::playsms::session_headers()).into_response();
     let location = HeaderValue::from_str(&app.web_root).unwrap_or(HeaderValue::from_static("index.php"));
     r.headers_mut().insert(header::LOCATION, location);
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));

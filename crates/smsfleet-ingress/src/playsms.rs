@@ -154,19 +154,26 @@ fn op_label(op: &str) -> &'static str {
 }
 
 fn unknown_op() -> Response {
-    let mut r = StatusCode::OK.into_response();
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
-    r
+    let mut headers = session_headers();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=UTF-8"));
+    (StatusCode::OK, headers).into_response()
 }
 
-pub(crate) fn reply(node: Node, format: Format) -> Response {
-    let rendered = render(&node, format);
+/// The cache headers PHP's `session_start()` puts on every playSMS answer,
+/// whatever the op (transcripts 001–202 all carry them).
+pub(crate) fn session_headers() -> HeaderMap {
     let mut headers = HeaderMap::new();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(rendered.content_type));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("max-age=0, no-cache, no-store, must-revalidate"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::EXPIRES, HeaderValue::from_static("Thu, 19 Nov 1981 08:52:00 GMT"));
     headers.insert("x-frame-options", HeaderValue::from_static("SAMEORIGIN"));
+    headers
+}
+
+pub(crate) fn reply(node: Node, format: Format) -> Response {
+    let rendered = render(&node, format);
+    let mut headers = session_headers();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(rendered.content_type));
     (StatusCode::OK, headers, rendered.body).into_response()
 }
 
@@ -407,5 +414,24 @@ async fn op_set_banned(app: &App, p: &Params, client: std::net::IpAddr, banned: 
         }
         Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
         Ok(_) | Err(_) => envelope::err(if banned { 612 } else { 614 }, now_ts()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// playSMS sends its session cache headers on every answer, an unknown
+    /// op's empty one included (transcript 002).
+    #[test]
+    fn unknown_op_is_empty_html_with_the_session_headers() {
+        let r = unknown_op();
+        assert_eq!(r.status(), StatusCode::OK);
+        let h = r.headers();
+        assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=UTF-8");
+        assert_eq!(h[header::CACHE_CONTROL], "max-age=0, no-cache, no-store, must-revalidate");
+        assert_eq!(h[header::PRAGMA], "no-cache");
+        assert_eq!(h[header::EXPIRES], "Thu, 19 Nov 1981 08:52:00 GMT");
+        assert_eq!(h["x-frame-options"], "SAMEORIGIN");
     }
 }

@@ -92,7 +92,7 @@ pub async fn handle_incoming(pool: PgPool, batch: Vec<Delivery<IncomingMessage>>
     keywords.sort();
     keywords.dedup();
     let owners = store::keyword_owners(&pool, &keywords).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
-    let (mut incoming, mut inbox) = (Vec::new(), Vec::new());
+    let (mut incoming, mut inbox): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
     for d in &batch {
         match route(&d.body, &owners) {
             Routed::Incoming(r) => incoming.push(r),
@@ -103,11 +103,12 @@ pub async fn handle_incoming(pool: PgPool, batch: Vec<Delivery<IncomingMessage>>
         }
     }
     // A batch may hold one key twice (a publish retried after the
-    // duplicate window); keep one.
-    incoming.sort_by(|a, b| a.msg_key.cmp(&b.msg_key));
-    incoming.dedup_by(|a, b| a.msg_key == b.msg_key);
-    inbox.sort_by(|a, b| a.msg_key.cmp(&b.msg_key));
-    inbox.dedup_by(|a, b| a.msg_key == b.msg_key);
+    // duplicate window); keep the first, in stream order, so ids follow
+    // arrival order.
+    let mut seen = std::collections::HashSet::new();
+    incoming.retain(|r: &smsfleet_store::incoming::NewIncoming| seen.insert(r.msg_key.clone()));
+    let mut seen = std::collections::HashSet::new();
+    inbox.retain(|r: &smsfleet_store::incoming::NewInboxMessage| seen.insert(r.msg_key.clone()));
     let added = store::insert(&pool, &incoming, &inbox).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
     metrics::counter!("smsfleet_query_incoming_stored_total").increment(added);
     Ok(())

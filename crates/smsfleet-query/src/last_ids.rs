@@ -11,5 +11,9 @@ pub async fn last_ids_reply(pool: &PgPool, req: &LastIdsRequest) -> LastIdsReply
         tracing::error!(error = %e, "last outgoing id lookup failed");
         0
     });
-    LastIdsReply { user_inbox: 0, user_incoming: 0, user_outgoing }
+    let (user_inbox, user_incoming) = smsfleet_store::incoming::last_ids(pool, req.uid).await.unwrap_or_else(|e| {
+        tracing::error!(error = %e, "last incoming ids lookup failed");
+        (0, 0)
+    });
+    LastIdsReply { user_inbox, user_incoming, user_outgoing }
 }

@@ -181,3 +181,68 @@ pub async fn all_stops(pool: &PgPool) -> Result<Vec<(Option<i64>, String)>> {
     let dnd: Vec<(i64, String)> = sqlx::query_as("SELECT uid, number FROM dnd").fetch_all(pool).await?;
     Ok(stop.into_iter().map(|(n,)| (None, n)).chain(dnd.into_iter().map(|(u, n)| (Some(u), n))).collect())
 }
+
+/// A token change: a new token (its lookup hash and sealed form) or none at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenUpdate {
+    Set {
+        lookup: String,
+        sealed: String,
+    },
+    /// No token: webservices are unusable and `get_token` answers ERR 104.
+    Clear,
+}
+
+/// Operator settings the playSMS API cannot change (playSMS keeps them
+/// behind its web UI). `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccountSettings {
+    pub token: Option<TokenUpdate>,
+    pub webservices_enabled: Option<bool>,
+    pub webservices_ip: Option<String>,
+    /// Sets the webservices and the bulk API password alike, as `create` does.
+    pub password_hash: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub mobile: Option<String>,
+}
+
+/// Applies `s` to a live account; the revision bump orders the state snapshots.
+pub async fn update_settings(pool: &PgPool, uid: i64, s: &AccountSettings) -> Result<AccountRow> {
+    let (token_changed, lookup, sealed) = match &s.token {
+        None => (false, None, None),
+        Some(TokenUpdate::Clear) => (true, None, None),
+        Some(TokenUpdate::Set { lookup, sealed }) => (true, Some(lookup.as_str()), Some(sealed.as_str())),
+    };
+    sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET \
+           token_lookup = CASE WHEN $2 THEN $3 ELSE token_lookup END, \
+           token_sealed = CASE WHEN $2 THEN $4 ELSE token_sealed END, \
+           webservices_enabled = COALESCE($5, webservices_enabled), \
+           webservices_ip = COALESCE($6, webservices_ip), \
+           password_hash = COALESCE($7, password_hash), \
+           bulk_password_hash = COALESCE($7, bulk_password_hash), \
+           email = COALESCE($8, email), \
+           name = COALESCE($9, name), \
+           mobile = COALESCE($10, mobile), \
+           revision = revision + 1 \
+         WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(token_changed)
+    .bind(lookup)
+    .bind(sealed)
+    .bind(s.webservices_enabled)
+    .bind(&s.webservices_ip)
+    .bind(&s.password_hash)
+    .bind(&s.email)
+    .bind(&s.name)
+    .bind(&s.mobile)
+    .fetch_optional(pool)
+    .await
+    .map_err(|e| match &e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.message().to_owned()),
+        _ => StoreError::Db(e),
+    })?
+    .ok_or(StoreError::NotFound)
+}

@@ -100,8 +100,9 @@ pub async fn insert(pool: &PgPool, incoming: &[NewIncoming], inbox: &[NewInboxMe
         let handled: Vec<bool> = incoming.iter().map(|r| r.handled).collect();
         let done = sqlx::query(
             "INSERT INTO incoming (msg_key, uid, sender, receiver, keyword, message, raw, smsc, received_at, handled) \
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[], \
-               $7::text[], $8::text[], $9::timestamptz[], $10::bool[]) \
+             SELECT k, u, s, r, kw, m, raw, smsc, at, h FROM unnest($1::text[], $2::bigint[], $3::text[], \
+               $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[], $10::bool[]) \
+               WITH ORDINALITY AS t(k, u, s, r, kw, m, raw, smsc, at, h, ord) ORDER BY ord \
              ON CONFLICT (msg_key) DO NOTHING",
         )
         .bind(&key)
@@ -127,7 +128,8 @@ pub async fn insert(pool: &PgPool, incoming: &[NewIncoming], inbox: &[NewInboxMe
         let at: Vec<OffsetDateTime> = inbox.iter().map(|r| r.received_at).collect();
         let done = sqlx::query(
             "INSERT INTO inbox (msg_key, uid, sender, receiver, msg, received_at) \
-             SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) \
+             SELECT k, u, s, r, m, at FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], \
+               $6::timestamptz[]) WITH ORDINALITY AS t(k, u, s, r, m, at, ord) ORDER BY ord \
              ON CONFLICT (msg_key) DO NOTHING",
         )
         .bind(&key)
@@ -262,4 +264,17 @@ pub async fn list(pool: &PgPool, f: &IncomingFilter) -> Result<Vec<IncomingRecor
             received_at,
         })
         .collect())
+}
+
+/// `op=query`'s `user_inbox` and `user_incoming`: the newest inbox id and
+/// the newest id of the account's handled incoming messages (0 when none).
+pub async fn last_ids(pool: &PgPool, uid: i64) -> Result<(i64, i64)> {
+    let (inbox, incoming): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT max(in_id) FROM inbox WHERE uid = $1 AND NOT deleted), \
+                (SELECT max(in_id) FROM incoming WHERE uid = $1 AND handled)",
+    )
+    .bind(uid)
+    .fetch_one(pool)
+    .await?;
+    Ok((inbox.unwrap_or(0), incoming.unwrap_or(0)))
 }

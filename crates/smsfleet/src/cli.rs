@@ -397,6 +397,43 @@ pub enum AccountCommand {
     Create(Box<AccountCreateArgs>),
     /// Adds (or with a negative amount deducts) credit through the ledger.
     Credit(CreditArgs),
+    /// Changes what the playSMS API cannot (playSMS needs its web UI for it):
+    /// token, webservices flag and IP list, password, email, name, mobile.
+    Set(Box<AccountSetArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct AccountSetArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, env = "SMSFLEET_SERVER_KEY", hide_env_values = true)]
+    pub server_key: String,
+    pub username: String,
+    /// New webservices token (alphanumeric); an empty value removes it.
+    #[arg(long)]
+    pub token: Option<String>,
+    #[arg(long, value_enum)]
+    pub webservices: Option<OnOff>,
+    /// Webservices IP allow-list: single IPs, CIDR ranges or wildcards, comma-separated.
+    #[arg(long = "webservices-ip")]
+    pub webservices_ip: Option<String>,
+    /// Sets the webservices and the bulk API password.
+    #[arg(long)]
+    pub password: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub mobile: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Debug, Args)]

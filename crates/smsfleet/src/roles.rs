@@ -226,6 +226,24 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
             println!("username={} balance={balance}", row.username);
             Ok(())
         }
+        cli::AccountCommand::Set(a) => {
+            let a = *a;
+            let bus = connect_bus(&a.bus, "cli").await?;
+            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let secrets = Secrets::from_hex(&a.server_key)?;
+            let changes = smsfleet_accounts::AccountChanges {
+                token: a.token,
+                webservices_enabled: a.webservices.map(|w| w == cli::OnOff::On),
+                webservices_ip: a.webservices_ip,
+                password: a.password,
+                email: a.email,
+                name: a.name,
+                mobile: a.mobile,
+            };
+            let row = smsfleet_accounts::update_account(&pool, &bus, &secrets, &a.username, changes).await?;
+            println!("uid={} username={} revision={}", row.uid, row.username, row.revision);
+            Ok(())
+        }
     }
 }
 
