@@ -141,7 +141,10 @@ pub async fn run(
         ("phonebook service", served.await)
     });
 
-    let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Incoming));
+    // One batch at a time, so `in`/`ix`/`sx` ids follow arrival order as
+    // playSMS's do; incoming traffic is a trickle next to outgoing.
+    let incoming_worker = WorkerConfig { concurrency: 1, ..worker(StreamKind::Incoming) };
+    let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), incoming_worker);
     tasks.spawn(async move {
         let handler = move |batch| incoming::handle_incoming(p.clone(), batch);
         ("incoming routing", smsfleet_bus::run_worker::<IncomingMessage, _, _>(b, w, s, handler).await)
