@@ -118,11 +118,7 @@ pub async fn run<W: Worker>(workers: Vec<W>, plan: Plan) -> RunReport {
                 };
                 let outcome = worker.call(index).await;
                 let done = Instant::now();
-                recorder.lock().unwrap_or_else(PoisonError::into_inner).record(
-                    done - start,
-                    done - sent,
-                    outcome,
-                );
+                recorder.lock().unwrap_or_else(PoisonError::into_inner).record(done - start, done - sent, outcome);
             }
         });
     }
