@@ -431,7 +431,7 @@ pub struct Sample {
 /// the sampling interval.
 pub fn curve_latency_ms(samples: &[Sample], total: u64, quantiles: &[f64]) -> Vec<f64> {
     let first = |k: u64, pick: fn(&Sample) -> u64| samples.iter().find(|s| pick(s) >= k).map(|s| s.t);
-    let points = total.min(1_000).max(1);
+    let points = total.clamp(1, 1_000);
     let mut latencies: Vec<f64> = (1..=points)
         .filter_map(|i| {
             let k = (i * total).div_ceil(points);

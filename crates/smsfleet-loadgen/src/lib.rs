@@ -147,7 +147,7 @@ mod tests {
     impl Worker for Sleeper {
         async fn call(&mut self, index: u64) -> Outcome {
             tokio::time::sleep(Duration::from_millis(1)).await;
-            if index % self.every_nth_fails == 0 { Outcome::Failed } else { Outcome::Ok }
+            if index.is_multiple_of(self.every_nth_fails) { Outcome::Failed } else { Outcome::Ok }
         }
     }
 
