@@ -14,6 +14,11 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+/// The allocator `smsfleet` uses, so the ceiling-http server (this binary)
+/// runs the same stack as the ingress.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "smsfleet-bench", about = "The smsfleet benchmark")]
 struct Cli {

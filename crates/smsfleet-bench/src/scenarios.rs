@@ -223,6 +223,15 @@ async fn fleet_scenario(
     let mut watched = infra.watched();
     watched.extend(fleet.watched());
     result.usage = procs::finish(&watched, &baseline);
+    let infra_names: Vec<String> = infra.watched().into_iter().map(|w| w.name).collect();
+    let largest_role = result
+        .usage
+        .iter()
+        .filter(|u| !infra_names.contains(&u.name))
+        .max_by(|a, b| a.peak_rss_mb.total_cmp(&b.peak_rss_mb));
+    if let Some(u) = largest_role {
+        result.goals.push(below(&format!("peak RSS MB of every role (largest: {})", u.name), u.peak_rss_mb, 150.0));
+    }
     if outcome.is_ok() {
         outcome = fleet.check_alive();
     }
