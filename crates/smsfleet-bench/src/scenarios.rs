@@ -104,9 +104,10 @@ pub struct Ceilings {
     pub http: Option<f64>,
 }
 
-/// The size of one single-recipient `pv` submission as the ingress
-/// publishes it (a `SubmitBatch` of one, JSON, with its headers), measured
-/// once from the stream; the JetStream ceiling publishes this many bytes.
+/// Roughly the size of a single-recipient `pv` submission as the ingress
+/// publishes it (a `SubmitBatch` of one, JSON, plus headers); an estimate
+/// from the contract's fields, not measured per run. The JetStream ceiling
+/// publishes this many bytes.
 pub const SUBMISSION_BYTES: usize = 560;
 
 fn pv_query(token: &str, to: &str) -> String {
