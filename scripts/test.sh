@@ -18,6 +18,11 @@ echo "== cargo test"
 # machine has two cores.
 cargo test --workspace --locked -- --test-threads 4
 
+echo "== benchmark smoke (tiny counts, debug build; fails only on lost or duplicated messages)"
+cargo build --locked -p smsfleet -p smsfleet-bench
+target="${CARGO_TARGET_DIR:-target}"
+"$target/debug/smsfleet-bench" --smoke --bin "$target/debug/smsfleet" --out "$target/bench-smoke"
+
 # The bus and the end-to-end suite again on a current nats-server, because
 # Debian ships 2.9 and production clusters run newer releases.
 if [ "$(uname -m)" = "x86_64" ] && command -v python3 >/dev/null 2>&1; then

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get, post};
+use axum::serve::ListenerExt;
 use smsfleet_accounts::Secrets;
 use smsfleet_bus::{Bus, StateFeed, WorkerLease};
 use smsfleet_domain::{SmsLogId, SnowflakeGenerator};
@@ -216,6 +217,11 @@ pub async fn run(
     };
     ready.set(true);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
+    let listener = listener.tap_io(|tcp| {
+        // Without it an answer written in two segments waits for the
+        // client's delayed ACK (Nagle): ~40 ms per keep-alive request.
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
