@@ -29,7 +29,7 @@ pub use publish::Published;
 pub use service::{ServiceRequest, serve_requests};
 pub use state::{StateEvent, StateFeed};
 pub use supervise::{LoopFailure, supervise};
-pub use worker::{Delivery, HandlerError, WorkerConfig, run_worker};
+pub use worker::{DEFAULT_BATCH_BYTES, Delivery, HandlerError, WorkerConfig, run_worker};
 
 /// A connection to the bus within one namespace.
 #[derive(Clone)]

@@ -33,7 +33,15 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// Batches processed at the same time by this replica.
     pub concurrency: usize,
+    /// A batch also ends once its payloads reach this many bytes, so a run
+    /// of 1,000-recipient submissions cannot make a batch hundreds of
+    /// megabytes once decoded. A single larger message still goes alone.
+    pub max_batch_bytes: usize,
 }
+
+/// 4 MiB of JSON per batch: about 100 submissions of 1,000 recipients, or
+/// thousands of single-recipient ones.
+pub const DEFAULT_BATCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// One message as the handler sees it.
 #[derive(Debug, Clone)]
@@ -106,10 +114,14 @@ where
             }
             None => return Err(BusError::Consume("message stream ended".to_owned())),
         };
+        let mut bytes = first.payload.len();
         let mut batch = vec![first];
-        while batch.len() < config.batch {
+        while batch.len() < config.batch && bytes < config.max_batch_bytes.max(1) {
             match messages.next().now_or_never() {
-                Some(Some(Ok(m))) => batch.push(m),
+                Some(Some(Ok(m))) => {
+                    bytes += m.payload.len();
+                    batch.push(m);
+                }
                 _ => break,
             }
         }

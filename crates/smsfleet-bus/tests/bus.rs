@@ -37,7 +37,13 @@ async fn transient_failures_are_retried_and_poison_is_dead_lettered() {
     let (a, d) = (attempts.clone(), done.clone());
     let worker = tokio::spawn(run_worker(
         env.bus.clone(),
-        WorkerConfig { stream: StreamKind::Status, durable: "projection", batch: 10, concurrency: 1 },
+        WorkerConfig {
+            stream: StreamKind::Status,
+            durable: "projection",
+            batch: 10,
+            concurrency: 1,
+            max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+        },
         shutdown.clone(),
         move |items: Vec<smsfleet_bus::Delivery<StatusBatch>>| {
             let (a, d) = (a.clone(), d.clone());

@@ -227,7 +227,13 @@ pub async fn run(
 ) -> Result<(), CallbacksError> {
     let stop = shutdown.child_token();
     let mut tasks: JoinSet<(&'static str, Result<(), BusError>)> = JoinSet::new();
-    let worker = |stream| WorkerConfig { stream, durable: DURABLE, batch: config.batch, concurrency: 2 };
+    let worker = |stream| WorkerConfig {
+        stream,
+        durable: DURABLE,
+        batch: config.batch,
+        concurrency: 2,
+        max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+    };
 
     let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Submit));
     tasks.spawn(async move {

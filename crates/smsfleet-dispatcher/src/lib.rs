@@ -101,6 +101,7 @@ pub async fn run(
         durable: "dispatcher",
         batch: config.batch,
         concurrency: config.concurrency,
+        max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
     };
     tracing::info!(routes = config.routes.len(), "dispatcher starting");
     ready.set(true);

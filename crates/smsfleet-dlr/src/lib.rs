@@ -78,8 +78,13 @@ pub async fn run(
     let server = axum::serve(listener, router(bus.clone()))
         .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
     let matcher = matcher::Matcher::new(bus.clone(), pool, config.max_match_attempts);
-    let worker =
-        WorkerConfig { stream: StreamKind::Dlr, durable: "dlr", batch: config.batch, concurrency: config.concurrency };
+    let worker = WorkerConfig {
+        stream: StreamKind::Dlr,
+        durable: "dlr",
+        batch: config.batch,
+        concurrency: config.concurrency,
+        max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+    };
     let worker_shutdown = shutdown.clone();
     let worker = run_worker(bus, worker, worker_shutdown, move |deliveries| {
         let matcher = matcher.clone();

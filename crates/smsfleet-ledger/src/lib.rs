@@ -110,6 +110,7 @@ pub async fn run(
         durable: "ledger",
         batch: config.batch.max(1),
         concurrency: config.concurrency.max(1),
+        max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
     };
     ready.set(true);
     let result = run_worker(bus, worker, shutdown, move |deliveries| {

@@ -36,6 +36,8 @@ pub use projection::{coalesce_status, submit_rows};
 
 /// Durable consumer name on the submit, status and incoming streams.
 const DURABLE: &str = "projection";
+/// Payload bytes per projection batch.
+const QUERY_BATCH_BYTES: usize = 1024 * 1024;
 /// Queue group of the request/reply services.
 const GROUP: &str = "query";
 
@@ -78,8 +80,16 @@ pub async fn run(
     let ns = bus.namespace().clone();
     let mut tasks: JoinSet<(&'static str, Result<(), BusError>)> = JoinSet::new();
 
-    let worker =
-        |stream| WorkerConfig { stream, durable: DURABLE, batch: config.batch, concurrency: config.concurrency };
+    let worker = |stream| WorkerConfig {
+        stream,
+        durable: DURABLE,
+        batch: config.batch,
+        concurrency: config.concurrency,
+        // Every recipient becomes a row carrying the text: 1 MiB of
+        // submissions is already ~25,000 rows per statement, and keeps the
+        // role's memory flat through a million-recipient campaign.
+        max_batch_bytes: QUERY_BATCH_BYTES,
+    };
 
     let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Submit));
     tasks.spawn(async move {

@@ -53,7 +53,13 @@ pub async fn run(
 ) -> Result<(), SchedulerError> {
     let stop_release = shutdown.child_token();
     let releaser = tokio::spawn(release_loop(bus.clone(), pool.clone(), config.clone(), stop_release.clone()));
-    let worker = WorkerConfig { stream: StreamKind::Schedule, durable: "scheduler", batch: 256, concurrency: 1 };
+    let worker = WorkerConfig {
+        stream: StreamKind::Schedule,
+        durable: "scheduler",
+        batch: 256,
+        concurrency: 1,
+        max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+    };
     ready.set(true);
     let result = run_worker(bus, worker, shutdown, move |deliveries| {
         let pool = pool.clone();
