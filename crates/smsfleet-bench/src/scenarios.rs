@@ -228,10 +228,17 @@ async fn fleet_scenario(
     let largest_role = result
         .usage
         .iter()
-        .filter(|u| !infra_names.contains(&u.name))
+        // The simulator stands in for the operator's SMSC, not a gateway
+        // role; it remembers up to two million message refs on purpose, to
+        // catch a message sent twice. Its memory is still in the report.
+        .filter(|u| !infra_names.contains(&u.name) && u.name != "simulator")
         .max_by(|a, b| a.peak_rss_mb.total_cmp(&b.peak_rss_mb));
     if let Some(u) = largest_role {
-        result.goals.push(below(&format!("peak RSS MB of every role (largest: {})", u.name), u.peak_rss_mb, 150.0));
+        result.goals.push(below(
+            &format!("peak RSS MB of every gateway role (largest: {})", u.name),
+            u.peak_rss_mb,
+            150.0,
+        ));
     }
     if outcome.is_ok() {
         outcome = fleet.check_alive();

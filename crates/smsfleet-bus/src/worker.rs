@@ -86,9 +86,16 @@ where
         .cloned()
         .ok_or_else(|| BusError::Consume(format!("no consumer {} in the topology", config.durable)))?;
     let consumer = bus.pull_consumer(&spec).await?;
+    // Prefetch is bounded in bytes too (two batches' worth), or a backlog
+    // of large messages sits decoded-to-be in memory ahead of the handler.
+    // Never below the server's max payload: a pull whose byte budget is
+    // smaller than the next message would stall the consumer.
+    let max_payload = bus.client.server_info().max_payload;
+    let prefetch_bytes = config.max_batch_bytes.max(1).saturating_mul(2).max(max_payload);
     let mut messages = consumer
         .stream()
         .max_messages_per_batch(config.batch.max(1) * 2)
+        .max_bytes_per_batch(prefetch_bytes)
         .heartbeat(Duration::from_secs(5))
         .expires(Duration::from_secs(30))
         .messages()

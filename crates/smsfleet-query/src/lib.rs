@@ -37,7 +37,7 @@ pub use projection::{coalesce_status, submit_rows};
 /// Durable consumer name on the submit, status and incoming streams.
 const DURABLE: &str = "projection";
 /// Payload bytes per projection batch.
-const QUERY_BATCH_BYTES: usize = 1024 * 1024;
+const QUERY_BATCH_BYTES: usize = 512 * 1024;
 /// Queue group of the request/reply services.
 const GROUP: &str = "query";
 
@@ -85,9 +85,11 @@ pub async fn run(
         durable: DURABLE,
         batch: config.batch,
         concurrency: config.concurrency,
-        // Every recipient becomes a row carrying the text: 1 MiB of
-        // submissions is already ~25,000 rows per statement, and keeps the
-        // role's memory flat through a million-recipient campaign.
+        // Every recipient becomes a row carrying the text: 512 KiB of
+        // submissions is already ~12,000 rows per statement, and keeps the
+        // role's memory (batches, and the database connections' buffers,
+        // which keep the size of the largest statement) flat through a
+        // million-recipient campaign.
         max_batch_bytes: QUERY_BATCH_BYTES,
     };
 
