@@ -16,7 +16,8 @@ use smsfleet_playsms::{Node, Params, envelope};
 
 use crate::App;
 use crate::cache::AccountCache;
-use crate::playsms::{authenticate, int_param, now_ts};
+use crate::now_ms;
+use crate::playsms::{authenticate, authenticate_admin, failed_item, int_param, now_ts};
 use crate::pv::InboxTarget;
 
 /// ERR codes of these ops.
@@ -26,15 +27,10 @@ const ERR_ADMIN: u16 = 600;
 const ERR_INJECT: u16 = 601;
 const ERR_INJECT_EMPTY: u16 = 602;
 
-fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// `op=inject`: an admin hands in a message as if a handset had sent it;
 /// it is routed by keyword like an MO.
 pub(crate) async fn op_inject(app: &App, p: &Params, client: IpAddr) -> Node {
-    let admin = authenticate(app, p, client).filter(|a| a.role == AccountRole::Admin);
-    if admin.is_none() {
+    if authenticate_admin(app, p, client).is_none() {
         return envelope::err(ERR_ADMIN, now_ts());
     }
     let (Some(from), Some(msg)) = (p.get_nonempty("from"), p.get_nonempty("msg")) else {
@@ -155,7 +151,7 @@ pub(crate) async fn send_ims(
             }
             Err(e) => {
                 tracing::error!(error = %e, to = %target.username, "inbox message not stored");
-                failed_item()
+                failed_item("")
             }
         };
         items.push((*position, item));
@@ -171,10 +167,6 @@ fn im_item(queue: &str, username: &str) -> Node {
         .with("smslog_id", Node::Null)
         .with("queue", queue)
         .with("to", format!("@{username}"))
-}
-
-fn failed_item() -> Node {
-    Node::map().with("status", "ERR").with("error", "200").with("smslog_id", "").with("queue", "").with("to", "")
 }
 
 /// Puts the IM items among the numbers' items where they stood in `to`.

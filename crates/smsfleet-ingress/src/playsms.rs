@@ -203,13 +203,12 @@ pub(crate) fn authenticate_admin(
 
 /// The item playSMS (on PHP 7) returns when a whole send fails.
 fn failed_send(queue: &str) -> Node {
-    let item = Node::map()
-        .with("status", "ERR")
-        .with("error", "200")
-        .with("smslog_id", "")
-        .with("queue", queue)
-        .with("to", "");
-    envelope::list(vec![item], now_ts())
+    envelope::list(vec![failed_item(queue)], now_ts())
+}
+
+/// playSMS's ERR 200 item, for a whole request or one destination.
+pub(crate) fn failed_item(queue: &str) -> Node {
+    Node::map().with("status", "ERR").with("error", "200").with("smslog_id", "").with("queue", queue).with("to", "")
 }
 
 async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
