@@ -136,6 +136,8 @@ async fn admin_ops_manage_accounts_and_credit() {
         (r["error"].as_str(), r["info"].as_str()),
         (Some("616"), Some("Your email format is invalid (not-an-email)"))
     );
+    let r = f.ws(&op(&h, "accountpref", &[("data_username", "carol"), ("data_password", "abcd")])).await;
+    assert_eq!(r["error"], "616", "a password of 4 characters or fewer: {r}");
     let r = f.ws(&op(&h, "accountpref", &[("data_username", "carol"), ("data_password", "newcarolpass")])).await;
     assert_eq!(r["info"], "Preferences have been saved and password updated");
     let r = f.ws(&[("u", "carol"), ("p", "newcarolpass"), ("op", "get_token")]).await;
@@ -146,6 +148,8 @@ async fn admin_ops_manage_accounts_and_credit() {
     assert_eq!(r["error"], "617");
     let r = f.ws(&op(&h, "accountconf", &[("data_username", "carol"), ("data_sender", "CAROLCO")])).await;
     assert_eq!((r["error"].as_str(), r["info"].as_str()), (Some("618"), Some("Invalid sender ID")));
+    let r = f.ws(&op(&h, "accountconf", &[("data_username", "carol"), ("data_datetime_timezone", "Mars")])).await;
+    assert_eq!((r["error"].as_str(), r["info"].as_str()), (Some("618"), Some("Invalid timezone")));
     f.cli(&["sender", "add", "--username", "carol", "--sender", "CAROLCO"]).await;
     let r = f.ws(&op(&h, "accountconf", &[("data_username", "carol"), ("data_sender", "CAROLCO")])).await;
     assert_eq!(r["info"], "User configuration has been saved", "{r}");
@@ -165,6 +169,12 @@ async fn admin_ops_manage_accounts_and_credit() {
     assert_eq!(r["error"], "622");
     let r = f.ws(&op(&h, "creditadd", &[("data_amount", "5")])).await;
     assert_eq!(r["error"], "621");
+    let r = f.ws(&op(&h, "creditdeduct", &[("data_amount", "5")])).await;
+    assert_eq!(r["error"], "623");
+    let r = f.ws(&op(&h, "creditdeduct", &[("data_username", "carol"), ("data_amount", "0")])).await;
+    assert_eq!(r["error"], "624");
+    let r = f.ws(&op(&h, "creditview", &[])).await;
+    assert_eq!(r["error"], "619");
     let r = f.ws(&op(&h, "creditview", &[("data_username", "carol")])).await;
     assert_eq!(r["balance"].as_f64(), Some(97.5));
     let r = f.ws(&[("u", "carol"), ("h", &carol), ("op", "cr")]).await;
@@ -204,6 +214,8 @@ async fn admin_ops_manage_accounts_and_credit() {
     assert_eq!(r["status"], "OK", "{r}");
     let r = f.ws(&op(&h, "stoplist", &[("from", "628777000001")])).await;
     assert_eq!((r["error"].as_str(), r["error_string"].is_null()), (Some("627"), true));
+    let r = f.ws(&op(&h, "stoplist", &[("from", "not a number")])).await;
+    assert_eq!(r["error"], "102", "no digits to list: {r}");
     let r = f.ws(&op(&h, "stoplist", &[])).await;
     assert_eq!(r.as_object().unwrap().len(), 2, "bare envelope: {r}");
     let r = f.ws(&[("u", "carol"), ("h", "wrong"), ("op", "stoplist"), ("from", "628777000009")]).await;
