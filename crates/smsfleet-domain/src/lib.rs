@@ -5,6 +5,7 @@
 
 pub mod account;
 pub mod charge;
+pub mod clock;
 pub mod ids;
 pub mod ipallow;
 pub mod keyword;
