@@ -29,7 +29,9 @@ pub struct OutboundMessage<'a> {
     pub to: &'a str,
     /// The whole text, for upstreams that split it themselves.
     pub text: &'a str,
-    /// `text` split the way it was charged, for upstreams that take parts.
+    /// `text` split the way it was charged, for upstreams that take parts
+    /// (by `smsfleet_domain::text::split_parts`, which falls back to UCS-2
+    /// when `encoding` cannot carry the text).
     pub parts: &'a [String],
     pub encoding: Encoding,
     pub flash: bool,
