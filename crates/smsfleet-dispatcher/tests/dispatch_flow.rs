@@ -267,6 +267,19 @@ async fn early_report_is_matched_once_the_upstream_id_is_recorded() {
     assert_eq!(r.status(), 200);
     let e = h.wait_status(9002, Status::Failed).await;
     assert_eq!(e.reason.as_deref(), Some("34"));
+
+    // A message sent in two parts is found by the id of either.
+    smsfleet_store::dispatch::claim(pool, "sim", &[(9003, 7)]).await.unwrap();
+    let parts = [(9003, vec!["up-multi-0".to_owned(), "up-multi-1".to_owned()])];
+    smsfleet_store::dispatch::record_sent(pool, &parts).await.unwrap();
+    let r = h.http.get(format!("{url}?id=up-multi-1&status=1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let e = h.wait_status(9003, Status::Delivered).await;
+    assert_eq!(e.upstream_id.as_deref(), Some("up-multi-1"));
+    // A redelivered chunk finds it sent, with its ids in part order.
+    let priors = smsfleet_store::dispatch::claim(pool, "sim", &[(9003, 7)]).await.unwrap();
+    let expected = smsfleet_store::dispatch::Prior::Sent { upstream_ids: parts[0].1.clone() };
+    assert_eq!(priors.get(&9003), Some(&expected));
 }
 
 #[tokio::test]

@@ -3,8 +3,9 @@
 //! Two halves joined by the Dlr stream. The HTTP receiver stores each
 //! callback as a `DlrBatch` and answers 200 only after JetStream has it, so
 //! an upstream retries anything we could not store. The matcher worker maps
-//! upstream ids to `smslog_id`s through the dispatcher's `dispatch_log` and
-//! publishes `StatusBatch`es for the projection. A report can overtake the
+//! (route, upstream id of any part) to `smslog_id`s through the dispatcher's
+//! `dispatch_part` and publishes `StatusBatch`es for the projection. A
+//! report can overtake the
 //! dispatcher's record of the upstream id; such a batch is retried with
 //! backoff until it matches or `max_match_attempts` is reached.
 //!
