@@ -5,9 +5,9 @@
 //! an upstream retries anything we could not store. The matcher worker maps
 //! (route, upstream id of any part) to `smslog_id`s through the dispatcher's
 //! `dispatch_part` and publishes `StatusBatch`es for the projection. A
-//! report can overtake the
-//! dispatcher's record of the upstream id; such a batch is retried with
-//! backoff until it matches or `max_match_attempts` is reached.
+//! report can overtake the dispatcher's record of the upstream id; such a
+//! batch is retried with backoff until it matches or `max_match_attempts`
+//! is reached.
 //!
 //! The same HTTP server takes upstreams' MO callbacks (`/mo/{route}`) and
 //! stores them on the INCOMING stream for the query role to route.
