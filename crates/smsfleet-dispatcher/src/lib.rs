@@ -2,18 +2,20 @@
 //!
 //! It pulls [`DispatchChunk`](smsfleet_contract::DispatchChunk)s from the
 //! Dispatch stream, picks a route per destination (longest prefix), claims
-//! each message in Postgres's `dispatch_log` *before* the HTTP call, submits
-//! in batches, records the upstream ids the DLR role later matches reports
-//! against, and publishes one `StatusBatch` per chunk for the projection.
+//! each message in Postgres's `dispatch_log` *before* the upstream call,
+//! submits in batches through the route's [`Upstream`], records the
+//! upstream ids (one per part) the DLR role later matches reports against,
+//! and publishes one `StatusBatch` per chunk for the projection.
 //!
 //! The claim is what keeps a message from going out twice after a crash or
 //! a redelivery: a message already `Sent` is never resubmitted, and one whose
-//! earlier attempt has an unknown outcome is resent only to routes that
-//! dedupe by `ref` (our `smslog_id`).
+//! earlier attempt has an unknown outcome is resent only to upstreams that
+//! dedupe by our reference (the `smslog_id`).
 
 mod pacing;
 mod route;
 mod send;
+mod settle;
 mod upstream;
 
 use std::sync::Arc;
@@ -25,7 +27,8 @@ use smsfleet_store::PgPool;
 use smsfleet_telemetry::ReadyFlag;
 use tokio_util::sync::CancellationToken;
 
-pub use route::{Route, choose_route};
+pub use route::{Protocol, Route, RouteLimits, SimSettings, choose_route, parse_routes};
+pub use upstream::{OutboundMessage, Upstream, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatcherError {
@@ -44,7 +47,7 @@ pub struct DispatcherConfig {
     pub batch: usize,
     /// Handler calls running at once in this process.
     pub concurrency: usize,
-    /// Whole-request timeout of one upstream submit. A timeout leaves the
+    /// Whole-request timeout of one upstream submit over HTTP. A timeout leaves the
     /// outcome unknown, so keep it well above the upstream's normal latency.
     pub request_timeout: Duration,
 }
@@ -64,7 +67,7 @@ impl DispatcherConfig {
             if self.routes[..i].iter().any(|o| o.name == r.name) {
                 return Err(DispatcherError::Config(format!("route name {:?} is used twice", r.name)));
             }
-            if r.batch == 0 || r.max_in_flight == 0 || r.mps == Some(0) {
+            if r.limits.batch == 0 || r.limits.max_in_flight == 0 || r.limits.mps == Some(0) {
                 return Err(DispatcherError::Config(format!(
                     "route {:?}: batch, inflight and mps must be > 0",
                     r.name
@@ -91,11 +94,11 @@ pub async fn run(
     let client = reqwest::Client::builder()
         .timeout(config.request_timeout)
         .connect_timeout(config.request_timeout.min(Duration::from_secs(5)))
-        .pool_max_idle_per_host(config.routes.iter().map(|r| r.max_in_flight).max().unwrap_or(16))
+        .pool_max_idle_per_host(config.routes.iter().map(|r| r.limits.max_in_flight).max().unwrap_or(16))
         .tcp_nodelay(true)
         .build()
         .map_err(DispatcherError::Client)?;
-    let dispatcher = Arc::new(send::Dispatcher::new(bus.clone(), pool, client, &config.routes));
+    let dispatcher = Arc::new(send::Dispatcher::new(bus.clone(), pool, &client, &config.routes));
     let worker = WorkerConfig {
         stream: StreamKind::Dispatch,
         durable: "dispatcher",
@@ -112,22 +115,4 @@ pub async fn run(
     .await;
     ready.set(false);
     Ok(result?)
-}
-
-/// FNV-1a, 64 bit: a hash that is the same in every process and release,
-/// unlike std's `DefaultHasher`, so a redelivered chunk with the same
-/// outcome gets the same status batch id and is deduplicated by JetStream.
-pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fnv_matches_reference_values() {
-        assert_eq!(fnv1a(*b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a(*b"a"), 0xaf63_dc4c_8601_ec8c);
-    }
 }

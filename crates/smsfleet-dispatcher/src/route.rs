@@ -1,59 +1,87 @@
-//! Upstream routes: where a destination is sent, and at what pace. Parsed
-//! once from a one-line spec at start-up so the rest of the dispatcher works
-//! with validated values.
+//! Upstream routes: where a destination is sent, over which protocol, and at
+//! what pace. Built once at start-up (from the `SMSFLEET_ROUTES` shorthand or
+//! by the caller) so the rest of the dispatcher works with validated values.
+
+use smsfleet_contract::{RouteId, split_dlr_callback_url};
 
 use crate::DispatcherError;
 
-/// One upstream SMSC reached over the simulator's HTTP protocol.
+/// One upstream route.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Name used in the dispatch log and in the DLR callback path; reports
-    /// are matched by (route, upstream id), so it must stay stable.
-    pub name: String,
-    /// e.g. `http://127.0.0.1:8090/submit`.
-    pub submit_url: String,
-    /// Where the upstream should post reports, e.g. `http://127.0.0.1:8081/dlr/<name>`.
-    pub dlr_url: String,
+    /// Recorded in the dispatch log and carried in the report callback;
+    /// reports are matched by (route, upstream id), so it must stay stable.
+    pub name: RouteId,
     /// Destination prefixes (digits); empty makes this the default route.
     pub prefixes: Vec<String>,
-    /// Messages per second for this route, per dispatcher process.
+    pub limits: RouteLimits,
+    pub protocol: Protocol,
+}
+
+/// How hard the dispatcher may drive one route, per dispatcher process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteLimits {
+    /// Messages per second; `None` is unlimited.
     pub mps: Option<u32>,
-    /// Concurrent HTTP calls to this route.
+    /// Submit calls in flight at once.
     pub max_in_flight: usize,
-    /// Messages per HTTP submit.
+    /// Messages per submit call.
     pub batch: usize,
-    /// The upstream dedupes by `ref`, so a message whose earlier attempt has
-    /// an unknown outcome (crash or timeout) may be sent again. Without it
-    /// such messages are failed instead (at-most-once).
-    pub resend_unconfirmed: bool,
+}
+
+impl Default for RouteLimits {
+    fn default() -> Self {
+        Self { mps: None, max_in_flight: 16, batch: 100 }
+    }
+}
+
+/// The upstream's protocol and its own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Protocol {
+    /// smsfleet's simulator, over its JSON protocol (`smsfleet_simulator::protocol`).
+    Sim(SimSettings),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSettings {
+    /// e.g. `http://127.0.0.1:8090/submit`.
+    pub submit_url: String,
+    /// The dlr role's base URL, e.g. `http://127.0.0.1:8081`; the upstream
+    /// posts reports to [`smsfleet_contract::dlr_callback_url`] of it.
+    pub dlr_base_url: String,
+    /// The upstream dedupes by our reference, so a message whose earlier
+    /// attempt has an unknown outcome (crash or timeout) may be sent again.
+    /// The simulator does; `false` makes it stand in for one that does not
+    /// (such messages are failed instead: at most once).
+    pub dedupes_by_reference: bool,
+}
+
+/// Parses `;`-separated route specs (see [`Route::parse`]); empty specs are skipped.
+pub fn parse_routes(specs: &str) -> Result<Vec<Route>, DispatcherError> {
+    specs.split(';').map(str::trim).filter(|s| !s.is_empty()).map(Route::parse).collect()
 }
 
 impl Route {
-    /// Parses `key=value` pairs separated by commas:
+    /// Parses the `SMSFLEET_ROUTES` shorthand of a simulator route, `key=value`
+    /// pairs separated by commas:
     ///
-    /// `name=sim,url=http://127.0.0.1:8090/submit,dlr=http://127.0.0.1:8081/dlr/sim,prefixes=62|63,mps=500,inflight=16,batch=100,resend=true`
+    /// `name=sim,url=http://127.0.0.1:8090/submit,dlr=http://127.0.0.1:8081,prefixes=62|63,mps=500,inflight=16,batch=100,resend=true`
     ///
     /// - `name` (required): letters, digits, `_`, `-`.
     /// - `url` (required): the upstream's `/submit` URL (http or https).
-    /// - `dlr` (required): the callback URL handed to the upstream.
+    /// - `dlr` (required): the dlr role's base URL; the full callback URL
+    ///   (`…/dlr/<name>`) is accepted too.
     /// - `prefixes`: `|`-separated digit prefixes (a leading `+` is ignored); absent or empty = default route.
     /// - `mps`: messages per second (> 0); absent = unlimited.
-    /// - `inflight`: concurrent HTTP calls, default 16.
+    /// - `inflight`: concurrent submit calls, default 16.
     /// - `batch`: messages per submit, default 100.
-    /// - `resend`: `true`/`false`, default `true`.
+    /// - `resend`: whether the upstream dedupes by reference, `true`/`false`, default `true`.
     pub fn parse(spec: &str) -> Result<Route, DispatcherError> {
         let bad = |why: String| DispatcherError::Config(format!("route {spec:?}: {why}"));
         let (mut name, mut submit_url, mut dlr_url) = (None, None, None);
-        let mut route = Route {
-            name: String::new(),
-            submit_url: String::new(),
-            dlr_url: String::new(),
-            prefixes: Vec::new(),
-            mps: None,
-            max_in_flight: 16,
-            batch: 100,
-            resend_unconfirmed: true,
-        };
+        let mut prefixes = Vec::new();
+        let mut limits = RouteLimits::default();
+        let mut dedupes_by_reference = true;
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
             let value = value.trim();
@@ -65,38 +93,46 @@ impl Route {
                     .ok_or_else(|| bad(format!("{what} must be a number > 0")))
             };
             match key.trim() {
-                "name" => name = Some(value.to_owned()),
-                "url" => submit_url = Some(value.to_owned()),
-                "dlr" => dlr_url = Some(value.to_owned()),
+                "name" => name = Some(value),
+                "url" => submit_url = Some(value),
+                "dlr" => dlr_url = Some(value),
                 "prefixes" => {
-                    route.prefixes = value
+                    prefixes = value
                         .split('|')
                         .map(|p| p.trim().trim_start_matches('+').to_owned())
                         .filter(|p| !p.is_empty())
                         .collect();
-                    if route.prefixes.iter().any(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+                    if prefixes.iter().any(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
                         return Err(bad("prefixes must be digits".to_owned()));
                     }
                 }
-                "mps" => route.mps = Some(u32::try_from(number("mps")?).map_err(|_| bad("mps too large".to_owned()))?),
-                "inflight" => route.max_in_flight = number("inflight")?,
-                "batch" => route.batch = number("batch")?,
+                "mps" => limits.mps = Some(u32::try_from(number("mps")?).map_err(|_| bad("mps too large".to_owned()))?),
+                "inflight" => limits.max_in_flight = number("inflight")?,
+                "batch" => limits.batch = number("batch")?,
                 "resend" => {
-                    route.resend_unconfirmed =
+                    dedupes_by_reference =
                         value.parse::<bool>().map_err(|_| bad("resend must be true or false".to_owned()))?
                 }
                 other => return Err(bad(format!("unknown key {other:?}"))),
             }
         }
-        route.name = name.filter(|n| !n.is_empty()).ok_or_else(|| bad("name is required".to_owned()))?;
-        if !route.name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
-            return Err(bad("name may hold only letters, digits, '_' and '-'".to_owned()));
-        }
-        let is_http = |u: &str| u.starts_with("http://") || u.starts_with("https://");
-        route.submit_url =
-            submit_url.filter(|u| is_http(u)).ok_or_else(|| bad("url must be an http(s) URL".to_owned()))?;
-        route.dlr_url = dlr_url.filter(|u| is_http(u)).ok_or_else(|| bad("dlr must be an http(s) URL".to_owned()))?;
-        Ok(route)
+        let name = name.filter(|n| !n.is_empty()).ok_or_else(|| bad("name is required".to_owned()))?;
+        let name =
+            RouteId::parse(name).map_err(|_| bad("name may hold only letters, digits, '_' and '-'".to_owned()))?;
+        let is_http = |u: &&str| u.starts_with("http://") || u.starts_with("https://");
+        let submit_url = submit_url.filter(is_http).ok_or_else(|| bad("url must be an http(s) URL".to_owned()))?;
+        let dlr_url = dlr_url.filter(is_http).ok_or_else(|| bad("dlr must be an http(s) URL".to_owned()))?;
+        let dlr_base_url = match split_dlr_callback_url(dlr_url) {
+            Some((base, id)) if id == name => base,
+            Some((_, id)) => return Err(bad(format!("dlr is the callback of route {id}, not of {name}"))),
+            None => dlr_url.trim_end_matches('/'),
+        };
+        let protocol = Protocol::Sim(SimSettings {
+            submit_url: submit_url.to_owned(),
+            dlr_base_url: dlr_base_url.to_owned(),
+            dedupes_by_reference,
+        });
+        Ok(Route { name, prefixes, limits, protocol })
     }
 
     /// Length of the longest prefix of `digits` this route serves; `Some(0)`
@@ -131,40 +167,74 @@ mod tests {
     use super::*;
 
     fn route(name: &str, prefixes: &str) -> Route {
-        Route::parse(&format!("name={name},url=http://u/submit,dlr=http://d/dlr/{name},prefixes={prefixes}")).unwrap()
+        Route::parse(&format!("name={name},url=http://u/submit,dlr=http://d,prefixes={prefixes}")).unwrap()
+    }
+
+    fn sim(route: &Route) -> &SimSettings {
+        let Protocol::Sim(settings) = &route.protocol;
+        settings
     }
 
     #[test]
     fn parses_every_key() {
         let r = Route::parse(
-            "name=sim,url=http://127.0.0.1:8090/submit,dlr=http://127.0.0.1:8081/dlr/sim,prefixes=62|+63,mps=500,inflight=4,batch=50,resend=false",
+            "name=sim,url=http://127.0.0.1:8090/submit,dlr=http://127.0.0.1:8081,prefixes=62|+63,mps=500,inflight=4,batch=50,resend=false",
         )
         .unwrap();
-        assert_eq!(r.name, "sim");
-        assert_eq!(r.submit_url, "http://127.0.0.1:8090/submit");
-        assert_eq!(r.dlr_url, "http://127.0.0.1:8081/dlr/sim");
+        assert_eq!(r.name.as_str(), "sim");
         assert_eq!(r.prefixes, vec!["62", "63"]);
-        assert_eq!(r.mps, Some(500));
-        assert_eq!((r.max_in_flight, r.batch, r.resend_unconfirmed), (4, 50, false));
+        assert_eq!(r.limits, RouteLimits { mps: Some(500), max_in_flight: 4, batch: 50 });
+        assert_eq!(
+            sim(&r),
+            &SimSettings {
+                submit_url: "http://127.0.0.1:8090/submit".to_owned(),
+                dlr_base_url: "http://127.0.0.1:8081".to_owned(),
+                dedupes_by_reference: false,
+            }
+        );
+    }
+
+    #[test]
+    fn the_old_full_callback_url_still_parses() {
+        let full = Route::parse("name=sim,url=http://x/submit,dlr=http://127.0.0.1:8081/dlr/sim").unwrap();
+        let base = Route::parse("name=sim,url=http://x/submit,dlr=http://127.0.0.1:8081/").unwrap();
+        assert_eq!(full, base);
+        assert_eq!(sim(&full).dlr_base_url, "http://127.0.0.1:8081");
+        // A callback naming another route would never match its reports.
+        assert!(Route::parse("name=a,url=http://x/submit,dlr=http://d/dlr/b").is_err());
     }
 
     #[test]
     fn defaults_and_errors() {
         let r = Route::parse("name=a,url=http://x/submit,dlr=http://y/dlr/a").unwrap();
         assert!(r.prefixes.is_empty());
-        assert_eq!((r.mps, r.max_in_flight, r.batch, r.resend_unconfirmed), (None, 16, 100, true));
+        assert_eq!(r.limits, RouteLimits { mps: None, max_in_flight: 16, batch: 100 });
+        assert!(sim(&r).dedupes_by_reference);
         for bad in [
             "url=http://x,dlr=http://y",
             "name=a,dlr=http://y",
             "name=a,url=ftp://x,dlr=http://y",
+            "name=a,url=http://x",
             "name=a,url=http://x,dlr=http://y,mps=0",
+            "name=a,url=http://x,dlr=http://y,batch=0",
             "name=a,url=http://x,dlr=http://y,prefixes=6a",
             "name=a,url=http://x,dlr=http://y,colour=red",
             "name=a b,url=http://x,dlr=http://y",
             "name=a,url=http://x,dlr=http://y,resend=maybe",
+            "name=a,url",
         ] {
             assert!(Route::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn several_routes_in_one_line() {
+        let routes =
+            parse_routes(" name=a,url=http://x,dlr=http://y ; ;name=b,url=http://x,dlr=http://y,prefixes=44;").unwrap();
+        let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+        assert!(parse_routes("").unwrap().is_empty());
+        assert!(parse_routes("name=a,url=http://x,dlr=http://y;name=b").is_err());
     }
 
     #[test]

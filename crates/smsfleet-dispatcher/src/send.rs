@@ -1,27 +1,34 @@
 //! One chunk from claim to status batch.
 //!
-//! Order matters for idempotency: claim (Postgres) → submit (HTTP) →
-//! record the verdict (Postgres) → publish the status batch → ack. A crash
-//! anywhere leaves a claim that tells the next attempt what may already be
-//! out; the status batch id is derived from the outcome, so repeating the
-//! tail after a redelivery adds nothing to the Status stream.
+//! Order matters for idempotency: claim (Postgres) → submit (the route's
+//! [`Upstream`]) → record the verdict (Postgres) → publish the status batch
+//! → ack. A crash anywhere leaves a claim that tells the next attempt what
+//! may already be out; the status batch id is derived from the outcome, so
+//! repeating the tail after a redelivery adds nothing to the Status stream.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
-use smsfleet_contract::{DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind};
+use smsfleet_contract::{
+    DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
+};
+use smsfleet_domain::Encoding;
+use smsfleet_domain::clock::now_ms;
+use smsfleet_domain::text::split_parts;
 use smsfleet_store::PgPool;
 use smsfleet_store::dispatch::{self, Prior};
 use tokio::sync::Semaphore;
 
 use crate::pacing::TokenBucket;
 use crate::route::{Route, choose_route};
-use crate::upstream::{self, CallError, SubmitMessage, SubmitRequest, Verdict};
+use crate::settle::settle;
+use crate::upstream::{OutboundMessage, Upstream, Verdict};
 
-/// Tries of one HTTP batch inside one delivery; after that the chunk goes
-/// back to JetStream, whose backoff spaces out longer outages.
+/// Tries of one batch inside one delivery; after that the chunk goes back
+/// to JetStream, whose backoff spaces out longer outages.
 const MAX_TRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
@@ -29,7 +36,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub(crate) struct Dispatcher {
     bus: Bus,
     pool: PgPool,
-    client: reqwest::Client,
     routes: Vec<RouteState>,
     /// The same routes, for [`choose_route`].
     route_list: Vec<Route>,
@@ -37,6 +43,7 @@ pub(crate) struct Dispatcher {
 
 struct RouteState {
     route: Route,
+    upstream: Arc<dyn Upstream>,
     in_flight: Semaphore,
     pace: Option<TokenBucket>,
 }
@@ -57,12 +64,15 @@ impl Outcome {
     }
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
+/// What every message of a chunk carries, worked out once per chunk.
+struct Content<'a> {
+    chunk: &'a DispatchChunk,
+    encoding: Encoding,
+    parts: Vec<String>,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+fn transient(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::Transient(e.to_string())
 }
 
 fn event(smslog_id: i64, uid: i64, status: Status, upstream_id: Option<String>, reason: Option<String>) -> StatusEvent {
@@ -76,26 +86,18 @@ fn count(route: &str, outcome: &'static str, n: usize) {
     }
 }
 
-/// `d.<chunk_id>.<hash>`: the same outcome of the same chunk always gets the
-/// same id (JetStream drops the repeat), a different outcome a new one.
-pub(crate) fn status_batch_id(chunk_id: &str, events: &[StatusEvent]) -> String {
-    let mut pairs: Vec<(i64, u8)> = events.iter().map(|e| (e.smslog_id, e.status as u8)).collect();
-    pairs.sort_unstable();
-    let hash = crate::fnv1a(pairs.iter().flat_map(|(id, s)| id.to_le_bytes().into_iter().chain([*s])));
-    format!("d.{chunk_id}.{hash:x}")
-}
-
 impl Dispatcher {
-    pub(crate) fn new(bus: Bus, pool: PgPool, client: reqwest::Client, routes_in: &[Route]) -> Self {
+    pub(crate) fn new(bus: Bus, pool: PgPool, client: &reqwest::Client, routes_in: &[Route]) -> Self {
         let routes = routes_in
             .iter()
             .map(|r| RouteState {
                 route: r.clone(),
-                in_flight: Semaphore::new(r.max_in_flight),
-                pace: r.mps.map(TokenBucket::new),
+                upstream: crate::upstream::connect(r, client),
+                in_flight: Semaphore::new(r.limits.max_in_flight),
+                pace: r.limits.mps.map(TokenBucket::new),
             })
             .collect();
-        Self { bus, pool, client, routes, route_list: routes_in.to_vec() }
+        Self { bus, pool, routes, route_list: routes_in.to_vec() }
     }
 
     /// Chunks of one pull are processed side by side; the route semaphores
@@ -119,14 +121,17 @@ impl Dispatcher {
                 }
             }
         }
-        let parts = join_all(groups.into_iter().map(|(r, idx)| self.process_group(&self.routes[r], chunk, idx))).await;
+        let encoding = Encoding::from(chunk.encoding);
+        let content = Content { chunk, encoding, parts: split_parts(&chunk.body, encoding) };
+        let parts =
+            join_all(groups.into_iter().map(|(r, idx)| self.process_group(&self.routes[r], &content, idx))).await;
         for part in parts {
             outcome.merge(part);
         }
         if !outcome.events.is_empty() {
             let batch = StatusBatch {
                 v: SCHEMA_VERSION,
-                batch_id: status_batch_id(&chunk.chunk_id, &outcome.events),
+                batch_id: status_batch_id(StatusOrigin::Dispatch, &chunk.chunk_id, &outcome.events),
                 events: outcome.events,
                 released_queues: vec![],
             };
@@ -141,12 +146,12 @@ impl Dispatcher {
         }
     }
 
-    /// The destinations of `chunk` (by index) that go to one route.
-    async fn process_group(&self, rs: &RouteState, chunk: &DispatchChunk, idx: Vec<usize>) -> Outcome {
-        let route = &rs.route;
+    /// The destinations of the chunk (by index) that go to one route.
+    async fn process_group(&self, rs: &RouteState, content: &Content<'_>, idx: Vec<usize>) -> Outcome {
+        let (route, chunk) = (rs.route.name.as_str(), content.chunk);
         let mut out = Outcome::default();
         let items: Vec<(i64, i64)> = idx.iter().map(|&i| (chunk.destinations[i].smslog_id, chunk.uid)).collect();
-        let priors = match dispatch::claim(&self.pool, &route.name, &items).await {
+        let priors = match dispatch::claim(&self.pool, route, &items).await {
             Ok(p) => p,
             Err(e) => return Outcome { events: vec![], error: Some(transient(e)) },
         };
@@ -164,14 +169,14 @@ impl Dispatcher {
                 }
                 Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((id, "expired")),
                 Some(Prior::Fresh) => to_send.push(i),
-                Some(Prior::Unconfirmed { attempts }) if route.resend_unconfirmed => {
-                    tracing::info!(smslog_id = id, attempts, route = %route.name, "resending unconfirmed message");
+                Some(Prior::Unconfirmed { attempts }) if rs.upstream.dedupes_by_reference() => {
+                    tracing::info!(smslog_id = id, attempts, route, "resending unconfirmed message");
                     to_send.push(i);
                 }
                 Some(Prior::Unconfirmed { .. }) => fail_now.push((id, "outcome unknown after crash")),
-                Some(Prior::Sent { upstream_id }) => {
+                Some(Prior::Sent { upstream_ids }) => {
                     already_sent += 1;
-                    out.events.push(event(id, chunk.uid, Status::Sent, Some(upstream_id.clone()), None));
+                    out.events.push(event(id, chunk.uid, Status::Sent, upstream_ids.first().cloned(), None));
                 }
                 Some(Prior::Failed) => {
                     already_failed += 1;
@@ -179,8 +184,8 @@ impl Dispatcher {
                 }
             }
         }
-        count(&route.name, "already_sent", already_sent);
-        count(&route.name, "already_failed", already_failed);
+        count(route, "already_sent", already_sent);
+        count(route, "already_failed", already_failed);
         if !fail_now.is_empty() {
             let ids: Vec<i64> = fail_now.iter().map(|f| f.0).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
@@ -188,110 +193,94 @@ impl Dispatcher {
                 return out;
             }
             for (id, reason) in fail_now {
-                count(&route.name, if reason == "expired" { "expired" } else { "unknown" }, 1);
+                count(route, if reason == "expired" { "expired" } else { "unknown" }, 1);
                 out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason.to_owned())));
             }
         }
-        let batches = to_send.chunks(route.batch).map(|b| self.send_batch(rs, chunk, b.to_vec()));
+        let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(rs, content, b.to_vec()));
         for part in join_all(batches).await {
             out.merge(part);
         }
         out
     }
 
-    /// Submits one HTTP batch, retrying in-process a few times. Claims are
-    /// dropped only if no try can have reached the upstream.
-    async fn send_batch(&self, rs: &RouteState, chunk: &DispatchChunk, mut pending: Vec<usize>) -> Outcome {
-        let route = &rs.route;
+    /// Submits one batch, retrying in-process a few times. Claims are
+    /// dropped only for messages no try can have reached the upstream with.
+    async fn send_batch(&self, rs: &RouteState, content: &Content<'_>, mut pending: Vec<usize>) -> Outcome {
+        let (route, chunk) = (rs.route.name.as_str(), content.chunk);
         let mut out = Outcome::default();
         let mut delay = FIRST_BACKOFF;
-        let mut maybe_reached = false;
+        let mut maybe_reached: HashSet<usize> = HashSet::new();
         let mut tries = 0;
         loop {
             if now_ms() > chunk.validity_until_ms {
-                return self.fail_all(route, chunk, &pending, "expired", out).await;
+                return self.fail_expired(route, chunk, &pending, out).await;
             }
             tries += 1;
-            let messages = pending
+            let messages: Vec<OutboundMessage<'_>> = pending
                 .iter()
                 .map(|&i| {
                     let d = &chunk.destinations[i];
-                    SubmitMessage {
+                    OutboundMessage {
+                        smslog_id: d.smslog_id,
                         reference: d.smslog_id.to_string(),
                         from: &chunk.sender,
                         to: &d.to,
                         text: &chunk.body,
-                        encoding: chunk.encoding,
+                        parts: &content.parts,
+                        encoding: content.encoding,
                         flash: chunk.flash,
-                        dlr_url: &route.dlr_url,
                     }
                 })
                 .collect();
-            let request = SubmitRequest { messages };
             if let Some(pace) = &rs.pace {
                 pace.take(pending.len()).await;
             }
-            let result = match rs.in_flight.acquire().await {
-                Ok(_permit) => upstream::submit(&self.client, &route.submit_url, &request).await,
-                Err(e) => Err(CallError::NotReached(e.to_string())),
+            let verdicts = match rs.in_flight.acquire().await {
+                Ok(_permit) => rs.upstream.submit(&messages).await,
+                Err(e) => vec![Verdict::Temporary { reason: e.to_string() }; pending.len()],
             };
-            let last_error = match result {
-                Ok(verdicts) => {
-                    let (mut sent, mut rejected, mut missing) = (Vec::new(), Vec::new(), Vec::new());
-                    for &i in &pending {
-                        let id = chunk.destinations[i].smslog_id;
-                        match verdicts.get(&id.to_string()) {
-                            Some(Verdict::Accepted { upstream_id }) => sent.push((id, upstream_id.clone())),
-                            Some(Verdict::Rejected { reason }) => rejected.push((id, reason.clone())),
-                            None => missing.push(i),
-                        }
-                    }
-                    if let Err(e) = dispatch::record_sent(&self.pool, &sent).await {
-                        // The claims stay, so a redelivery resends (deduped
-                        // upstream by ref) and records the ids then.
-                        out.error = Some(transient(e));
-                        return out;
-                    }
-                    count(&route.name, "sent", sent.len());
-                    for (id, upstream_id) in sent {
-                        out.events.push(event(id, chunk.uid, Status::Sent, Some(upstream_id), None));
-                    }
-                    let rejected_ids: Vec<i64> = rejected.iter().map(|r| r.0).collect();
-                    if let Err(e) = dispatch::record_failed(&self.pool, &rejected_ids).await {
-                        out.error = Some(transient(e));
-                        return out;
-                    }
-                    count(&route.name, "rejected", rejected.len());
-                    for (id, reason) in rejected {
-                        out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason)));
-                    }
-                    if missing.is_empty() {
-                        return out;
-                    }
-                    maybe_reached = true;
-                    pending = missing;
-                    "the upstream's answer lacked some refs".to_owned()
-                }
-                Err(CallError::Refused(why)) => {
-                    tracing::warn!(route = %route.name, %why, "upstream refused a submit");
-                    return self.fail_all(route, chunk, &pending, &why, out).await;
-                }
-                Err(CallError::NotReached(why)) => why,
-                Err(CallError::Unknown(why)) => {
-                    maybe_reached = true;
-                    why
-                }
-            };
-            tracing::warn!(route = %route.name, tries, error = %last_error, messages = pending.len(), "submit failed");
-            count(&route.name, "retry", pending.len());
+            let settled = settle(&pending, verdicts);
+            let sent: Vec<(i64, Vec<String>)> =
+                settled.sent.into_iter().map(|(i, ids)| (chunk.destinations[i].smslog_id, ids)).collect();
+            if let Err(e) = dispatch::record_sent(&self.pool, &sent).await {
+                // The claims stay, so a redelivery resends (deduped
+                // upstream by ref) and records the ids then.
+                out.error = Some(transient(e));
+                return out;
+            }
+            count(route, "sent", sent.len());
+            for (id, upstream_ids) in sent {
+                out.events.push(event(id, chunk.uid, Status::Sent, upstream_ids.into_iter().next(), None));
+            }
+            let rejected_ids: Vec<i64> =
+                settled.rejected.iter().map(|&(i, _)| chunk.destinations[i].smslog_id).collect();
+            if let Err(e) = dispatch::record_failed(&self.pool, &rejected_ids).await {
+                out.error = Some(transient(e));
+                return out;
+            }
+            count(route, "rejected", rejected_ids.len());
+            for (id, (_, reason)) in rejected_ids.into_iter().zip(settled.rejected) {
+                out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason)));
+            }
+            if settled.retry.is_empty() {
+                return out;
+            }
+            maybe_reached.extend(settled.maybe_reached);
+            pending = settled.retry;
+            let last_error = settled.retry_reason.unwrap_or_default();
+            tracing::warn!(route, tries, error = %last_error, messages = pending.len(), "submit failed");
+            count(route, "retry", pending.len());
             if tries >= MAX_TRIES {
-                if !maybe_reached {
-                    let ids: Vec<i64> = pending.iter().map(|&i| chunk.destinations[i].smslog_id).collect();
-                    if let Err(e) = dispatch::release(&self.pool, &ids).await {
-                        tracing::warn!(error = %e, "could not release claims; they will be resent as unconfirmed");
-                    }
+                let unreached: Vec<i64> = pending
+                    .iter()
+                    .filter(|i| !maybe_reached.contains(i))
+                    .map(|&i| chunk.destinations[i].smslog_id)
+                    .collect();
+                if let Err(e) = dispatch::release(&self.pool, &unreached).await {
+                    tracing::warn!(error = %e, "could not release claims; they will be resent as unconfirmed");
                 }
-                out.error = Some(HandlerError::Transient(format!("route {}: {last_error}", route.name)));
+                out.error = Some(HandlerError::Transient(format!("route {route}: {last_error}")));
                 return out;
             }
             let until_expiry = u64::try_from(chunk.validity_until_ms - now_ms() + 1).unwrap_or(0);
@@ -300,41 +289,16 @@ impl Dispatcher {
         }
     }
 
-    async fn fail_all(
-        &self,
-        route: &Route,
-        chunk: &DispatchChunk,
-        pending: &[usize],
-        reason: &str,
-        mut out: Outcome,
-    ) -> Outcome {
+    async fn fail_expired(&self, route: &str, chunk: &DispatchChunk, pending: &[usize], mut out: Outcome) -> Outcome {
         let ids: Vec<i64> = pending.iter().map(|&i| chunk.destinations[i].smslog_id).collect();
         if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
             out.error = Some(transient(e));
             return out;
         }
-        count(&route.name, if reason == "expired" { "expired" } else { "rejected" }, ids.len());
+        count(route, "expired", ids.len());
         for id in ids {
-            out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason.to_owned())));
+            out.events.push(event(id, chunk.uid, Status::Failed, None, Some("expired".to_owned())));
         }
         out
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batch_id_depends_on_outcome_not_order() {
-        let a = event(1, 7, Status::Sent, Some("u1".into()), None);
-        let b = event(2, 7, Status::Failed, None, Some("x".into()));
-        let id1 = status_batch_id("q.0", &[a.clone(), b.clone()]);
-        let id2 = status_batch_id("q.0", &[b.clone(), a.clone()]);
-        assert_eq!(id1, id2);
-        assert!(id1.starts_with("d.q.0."));
-        let mut b2 = b;
-        b2.status = Status::Sent;
-        assert_ne!(id1, status_batch_id("q.0", &[a, b2]));
     }
 }

@@ -96,6 +96,33 @@ impl Harness {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The Status stream's last sequence: unchanged means nothing was stored
+    /// on it (a duplicate batch id is dropped before it gets one).
+    async fn status_last_seq(&self) -> u64 {
+        let name = self.env.ns.stream_name(StreamKind::Status);
+        let mut stream = self.env.bus.jetstream().get_stream(name).await.unwrap();
+        stream.info().await.unwrap().state.last_sequence
+    }
+
+    /// Waits until `durable` on `kind` has been handed at least `n`
+    /// deliveries (redeliveries count): a message delivered twice was
+    /// handled once to the end and sent back for a retry.
+    async fn wait_deliveries(&self, kind: StreamKind, durable: &str, n: u64) {
+        let name = self.env.ns.stream_name(kind);
+        let js = self.env.bus.jetstream().clone();
+        eventually(WAIT, || {
+            let (js, name) = (js.clone(), name.clone());
+            async move {
+                let stream = js.get_stream(name).await.ok()?;
+                let mut consumer: async_nats::jetstream::consumer::PullConsumer =
+                    stream.get_consumer(durable).await.ok()?;
+                (consumer.info().await.ok()?.delivered.consumer_sequence >= n).then_some(())
+            }
+        })
+        .await
+        .unwrap_or_else(|| panic!("{durable} never got {n} deliveries"));
+    }
+
     /// Waits until the dispatcher has acked everything (the Dispatch stream
     /// is a work queue, so acked chunks disappear).
     async fn wait_dispatch_drained(&self) {
@@ -195,16 +222,16 @@ async fn sends_once_then_matches_reports_and_survives_redelivery() {
 
     // The same chunk again under another message id, as after a lost ack:
     // the dispatch log says Sent, so the upstream sees nothing new.
-    let seen = h.events.lock().unwrap().len();
+    let status_seq = h.status_last_seq().await;
     h.publish("q1.0.again", &c).await;
     h.wait_dispatch_drained().await;
     let (_, stats) = h.get("/stats").await;
     assert_eq!(stats["accepted"], 5, "{stats}");
     assert_eq!(stats["duplicate_submits"], 0, "{stats}");
     assert_eq!(stats["submits"], 5, "{stats}");
-    // The re-emitted Sent batch has the same outcome hash, so JetStream drops it.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(h.events.lock().unwrap().len(), seen);
+    // The re-emitted Sent batch (published before the ack the drain waited
+    // for) has the same outcome hash, so JetStream dropped it.
+    assert_eq!(h.status_last_seq().await, status_seq);
 }
 
 #[tokio::test]
@@ -222,13 +249,15 @@ async fn early_report_is_matched_once_the_upstream_id_is_recorded() {
     let r = h.http.get(format!("{url}?id=x&status=bogus")).send().await.unwrap();
     assert_eq!(r.status(), 400);
 
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The matcher has tried the report and sent it back unmatched, and
+    // published nothing.
+    h.wait_deliveries(StreamKind::Dlr, "dlr", 2).await;
+    assert_eq!(h.status_last_seq().await, 0);
     assert!(h.statuses(9001).is_empty());
     let pool = &h.env.pool;
     smsfleet_store::dispatch::claim(pool, "sim", &[(9001, 7), (9002, 7)]).await.unwrap();
-    smsfleet_store::dispatch::record_sent(pool, &[(9001, "up-early-1".to_owned()), (9002, "up-early-2".to_owned())])
-        .await
-        .unwrap();
+    let sent = [(9001, vec!["up-early-1".to_owned()]), (9002, vec!["up-early-2".to_owned()])];
+    smsfleet_store::dispatch::record_sent(pool, &sent).await.unwrap();
     let e = h.wait_status(9001, Status::Delivered).await;
     assert_eq!((e.uid, e.upstream_id.as_deref()), (7, Some("up-early-1")));
     assert_eq!(e.at_ms, 1_893_456_000_000);
@@ -238,6 +267,19 @@ async fn early_report_is_matched_once_the_upstream_id_is_recorded() {
     assert_eq!(r.status(), 200);
     let e = h.wait_status(9002, Status::Failed).await;
     assert_eq!(e.reason.as_deref(), Some("34"));
+
+    // A message sent in two parts is found by the id of either.
+    smsfleet_store::dispatch::claim(pool, "sim", &[(9003, 7)]).await.unwrap();
+    let parts = [(9003, vec!["up-multi-0".to_owned(), "up-multi-1".to_owned()])];
+    smsfleet_store::dispatch::record_sent(pool, &parts).await.unwrap();
+    let r = h.http.get(format!("{url}?id=up-multi-1&status=1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let e = h.wait_status(9003, Status::Delivered).await;
+    assert_eq!(e.upstream_id.as_deref(), Some("up-multi-1"));
+    // A redelivered chunk finds it sent, with its ids in part order.
+    let priors = smsfleet_store::dispatch::claim(pool, "sim", &[(9003, 7)]).await.unwrap();
+    let expected = smsfleet_store::dispatch::Prior::Sent { upstream_ids: parts[0].1.clone() };
+    assert_eq!(priors.get(&9003), Some(&expected));
 }
 
 #[tokio::test]
@@ -285,14 +327,15 @@ async fn unreachable_upstream_drops_claims_and_is_sent_once_it_is_back() {
     h.publish(&c.chunk_id, &c).await;
     // Three connect failures (about 0.6 s), then the claim is released and
     // the chunk NAKed for a later redelivery: no status, and at some point
-    // no row left behind.
-    tokio::time::sleep(Duration::from_millis(900)).await;
+    // after that first attempt no row left behind.
+    h.wait_deliveries(StreamKind::Dispatch, "dispatcher", 2).await;
     let released = eventually(WAIT, || async {
         let states = smsfleet_store::dispatch::states(&h.env.pool, &[4001]).await.unwrap();
         states.is_empty().then_some(())
     })
     .await;
     assert!(released.is_some());
+    assert_eq!(h.status_last_seq().await, 0);
     assert!(h.statuses(4001).is_empty());
 
     // The upstream comes up: the redelivered chunk gets through, once.

@@ -2,6 +2,8 @@
 //! and store: matching happens in the worker, so a slow database never
 //! makes an upstream wait or time out.
 
+use std::borrow::Cow;
+
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -10,34 +12,23 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use smsfleet_bus::Bus;
-use smsfleet_contract::{DlrBatch, DlrOutcome, DlrReport, SCHEMA_VERSION, StreamKind};
+use smsfleet_contract::{DLR_CALLBACK_PATH, DlrBatch, DlrOutcome, DlrReport, RouteId, SCHEMA_VERSION, StreamKind};
+use smsfleet_domain::clock::{now_ms, unix_ms};
+use smsfleet_simulator::protocol::{Report, ReportBatch};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// `POST /dlr/{route}` (JSON batch), `GET /dlr/{route}?id=..&status=..`
-/// (one report, Kannel style), `GET|POST /mo/{route}` (incoming messages,
-/// see `mo.rs`), `GET /healthz`.
+/// `POST /dlr/{route}` (JSON batch in the simulator's format),
+/// `GET /dlr/{route}?id=..&status=..` (one report, Kannel style),
+/// `GET|POST /mo/{route}` (incoming messages, see `mo.rs`), `GET /healthz`.
+/// The report path is [`DLR_CALLBACK_PATH`], the one the dispatcher's
+/// upstreams are given.
 pub fn router(bus: Bus) -> Router {
     Router::new()
-        .route("/dlr/{route}", post(post_reports).get(get_report))
+        .route(DLR_CALLBACK_PATH, post(post_reports).get(get_report))
         .route("/mo/{route}", post(crate::mo::post_mo).get(crate::mo::get_mo))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(bus)
-}
-
-#[derive(Debug, Deserialize)]
-struct WireBatch {
-    reports: Vec<WireReport>,
-}
-
-#[derive(Debug, Deserialize)]
-struct WireReport {
-    id: String,
-    status: String,
-    #[serde(default)]
-    error_code: Option<String>,
-    #[serde(default)]
-    done_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -83,7 +74,7 @@ fn outcome(status: &str) -> Result<DlrOutcome, ReceiveError> {
 /// used instead) rather than refusing a report we can still match.
 fn done_at_ms(s: &str) -> Option<i64> {
     match OffsetDateTime::parse(s, &Rfc3339) {
-        Ok(t) => Some((t.unix_timestamp_nanos() / 1_000_000) as i64),
+        Ok(t) => Some(unix_ms(t)),
         Err(e) => {
             tracing::debug!(done_at = s, error = %e, "unreadable done_at");
             None
@@ -91,9 +82,10 @@ fn done_at_ms(s: &str) -> Option<i64> {
     }
 }
 
-fn convert(route: &str, reports: Vec<WireReport>) -> Result<DlrBatch, ReceiveError> {
-    if route.is_empty() || reports.is_empty() {
-        return Err(ReceiveError::Malformed("no route or no reports".to_owned()));
+fn convert(route: &str, reports: Vec<Report<'_>>) -> Result<DlrBatch, ReceiveError> {
+    let route = RouteId::parse(route).map_err(|e| ReceiveError::Malformed(e.to_string()))?;
+    if reports.is_empty() {
+        return Err(ReceiveError::Malformed("no reports".to_owned()));
     }
     let reports = reports
         .into_iter()
@@ -103,23 +95,23 @@ fn convert(route: &str, reports: Vec<WireReport>) -> Result<DlrBatch, ReceiveErr
             }
             Ok(DlrReport {
                 outcome: outcome(&r.status)?,
-                error_code: r.error_code.filter(|c| !c.is_empty()),
+                error_code: r.error_code.filter(|c| !c.is_empty()).map(Cow::into_owned),
                 done_at_ms: r.done_at.as_deref().and_then(done_at_ms),
-                upstream_id: r.id,
+                upstream_id: r.id.into_owned(),
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(DlrBatch {
         v: SCHEMA_VERSION,
         batch_id: hex::encode(rand::random::<[u8; 16]>()),
-        route: route.to_owned(),
-        received_at_ms: crate::now_ms(),
+        route: route.to_string(),
+        received_at_ms: now_ms(),
         reports,
     })
 }
 
 /// Stores the reports; reused by any ingress that mounts its own endpoint.
-async fn receive_inner(bus: &Bus, route: &str, reports: Vec<WireReport>) -> Result<usize, ReceiveError> {
+async fn receive_inner(bus: &Bus, route: &str, reports: Vec<Report<'_>>) -> Result<usize, ReceiveError> {
     let batch = convert(route, reports)?;
     bus.publish(bus.namespace().subject(StreamKind::Dlr), &batch.batch_id, &batch).await?;
     metrics::counter!("smsfleet_dlr_received_total").increment(batch.reports.len() as u64);
@@ -130,7 +122,7 @@ async fn receive_inner(bus: &Bus, route: &str, reports: Vec<WireReport>) -> Resu
 async fn post_reports(State(bus): State<Bus>, Path(route): Path<String>, body: Bytes) -> Response {
     // Parsed by hand so that every malformed body is a 400 (axum's Json
     // answers 422 for a well-formed body of the wrong shape).
-    let parsed: WireBatch = match serde_json::from_slice(&body) {
+    let parsed: ReportBatch<'_> = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return ReceiveError::Malformed(e.to_string()).into_response(),
     };
@@ -149,7 +141,13 @@ async fn get_report(
     let Ok(Query(q)) = query else {
         return ReceiveError::Malformed("need id and status".to_owned()).into_response();
     };
-    let report = WireReport { id: q.id, status: q.status, error_code: q.error_code, done_at: None };
+    let report = Report {
+        id: q.id.into(),
+        reference: None,
+        status: q.status.into(),
+        error_code: q.error_code.map(Cow::Owned),
+        done_at: None,
+    };
     match receive_inner(&bus, &route, vec![report]).await {
         Ok(_) => axum::Json(serde_json::json!({ "ok": true })).into_response(),
         Err(e) => e.into_response(),
@@ -163,7 +161,7 @@ mod tests {
 
     #[test]
     fn converts_the_simulator_format() {
-        let wire: WireBatch = serde_json::from_str(
+        let wire: ReportBatch<'_> = serde_json::from_str(
             r#"{"reports":[{"id":"7","ref":"1","status":"delivered","error_code":"","done_at":"2024-01-02T03:04:05.5Z"},
                            {"id":"8","ref":"2","status":"failed","error_code":"34","done_at":"nonsense"}]}"#,
         )
@@ -185,5 +183,9 @@ mod tests {
         assert_eq!(outcome("2").unwrap(), DlrOutcome::Failed);
         assert!(outcome("maybe").is_err());
         assert!(convert("sim", vec![]).is_err());
+        let one =
+            || vec![Report { id: "1".into(), reference: None, status: "1".into(), error_code: None, done_at: None }];
+        assert!(convert("sim", one()).is_ok());
+        assert!(convert("no such/route", one()).is_err());
     }
 }

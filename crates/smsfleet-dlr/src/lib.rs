@@ -3,10 +3,11 @@
 //! Two halves joined by the Dlr stream. The HTTP receiver stores each
 //! callback as a `DlrBatch` and answers 200 only after JetStream has it, so
 //! an upstream retries anything we could not store. The matcher worker maps
-//! upstream ids to `smslog_id`s through the dispatcher's `dispatch_log` and
-//! publishes `StatusBatch`es for the projection. A report can overtake the
-//! dispatcher's record of the upstream id; such a batch is retried with
-//! backoff until it matches or `max_match_attempts` is reached.
+//! (route, upstream id of any part) to `smslog_id`s through the dispatcher's
+//! `dispatch_part` and publishes `StatusBatch`es for the projection. A
+//! report can overtake the dispatcher's record of the upstream id; such a
+//! batch is retried with backoff until it matches or `max_match_attempts`
+//! is reached.
 //!
 //! The same HTTP server takes upstreams' MO callbacks (`/mo/{route}`) and
 //! stores them on the INCOMING stream for the query role to route.
@@ -108,14 +109,4 @@ pub async fn run(
     ready.set(false);
     served.map_err(DlrError::Serve)?;
     Ok(worked?)
-}
-
-/// FNV-1a, 64 bit: stable across processes (std's `DefaultHasher` is not),
-/// so a retried batch with the same matches gets the same status batch id.
-pub(crate) fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
-    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
 }

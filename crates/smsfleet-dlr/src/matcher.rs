@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
-use smsfleet_contract::{DlrBatch, DlrOutcome, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind};
+use smsfleet_contract::{
+    DlrBatch, DlrOutcome, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
+};
 use smsfleet_store::PgPool;
 use smsfleet_store::dispatch;
 
@@ -21,16 +23,6 @@ struct Inner {
 
 fn transient(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::Transient(e.to_string())
-}
-
-/// `r.<dlr batch id>.<hash of the matched (smslog_id, status) pairs>`: a
-/// retry that matches the same reports is dropped by JetStream, one that
-/// matches more is published.
-pub(crate) fn status_batch_id(dlr_batch_id: &str, events: &[StatusEvent]) -> String {
-    let mut pairs: Vec<(i64, u8)> = events.iter().map(|e| (e.smslog_id, e.status as u8)).collect();
-    pairs.sort_unstable();
-    let hash = crate::fnv1a(pairs.iter().flat_map(|(id, s)| id.to_le_bytes().into_iter().chain([*s])));
-    format!("r.{dlr_batch_id}.{hash:x}")
 }
 
 impl Matcher {
@@ -76,7 +68,7 @@ impl Matcher {
             let matched = events.len();
             let status = StatusBatch {
                 v: SCHEMA_VERSION,
-                batch_id: status_batch_id(&batch.batch_id, &events),
+                batch_id: status_batch_id(StatusOrigin::Report, &batch.batch_id, &events),
                 events,
                 released_queues: vec![],
             };
@@ -97,22 +89,5 @@ impl Matcher {
         tracing::warn!(unmatched, delivered, "giving up on unmatched delivery reports");
         metrics::counter!("smsfleet_dlr_reports_total", "outcome" => "unmatched").increment(unmatched as u64);
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ev(id: i64, status: Status) -> StatusEvent {
-        StatusEvent { smslog_id: id, uid: 1, status, at_ms: 0, upstream_id: None, reason: None }
-    }
-
-    #[test]
-    fn batch_id_is_stable_and_outcome_sensitive() {
-        let a = status_batch_id("abc", &[ev(1, Status::Delivered), ev(2, Status::Failed)]);
-        assert_eq!(a, status_batch_id("abc", &[ev(2, Status::Failed), ev(1, Status::Delivered)]));
-        assert!(a.starts_with("r.abc."));
-        assert_ne!(a, status_batch_id("abc", &[ev(1, Status::Delivered)]));
     }
 }

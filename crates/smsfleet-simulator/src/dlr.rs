@@ -20,7 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::protocol::{ReportBatch, ReportWire};
+use crate::protocol::{Report, ReportBatch};
 use crate::store::{Counters, add, sub};
 
 /// Batches posted concurrently to one receiver; enough to hide a round trip, few enough not to
@@ -190,9 +190,15 @@ async fn post_with_retry(url: &str, batch: Vec<DueReport>, pipeline: &Pipeline) 
     }
 }
 
-fn wire(due: &DueReport) -> ReportWire<'_> {
+fn wire(due: &DueReport) -> Report<'_> {
     let (status, error_code) = if due.report.failed { ("failed", "001") } else { ("delivered", "000") };
-    ReportWire { id: &due.report.id, reference: &due.report.reference, status, error_code, done_at: &due.done_at }
+    Report {
+        id: due.report.id.as_str().into(),
+        reference: Some(due.report.reference.as_str().into()),
+        status: status.into(),
+        error_code: Some(error_code.into()),
+        done_at: Some(due.done_at.as_ref().into()),
+    }
 }
 
 async fn post_once(client: &reqwest::Client, url: &str, body: Vec<u8>) -> Result<(), String> {

@@ -35,7 +35,7 @@ fn json(status: StatusCode, body: Vec<u8>) -> Response {
 async fn submit(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
     // Parsed by hand so every malformed body is a 400, as the contract says (axum's `Json`
     // would answer 422 for well-formed JSON of the wrong shape).
-    let request: SubmitRequest = match serde_json::from_slice(&body) {
+    let request: SubmitRequest<'static> = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(error) => {
             let body = serde_json::json!({ "error": error.to_string() }).to_string();

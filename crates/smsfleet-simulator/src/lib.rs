@@ -10,7 +10,7 @@
 
 mod dlr;
 mod http;
-mod protocol;
+pub mod protocol;
 mod ratelimit;
 mod store;
 
@@ -23,11 +23,10 @@ use axum::serve::ListenerExt;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
-pub use protocol::Encoding;
 pub use store::REF_CAPACITY;
 
 use dlr::{PendingBatch, PendingReport, Pipeline};
-use protocol::{SubmitMessage, SubmitResponse, SubmitResult};
+use protocol::{ACCEPTED, REJECTED, SubmitMessage, SubmitResponse, SubmitResult};
 use ratelimit::RateLimits;
 use store::{Counters, Offer, RefStore, add, sub};
 
@@ -168,7 +167,7 @@ impl App {
         }
     }
 
-    fn screen(&self, messages: &[SubmitMessage]) -> Vec<Screen> {
+    fn screen(&self, messages: &[SubmitMessage<'_>]) -> Vec<Screen> {
         messages
             .iter()
             .map(|msg| {
@@ -198,7 +197,7 @@ impl App {
     }
 
     /// Accepts the batch in order and queues its delivery reports.
-    fn accept(&self, messages: Vec<SubmitMessage>, screened: Vec<Screen>) -> SubmitResponse {
+    fn accept(&self, messages: Vec<SubmitMessage<'static>>, screened: Vec<Screen>) -> SubmitResponse<'static> {
         let due = Instant::now() + self.dlr_latency;
         let mut results = Vec::with_capacity(messages.len());
         let mut reports = Vec::new();
@@ -211,8 +210,8 @@ impl App {
             match self.refs.offer(&msg, reject) {
                 Offer::New { id } => {
                     accepted += 1;
-                    let url = match msg.dlr_url {
-                        Some(url) => Some(Arc::from(url)),
+                    let url = match &msg.dlr_url {
+                        Some(url) => Some(Arc::from(url.as_ref())),
                         None => self.default_dlr_url.clone(),
                     };
                     if let Some(url) = url {
@@ -220,7 +219,7 @@ impl App {
                             url,
                             PendingReport {
                                 id: id.clone(),
-                                reference: msg.reference.clone(),
+                                reference: msg.reference.to_string(),
                                 failed: matches!(screen, Screen::Pass { fails: true }),
                             },
                         ));
@@ -228,7 +227,7 @@ impl App {
                     results.push(SubmitResult {
                         reference: msg.reference,
                         id: Some(id),
-                        status: "accepted",
+                        status: ACCEPTED.into(),
                         error: None,
                     });
                 }
@@ -237,7 +236,7 @@ impl App {
                     results.push(SubmitResult {
                         reference: msg.reference,
                         id: Some(id),
-                        status: "accepted",
+                        status: ACCEPTED.into(),
                         error: None,
                     });
                 }
@@ -246,8 +245,8 @@ impl App {
                     results.push(SubmitResult {
                         reference: msg.reference,
                         id: None,
-                        status: "rejected",
-                        error: Some(reason),
+                        status: REJECTED.into(),
+                        error: Some(reason.into()),
                     });
                 }
             }

@@ -13,7 +13,9 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::protocol::{Encoding, MessageView, SubmitMessage};
+use smsfleet_domain::Encoding;
+
+use crate::protocol::{MessageView, SubmitMessage};
 
 /// How many refs the simulator remembers at most (see the module comment).
 pub const REF_CAPACITY: usize = 2_000_000;
@@ -92,11 +94,11 @@ impl RefStore {
 
     /// Looks the ref up and, if unseen and not `rejected`, accepts it — all in one short
     /// critical section so two concurrent submits of the same ref cannot both be accepted.
-    pub(crate) fn offer(&self, msg: &SubmitMessage, rejected: Option<&'static str>) -> Offer {
+    pub(crate) fn offer(&self, msg: &SubmitMessage<'_>, rejected: Option<&'static str>) -> Offer {
         let mut retired = None;
         let offer = {
             let mut shard = self.shard(&msg.reference);
-            if let Some(stored) = shard.get_mut(&msg.reference) {
+            if let Some(stored) = shard.get_mut(msg.reference.as_ref()) {
                 stored.submits = stored.submits.saturating_add(1);
                 let seq = stored.seq;
                 drop(shard);
@@ -115,7 +117,7 @@ impl RefStore {
                 retired = Some(std::mem::replace(&mut shard.previous, full));
             }
             shard.current.insert(
-                msg.reference.as_str().into(),
+                msg.reference.as_ref().into(),
                 Stored {
                     seq,
                     submits: 1,

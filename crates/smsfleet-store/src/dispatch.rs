@@ -1,6 +1,7 @@
 //! The dispatcher's per-message log: claimed before the upstream call,
-//! then sent (with the upstream id) or failed. It is what makes a
-//! redelivered chunk safe, and what delivery reports are matched against.
+//! then sent (with one upstream id per part, in `dispatch_part`) or failed.
+//! It is what makes a redelivered chunk safe, and what delivery reports are
+//! matched against.
 
 use std::collections::HashMap;
 
@@ -22,8 +23,9 @@ pub enum Prior {
     Unconfirmed {
         attempts: i32,
     },
+    /// Sent; the upstream's ids, one per part in sending order.
     Sent {
-        upstream_id: String,
+        upstream_ids: Vec<String>,
     },
     Failed,
 }
@@ -45,16 +47,18 @@ pub async fn claim(pool: &PgPool, route: &str, items: &[(i64, i64)]) -> Result<H
     let mut out: HashMap<i64, Prior> = fresh.into_iter().map(|(id,)| (id, Prior::Fresh)).collect();
     if out.len() < ids.len() {
         let rest: Vec<i64> = ids.iter().copied().filter(|id| !out.contains_key(id)).collect();
-        let rows: Vec<(i64, i16, Option<String>, i32)> = sqlx::query_as(
-            "UPDATE dispatch_log SET attempts = attempts + CASE WHEN state = 0 THEN 1 ELSE 0 END, updated_at = now() \
-             WHERE smslog_id = ANY($1) RETURNING smslog_id, state, upstream_id, attempts",
+        let rows: Vec<(i64, i16, Option<Vec<String>>, i32)> = sqlx::query_as(
+            "UPDATE dispatch_log d SET attempts = attempts + CASE WHEN state = 0 THEN 1 ELSE 0 END, updated_at = now() \
+             WHERE smslog_id = ANY($1) RETURNING smslog_id, state, \
+             (SELECT array_agg(p.upstream_id ORDER BY p.part) FROM dispatch_part p WHERE p.smslog_id = d.smslog_id), \
+             attempts",
         )
         .bind(&rest)
         .fetch_all(pool)
         .await?;
-        for (id, state, upstream_id, attempts) in rows {
-            let prior = match (state, upstream_id) {
-                (SENT, Some(u)) => Prior::Sent { upstream_id: u },
+        for (id, state, upstream_ids, attempts) in rows {
+            let prior = match (state, upstream_ids) {
+                (SENT, Some(upstream_ids)) if !upstream_ids.is_empty() => Prior::Sent { upstream_ids },
                 (FAILED, _) => Prior::Failed,
                 _ => Prior::Unconfirmed { attempts },
             };
@@ -64,17 +68,36 @@ pub async fn claim(pool: &PgPool, route: &str, items: &[(i64, i64)]) -> Result<H
     Ok(out)
 }
 
-pub async fn record_sent(pool: &PgPool, sent: &[(i64, String)]) -> Result<()> {
+/// Marks `sent` (`smslog_id`, upstream id of each part) as sent. One
+/// statement, so a message is never `SENT` without its ids; a resend that
+/// got the ids again (a de-duplicating upstream) overwrites them.
+pub async fn record_sent(pool: &PgPool, sent: &[(i64, Vec<String>)]) -> Result<()> {
     if sent.is_empty() {
         return Ok(());
     }
     let ids: Vec<i64> = sent.iter().map(|s| s.0).collect();
-    let upstream: Vec<&str> = sent.iter().map(|s| s.1.as_str()).collect();
+    let mut part_ids = Vec::new();
+    let mut parts: Vec<i16> = Vec::new();
+    let mut upstream: Vec<&str> = Vec::new();
+    for (id, upstream_ids) in sent {
+        for (part, upstream_id) in upstream_ids.iter().enumerate() {
+            part_ids.push(*id);
+            parts.push(i16::try_from(part).unwrap_or(i16::MAX));
+            upstream.push(upstream_id.as_str());
+        }
+    }
     sqlx::query(
-        "UPDATE dispatch_log d SET state = 1, upstream_id = t.up, updated_at = now() \
-         FROM unnest($1::bigint[], $2::text[]) AS t(id, up) WHERE d.smslog_id = t.id",
+        "WITH sent AS ( \
+           UPDATE dispatch_log SET state = 1, updated_at = now() WHERE smslog_id = ANY($1) RETURNING smslog_id, route \
+         ) \
+         INSERT INTO dispatch_part (smslog_id, part, route, upstream_id) \
+         SELECT t.id, t.part, sent.route, t.up \
+         FROM unnest($2::bigint[], $3::smallint[], $4::text[]) AS t(id, part, up) JOIN sent ON sent.smslog_id = t.id \
+         ON CONFLICT (smslog_id, part) DO UPDATE SET upstream_id = excluded.upstream_id",
     )
     .bind(&ids)
+    .bind(&part_ids)
+    .bind(&parts)
     .bind(&upstream)
     .execute(pool)
     .await?;
@@ -102,14 +125,15 @@ pub async fn release(pool: &PgPool, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
-/// Matches upstream ids of `route` to (`smslog_id`, `uid`).
+/// Matches upstream ids (of any part) of `route` to (`smslog_id`, `uid`).
 pub async fn lookup_upstream(
     pool: &PgPool,
     route: &str,
     upstream_ids: &[String],
 ) -> Result<HashMap<String, (i64, i64)>> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT upstream_id, smslog_id, uid FROM dispatch_log WHERE route = $1 AND upstream_id = ANY($2)",
+        "SELECT p.upstream_id, p.smslog_id, d.uid FROM dispatch_part p JOIN dispatch_log d USING (smslog_id) \
+         WHERE p.route = $1 AND p.upstream_id = ANY($2)",
     )
     .bind(route)
     .bind(upstream_ids)

@@ -104,12 +104,13 @@ async fn run_fleet(
     let sim_listener = tokio::net::TcpListener::bind(a.simulator_listen).await.context("simulator listen")?;
     let dlr_listener = tokio::net::TcpListener::bind(a.dlr_listen).await.context("dlr listen")?;
     let http_listener = tokio::net::TcpListener::bind(a.http.listen).await.context("http listen")?;
-    let default_route = format!(
-        "name=sim,url=http://{}/submit,dlr=http://{}/dlr/sim",
-        sim_listener.local_addr()?,
-        dlr_listener.local_addr()?
-    );
-    let dispatcher_config = roles::dispatcher_config(a.routes.as_deref().unwrap_or(&default_route))?;
+    let dispatcher_config = match a.routes.as_deref() {
+        Some(routes) => roles::dispatcher_config(routes)?,
+        None => smsfleet_dispatcher::DispatcherConfig {
+            routes: vec![local_sim_route(sim_listener.local_addr()?, dlr_listener.local_addr()?)?],
+            ..Default::default()
+        },
+    };
     let sim_config = roles::simulator_config(&a.sim, None);
 
     macro_rules! spawn_role {
@@ -290,4 +291,22 @@ fn print_welcome(a: &AllArgs, listen: std::net::SocketAddr, token: Option<&str>)
     println!("delivery status:");
     println!("  curl 'http://{listen}/index.php?app=ws&u={user}&h={token}&op=ds'");
     println!("Ctrl-C stops everything.");
+}
+
+/// The default route of `smsfleet all`: everything to the built-in simulator,
+/// which posts its reports to the built-in dlr role.
+fn local_sim_route(
+    simulator: std::net::SocketAddr,
+    dlr: std::net::SocketAddr,
+) -> anyhow::Result<smsfleet_dispatcher::Route> {
+    Ok(smsfleet_dispatcher::Route {
+        name: smsfleet_contract::RouteId::parse("sim")?,
+        prefixes: Vec::new(),
+        limits: smsfleet_dispatcher::RouteLimits::default(),
+        protocol: smsfleet_dispatcher::Protocol::Sim(smsfleet_dispatcher::SimSettings {
+            submit_url: format!("http://{simulator}/submit"),
+            dlr_base_url: format!("http://{dlr}"),
+            dedupes_by_reference: true,
+        }),
+    })
 }

@@ -300,12 +300,7 @@ pub fn ingress_config(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConf
 }
 
 pub fn dispatcher_config(routes: &str) -> anyhow::Result<smsfleet_dispatcher::DispatcherConfig> {
-    let routes = routes
-        .split(';')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(smsfleet_dispatcher::Route::parse)
-        .collect::<Result<Vec<_>, _>>()?;
+    let routes = smsfleet_dispatcher::parse_routes(routes)?;
     if routes.is_empty() {
         bail!("at least one route is needed (SMSFLEET_ROUTES)");
     }
