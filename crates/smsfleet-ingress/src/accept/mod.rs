@@ -114,11 +114,11 @@ impl Acceptor {
     }
 
     #[tracing::instrument(name = "accept", skip_all, fields(uid = req.account.uid, api = ?req.api))]
-    pub async fn accept(&self, req: SendRequest) -> Result<Accepted, Refusal> {
-        check_text(&req)?;
+    pub async fn accept(&self, req: &SendRequest) -> Result<Accepted, Refusal> {
+        check_text(req)?;
         let uid = req.account.uid;
         let queue = QueueCode::from_bytes(rand::random());
-        let (fates, sendable) = screen(&self.cache, &self.duplicates, &req, Instant::now());
+        let (fates, sendable) = screen(&self.cache, &self.duplicates, req, Instant::now());
         let forget_duplicates = || {
             if req.checks.duplicates {
                 for &i in &sendable {
@@ -135,7 +135,7 @@ impl Acceptor {
                 return Err(Refusal::NoCredit);
             }
             ids = self.ids.next_ids(sendable.len());
-            let submission = submission(&req, &queue, &sendable, &ids);
+            let submission = submission(req, &queue, &sendable, &ids);
             match store(self.publisher.submit(submission), req.checks.store_timeout).await {
                 Ok(()) => {}
                 Err(StoreFailure::Failed) => {

@@ -84,7 +84,7 @@ async fn submit(app: &App, p: &Params, client: IpAddr, scheduled: bool) -> Respo
             store_timeout: Some(app.query_timeout),
         },
     };
-    match app.acceptor.accept(request).await {
+    match app.acceptor.accept(&request).await {
         Ok(accepted) => render(&lines(&plan.targets, &accepted.fates)),
         Err(refusal) => {
             let c = refusal_code(&refusal);

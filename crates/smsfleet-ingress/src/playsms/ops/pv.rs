@@ -149,7 +149,7 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payl
         account: account.clone(),
         api: Api::Playsms,
         sender: plan.sender,
-        text: plan.text.clone(),
+        text: plan.text,
         footer: plan.footer,
         encoding: plan.encoding,
         segments: plan.segments,
@@ -161,8 +161,7 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payl
         dlr_requested: false,
         checks: PLAYSMS_CHECKS,
     };
-    let destinations = request.destinations.clone();
-    let accepted = match app.acceptor.accept(request).await {
+    let accepted = match app.acceptor.accept(&request).await {
         Ok(accepted) => accepted,
         Err(Refusal::NotStored { queue }) => return Ok(failed_send(queue.as_str())),
         Err(refusal) => {
@@ -177,8 +176,8 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payl
     }
     let queue = accepted.queue.as_str();
     let inbox = kept_positions(&accepted, inbox);
-    let ims = inbox::send(app, &account, queue, &plan.text, &inbox).await;
-    let numbers = number_items(&accepted, &destinations);
+    let ims = inbox::send(app, &account, queue, &request.text, &inbox).await;
+    let numbers = number_items(&accepted, &request.destinations);
     Ok(Payload::List(inbox::interleave(numbers, ims)))
 }
 
