@@ -79,16 +79,39 @@ pub fn email_valid(email: &str) -> bool {
     ok_chars && email.matches('@').count() == 1 && looks_like_email(email) && !email.ends_with('.')
 }
 
-/// Sender IDs an SMSC accepts: up to 11 letters, digits and spaces, or a
-/// number of up to 16 digits with an optional `+`.
+/// The one sender-id rule: a number of up to `max_digits` digits with an
+/// optional `+`, or up to 11 ASCII letters, digits and spaces. The doors
+/// differ only in these two parameters, each fixed by the API it speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderRule {
+    pub max_digits: usize,
+    /// An alphanumeric id must hold at least one letter.
+    pub letter_required: bool,
+}
+
+impl SenderRule {
+    /// An account's configured sender (`accountconf data_sender`).
+    pub const ACCOUNT: SenderRule = SenderRule { max_digits: 16, letter_required: true };
+    /// playSMS `op=pv` `from` (an invalid one falls back to the account's).
+    pub const PLAYSMS: SenderRule = SenderRule { max_digits: 16, letter_required: false };
+    /// The bulk API's `source` (1707 otherwise): it documents 18 digits.
+    pub const BULK: SenderRule = SenderRule { max_digits: 18, letter_required: false };
+
+    pub fn allows(&self, sender: &str) -> bool {
+        let digits = sender.strip_prefix('+').unwrap_or(sender);
+        let is_number =
+            !digits.is_empty() && digits.len() <= self.max_digits && digits.bytes().all(|b| b.is_ascii_digit());
+        let is_alpha = !sender.is_empty()
+            && sender.len() <= 11
+            && sender.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+            && (!self.letter_required || sender.bytes().any(|b| b.is_ascii_alphabetic()));
+        is_number || is_alpha
+    }
+}
+
+/// Sender IDs an SMSC accepts for an account ([`SenderRule::ACCOUNT`]).
 pub fn sender_id_shape_ok(sender: &str) -> bool {
-    let numeric = sender.strip_prefix('+').unwrap_or(sender);
-    let is_number = !numeric.is_empty() && numeric.len() <= 16 && numeric.bytes().all(|b| b.is_ascii_digit());
-    let is_alpha = !sender.is_empty()
-        && sender.len() <= 11
-        && sender.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
-        && sender.bytes().any(|b| b.is_ascii_alphabetic());
-    is_number || is_alpha
+    SenderRule::ACCOUNT.allows(sender)
 }
 
 /// A new account's footer in playSMS: `@username`.
@@ -116,6 +139,17 @@ mod tests {
         assert!(!sender_id_shape_ok("TWELVECHARSX"));
         assert!(!sender_id_shape_ok(""));
         assert!(!sender_id_shape_ok("a;b"));
+        assert!(!sender_id_shape_ok("12 34"));
+    }
+
+    #[test]
+    fn sender_rules_of_the_doors() {
+        let (pv, bulk) = (SenderRule::PLAYSMS, SenderRule::BULK);
+        assert!(pv.allows("ACME") && pv.allows("12 34") && pv.allows("+1234567890123456"));
+        assert!(!pv.allows("12345678901234567") && !pv.allows("this-is-not-valid") && !pv.allows(""));
+        assert!(bulk.allows("+123456789012345678") && bulk.allows("ABCDEFGHIJK"));
+        assert!(!bulk.allows("1234567890123456789") && !bulk.allows("ABCDEFGHIJKL") && !bulk.allows("AC&ME"));
+        assert!(!bulk.allows("+"));
     }
 
     #[test]

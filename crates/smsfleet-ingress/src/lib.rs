@@ -4,22 +4,27 @@
 //! answers; it never waits on Postgres. Reads (`ds`, `cr`) and account
 //! changes (`set_token`) go to the query and accounts roles over NATS
 //! request/reply.
+//!
+//! Where things are: [`playsms`] speaks the playSMS wire format (one module
+//! per op under `playsms/ops/`, one reply in `playsms/reply.rs`), [`bulk`]
+//! the bulk API, [`body`] reads every door's body, and [`accept`] is the one
+//! path a send request takes from any door to the SUBMIT stream.
 
-mod admin;
+mod accept;
+mod app;
 mod auth;
+mod body;
 mod bulk;
 mod cache;
 mod guard;
-mod incoming;
-mod phonebook;
+mod ids;
 mod playsms;
 mod publisher;
-mod pv;
 #[cfg(test)]
 mod test_fixtures;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -27,8 +32,12 @@ use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use smsfleet_accounts::Secrets;
 use smsfleet_bus::{Bus, StateFeed, WorkerLease};
-use smsfleet_domain::{SmsLogId, SnowflakeGenerator};
+use smsfleet_domain::SnowflakeGenerator;
 use tokio_util::sync::CancellationToken;
+
+use crate::accept::{Acceptor, DuplicateWindow};
+use crate::app::{App, SendLimits};
+use crate::ids::IdSource;
 
 pub use bulk::BulkSettings;
 pub use cache::AccountCache;
@@ -86,75 +95,6 @@ pub enum IngressError {
     Serve(#[from] std::io::Error),
 }
 
-#[derive(Clone)]
-pub(crate) struct App {
-    pub bus: Bus,
-    pub cache: AccountCache,
-    pub secrets: Secrets,
-    pub publisher: publisher::Publisher,
-    pub ids: Arc<Mutex<SnowflakeGenerator>>,
-    pub pv_limits: Arc<pv::PvLimits>,
-    pub validity: Duration,
-    pub query_timeout: Duration,
-    pub bulk: Arc<bulk::BulkState>,
-    pub guard: Arc<guard::LoginGuard>,
-    pub web_root: Arc<str>,
-    pub trusted_proxies: Arc<str>,
-}
-
-impl App {
-    /// The client's address, through trusted reverse proxies.
-    pub fn client_ip(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> std::net::IpAddr {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        smsfleet_domain::ipallow::client_ip(peer.ip(), forwarded, &self.trusted_proxies)
-    }
-
-    /// Whether `client` is blocked for too many failed logins.
-    pub fn login_blocked(&self, client: std::net::IpAddr) -> bool {
-        self.guard.enabled() && self.cache.blocked(client, now_ms())
-    }
-
-    /// Counts a login outcome; the failure that crosses the limit blocks
-    /// the IP here at once and on every other replica through the state
-    /// stream.
-    pub fn record_login(&self, client: std::net::IpAddr, ok: bool) {
-        if ok {
-            self.guard.succeeded(client);
-            return;
-        }
-        metrics::counter!("smsfleet_ingress_login_failures_total").increment(1);
-        let Some(until_ms) = self.guard.failed(client, now_ms()) else { return };
-        tracing::warn!(%client, until_ms, "client blocked after repeated failed logins");
-        metrics::counter!("smsfleet_ingress_clients_blocked_total").increment(1);
-        let state =
-            smsfleet_contract::BlockState { v: smsfleet_contract::SCHEMA_VERSION, ip: client.to_string(), until_ms };
-        self.cache.apply(smsfleet_bus::StateEvent::Block(state.clone()));
-        let bus = self.bus.clone();
-        tokio::spawn(async move {
-            let subject = bus.namespace().block_state_subject(&state.ip);
-            if let Err(e) = bus.publish_state(subject, &state).await {
-                tracing::error!(error = %e, "block not published to other replicas");
-            }
-        });
-    }
-
-    pub fn next_ids(&self, n: usize) -> Vec<SmsLogId> {
-        let now = time::OffsetDateTime::now_utc();
-        let ms = (now.unix_timestamp_nanos() / 1_000_000) as u64;
-        match self.ids.lock() {
-            Ok(mut g) => (0..n).map(|_| g.next(ms)).collect(),
-            Err(poisoned) => {
-                let mut g = poisoned.into_inner();
-                (0..n).map(|_| g.next(ms)).collect()
-            }
-        }
-    }
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
 /// The HTTP routes, for tests and for embedding.
 pub(crate) fn router(app: App) -> Router {
     Router::new()
@@ -181,13 +121,16 @@ pub async fn run(
     let generator =
         SnowflakeGenerator::new(lease.worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
     feed.wait_caught_up(Duration::from_secs(60)).await?;
+    let ids = IdSource::new(generator);
+    let publisher = publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch);
+    let duplicates = DuplicateWindow::new(config.bulk.duplicate_window, 100_000);
     let app = App {
         bus: bus.clone(),
+        acceptor: Acceptor::new(cache.clone(), publisher, ids.clone(), duplicates),
         cache,
         secrets,
-        publisher: publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch),
-        ids: Arc::new(Mutex::new(generator)),
-        pv_limits: Arc::new(pv::PvLimits {
+        ids,
+        limits: Arc::new(SendLimits {
             max_destinations: config.max_destinations,
             max_segments: config.max_segments,
             default_sender: config.default_sender.clone(),

@@ -6,23 +6,25 @@
 use std::net::IpAddr;
 
 use smsfleet_contract::{ContactItem, GroupItem, PhonebookReply, PhonebookRequest};
-use smsfleet_playsms::{Node, Params, envelope};
+use smsfleet_playsms::{Node, Params};
 
-use crate::App;
-use crate::playsms::{authenticate, now_ts};
+use crate::app::App;
+use crate::playsms::caller;
+use crate::playsms::error::ApiError;
+use crate::playsms::reply::Payload;
 
 /// Reported when the query role cannot answer; playSMS itself never fails
 /// these ops, but an empty answer would hide the outage from the client.
 const ERR_UNAVAILABLE: u16 = 501;
 
-pub(crate) async fn op_get_contact(app: &App, p: &Params, client: IpAddr) -> Node {
-    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+pub(crate) async fn contacts(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
+    let account = caller::user(app, p, client)?;
     let (keyword, limit) = search_params(p);
     search(app, PhonebookRequest::Contacts { uid: account.uid, keyword, limit }).await
 }
 
-pub(crate) async fn op_get_contact_group(app: &App, p: &Params, client: IpAddr) -> Node {
-    let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
+pub(crate) async fn groups(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
+    let account = caller::user(app, p, client)?;
     let (keyword, limit) = search_params(p);
     search(app, PhonebookRequest::Groups { uid: account.uid, keyword, limit }).await
 }
@@ -35,23 +37,23 @@ fn search_params(p: &Params) -> (String, u32) {
     (keyword, limit.clamp(0, i64::from(u32::MAX)) as u32)
 }
 
-async fn search(app: &App, req: PhonebookRequest) -> Node {
+async fn search(app: &App, req: PhonebookRequest) -> Result<Payload, ApiError> {
     let subject = app.bus.namespace().phonebook_service();
     match app.bus.request::<_, PhonebookReply>(subject, &req, app.query_timeout).await {
-        Ok(PhonebookReply::Contacts(items)) => found(items.into_iter().map(contact_node).collect()),
-        Ok(PhonebookReply::Groups(items)) => found(items.into_iter().map(group_node).collect()),
-        Ok(PhonebookReply::Unavailable) => envelope::err(ERR_UNAVAILABLE, now_ts()),
+        Ok(PhonebookReply::Contacts(items)) => Ok(found(items.into_iter().map(contact_node).collect())),
+        Ok(PhonebookReply::Groups(items)) => Ok(found(items.into_iter().map(group_node).collect())),
+        Ok(PhonebookReply::Unavailable) => Err(ApiError::new(ERR_UNAVAILABLE)),
         Err(e) => {
             tracing::error!(error = %e, "phonebook query failed");
-            envelope::err(ERR_UNAVAILABLE, now_ts())
+            Err(ApiError::new(ERR_UNAVAILABLE))
         }
     }
 }
 
-/// The OK envelope; an empty result is `null`, not `[]`.
-fn found(items: Vec<Node>) -> Node {
+/// An empty result is `null`, not `[]`.
+fn found(items: Vec<Node>) -> Payload {
     let data = if items.is_empty() { Node::Null } else { Node::List(items) };
-    envelope::ok(vec![("data".to_owned(), data)], now_ts())
+    Payload::one("data", data)
 }
 
 fn contact_node(c: ContactItem) -> Node {
@@ -76,6 +78,7 @@ mod tests {
     use smsfleet_playsms::render::to_json;
 
     use super::*;
+    use crate::playsms::reply::envelope_of;
 
     #[test]
     fn items_keep_playsms_key_order_and_types() {
@@ -96,7 +99,7 @@ mod tests {
 
     #[test]
     fn no_result_is_null_data() {
-        let json = to_json(&found(Vec::new()));
+        let json = to_json(&envelope_of(Ok(found(Vec::new())), 7));
         assert!(
             json.starts_with(r#"{"status":"OK","error":"0","data":null,"error_string":null,"timestamp":"#),
             "{json}"

@@ -1,12 +1,32 @@
-//! `op=pv` request interpretation: destinations, sender, footer, encoding,
-//! schedule. Pure, so every rule is unit-tested without a server.
+//! `op=pv`: send. [`plan`] interprets the request (destinations, groups,
+//! `@user` targets, sender, footer, encoding, schedule), pure so every rule
+//! is unit-tested without a server; [`handle`] hands the numbers to the
+//! accept path, sends the internal messages and renders one item per
+//! destination in the request's order.
 
 use std::collections::HashSet;
+use std::net::IpAddr;
 
-use smsfleet_contract::AccountState;
+use smsfleet_contract::{AccountState, Api};
+use smsfleet_domain::account::SenderRule;
 use smsfleet_domain::{Msisdn, schedule, text};
-use smsfleet_playsms::Params;
+use smsfleet_playsms::{Node, Params};
 use time::OffsetDateTime;
+
+use super::inbox::{self, InboxTarget};
+use crate::accept::{Accepted, Checks, Fate, Refusal, SendRequest};
+use crate::app::{App, SendLimits};
+use crate::playsms::caller;
+use crate::playsms::error::ApiError;
+use crate::playsms::reply::{Payload, send_failed_item};
+
+/// playSMS's ERR 201: `to` or `msg` missing or empty.
+const ERR_EMPTY: u16 = 201;
+
+/// playSMS has no do-not-disturb list, templates or duplicate window, and
+/// waits for the store as long as it takes.
+const PLAYSMS_CHECKS: Checks =
+    Checks { do_not_disturb: false, templates: false, duplicates: false, store_timeout: None };
 
 /// playSMS cuts footers at 30 characters.
 const MAX_FOOTER: usize = 30;
@@ -27,16 +47,6 @@ pub struct PvPlan {
     pub inbox: Vec<InboxTarget>,
 }
 
-/// An internal message to another user's inbox (`@username`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InboxTarget {
-    /// Normalised (lower-case), without the `@`; not yet checked to exist.
-    pub username: String,
-    /// How many numbers precede it in `destinations`, so the result items
-    /// keep the request's order.
-    pub position: usize,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PvRejection {
     /// ERR 201: `to` or `msg` missing or empty.
@@ -46,18 +56,12 @@ pub enum PvRejection {
     Failed(&'static str),
 }
 
-pub struct PvLimits {
-    pub max_destinations: usize,
-    pub max_segments: u32,
-    pub default_sender: String,
-}
-
 /// `group_members` resolves `#CODE` (without the `#`) to the member numbers
 /// of the caller's group, `None` when there is no such group.
 pub fn plan(
     p: &Params,
     account: &AccountState,
-    limits: &PvLimits,
+    limits: &SendLimits,
     group_members: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> Result<PvPlan, PvRejection> {
     let (Some(to), Some(msg)) = (p.get_nonempty("to"), p.get_nonempty("msg")) else {
@@ -99,7 +103,7 @@ pub fn plan(
     }
     let sender = p
         .get_nonempty("from")
-        .filter(|f| sender_ok(f))
+        .filter(|f| SenderRule::PLAYSMS.allows(f))
         .map(str::to_owned)
         .or_else(|| (!account.sender.is_empty()).then(|| account.sender.clone()))
         .unwrap_or_else(|| limits.default_sender.clone());
@@ -128,13 +132,87 @@ pub fn plan(
     Ok(PvPlan { destinations, sender, text, footer, encoding, segments, flash, msg_type, schedule_at, inbox })
 }
 
-/// A sender id an upstream will accept: up to 11 alphanumerics (spaces
-/// allowed) or up to 16 digits with an optional `+`.
-pub fn sender_ok(s: &str) -> bool {
-    let digits = s.strip_prefix('+').unwrap_or(s);
-    let numeric = !digits.is_empty() && digits.len() <= 16 && digits.bytes().all(|b| b.is_ascii_digit());
-    let alpha = !s.is_empty() && s.chars().count() <= 11 && s.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ');
-    numeric || alpha
+pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
+    let account = caller::user(app, p, client)?;
+    let group_members = |code: &str| app.cache.group_members(account.uid, code);
+    let plan = match plan(p, &account, &app.limits, &group_members) {
+        Ok(plan) => plan,
+        Err(PvRejection::Empty) => return Err(ApiError::new(ERR_EMPTY)),
+        Err(PvRejection::Failed(why)) => {
+            tracing::info!(uid = account.uid, why, "pv refused");
+            return Ok(failed_send(""));
+        }
+    };
+    // `@user` entries are internal messages, not charged and not in `ds`.
+    let inbox = inbox::resolve(&app.cache, &account, &plan.inbox);
+    let request = SendRequest {
+        account: account.clone(),
+        api: Api::Playsms,
+        sender: plan.sender,
+        text: plan.text,
+        footer: plan.footer,
+        encoding: plan.encoding,
+        segments: plan.segments,
+        flash: plan.flash,
+        msg_type: plan.msg_type,
+        destinations: plan.destinations,
+        schedule_at: plan.schedule_at,
+        validity: app.validity,
+        dlr_requested: false,
+        checks: PLAYSMS_CHECKS,
+    };
+    let accepted = match app.acceptor.accept(&request).await {
+        Ok(accepted) => accepted,
+        Err(Refusal::NotStored { queue }) => return Ok(failed_send(queue.as_str())),
+        Err(refusal) => {
+            if refusal == Refusal::NoCredit {
+                metrics::counter!("smsfleet_ingress_pv_rejected_total", "reason" => "credit").increment(1);
+            }
+            return Ok(failed_send(""));
+        }
+    };
+    if accepted.sent() == 0 && inbox.is_empty() {
+        return Ok(failed_send(""));
+    }
+    let queue = accepted.queue.as_str();
+    let inbox = kept_positions(&accepted, inbox);
+    let ims = inbox::send(app, &account, queue, &request.text, &inbox).await;
+    let numbers = number_items(&accepted, &request.destinations);
+    Ok(Payload::List(inbox::interleave(numbers, ims)))
+}
+
+/// The item playSMS (on PHP 7) returns when a whole send fails.
+fn failed_send(queue: &str) -> Payload {
+    Payload::List(vec![send_failed_item(queue)])
+}
+
+/// Numbers on the stop list are dropped, as playSMS's stoplist plugin does:
+/// no item. Each other number gets its id.
+fn number_items(accepted: &Accepted, destinations: &[String]) -> Vec<Node> {
+    let queue = accepted.queue.as_str();
+    accepted
+        .fates
+        .iter()
+        .zip(destinations)
+        .filter_map(|(fate, to)| match fate {
+            Fate::Accepted(id) => Some(
+                Node::map()
+                    .with("status", "OK")
+                    .with("error", "0")
+                    .with("smslog_id", id.0)
+                    .with("queue", queue)
+                    .with("to", to.as_str()),
+            ),
+            Fate::StopListed | Fate::DoNotDisturb | Fate::Duplicate => None,
+        })
+        .collect()
+}
+
+/// `@user` items keep their place among the numbers left after the stop
+/// list.
+fn kept_positions<T>(accepted: &Accepted, targets: Vec<(usize, T)>) -> Vec<(usize, T)> {
+    let dropped = |before: usize| accepted.fates[..before].iter().filter(|f| !matches!(f, Fate::Accepted(_))).count();
+    targets.into_iter().map(|(position, t)| (position - dropped(position), t)).collect()
 }
 
 #[cfg(test)]
@@ -146,8 +224,8 @@ mod tests {
         AccountState { timezone: "+0700".into(), footer: "@alice".into(), ..crate::test_fixtures::account() }
     }
 
-    fn limits() -> PvLimits {
-        PvLimits { max_destinations: 100, max_segments: 10, default_sender: "smsfleet".into() }
+    fn limits() -> SendLimits {
+        SendLimits { max_destinations: 100, max_segments: 10, default_sender: "smsfleet".into() }
     }
 
     fn params(q: &str) -> Params {
@@ -163,7 +241,7 @@ mod tests {
         }
     }
 
-    fn plan(p: &Params, account: &AccountState, limits: &PvLimits) -> Result<PvPlan, PvRejection> {
+    fn plan(p: &Params, account: &AccountState, limits: &SendLimits) -> Result<PvPlan, PvRejection> {
         super::plan(p, account, limits, &groups)
     }
 
@@ -229,7 +307,7 @@ mod tests {
             plan(&params("to=%40&msg=hi"), &account(), &limits()),
             Err(PvRejection::Failed("no valid destination"))
         );
-        let small = PvLimits { max_destinations: 2, ..limits() };
+        let small = SendLimits { max_destinations: 2, ..limits() };
         assert_eq!(
             plan(&params("to=%40bob,%40carol,1&msg=hi"), &account(), &small),
             Err(PvRejection::Failed("too many destinations"))
@@ -270,5 +348,20 @@ mod tests {
             plan(&params("to=1&msg=x&schedule=soon"), &account(), &limits()),
             Err(PvRejection::Failed("unreadable schedule"))
         );
+    }
+
+    #[test]
+    fn stop_listed_numbers_leave_no_item_and_move_the_user_items() {
+        use smsfleet_domain::{QueueCode, SmsLogId};
+        let accepted = Accepted {
+            queue: QueueCode::from_bytes([3; 16]),
+            fates: vec![Fate::StopListed, Fate::Accepted(SmsLogId(5)), Fate::StopListed],
+        };
+        let destinations = ["1", "2", "3"].map(String::from);
+        let items = number_items(&accepted, &destinations);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].get("to"), Some(&Node::from("2")));
+        let moved = kept_positions(&accepted, vec![(0, 'a'), (1, 'b'), (2, 'c'), (3, 'd')]);
+        assert_eq!(moved, vec![(0, 'a'), (0, 'b'), (1, 'c'), (1, 'd')]);
     }
 }

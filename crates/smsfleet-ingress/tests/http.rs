@@ -1,0 +1,170 @@
+//! The real ingress router on a `127.0.0.1:0` listener against the
+//! testkit's nats-server, spoken to over real HTTP. Accounts reach the
+//! ingress the way they do in production: on the state stream.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use smsfleet_accounts::{Secrets, generate_token, hash_password};
+use smsfleet_contract::{AccountRole, AccountState, SCHEMA_VERSION, StreamKind, SubmitBatch};
+use smsfleet_ingress::IngressConfig;
+use smsfleet_telemetry::ReadyFlag;
+use smsfleet_testkit::{CancellationToken, TestEnv};
+
+struct Ingress {
+    env: TestEnv,
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    shutdown: CancellationToken,
+}
+
+impl Drop for Ingress {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+const BULK_PASSWORD: &str = "bulk-secret";
+
+impl Ingress {
+    /// An ingress that knows `alice` (webservices from 127.0.0.1, a token
+    /// and a bulk password). Requests sent before it serves wait in the
+    /// listener's backlog, so nothing here polls for readiness.
+    async fn start() -> Ingress {
+        let env = TestEnv::start().await;
+        let secrets = Secrets::from_hex(&Secrets::generate_key()).unwrap();
+        let token = generate_token();
+        let alice = AccountState {
+            v: SCHEMA_VERSION,
+            uid: 2,
+            revision: 1,
+            username: "alice".into(),
+            email: String::new(),
+            name: String::new(),
+            mobile: String::new(),
+            role: AccountRole::User,
+            parent_uid: None,
+            banned: false,
+            deleted: false,
+            webservices_enabled: true,
+            webservices_ip: "127.0.0.1".into(),
+            token_lookup: Some(secrets.token_lookup(&token)),
+            token_sealed: Some(secrets.seal(&token)),
+            password_hash: None,
+            bulk_password_hash: Some(hash_password(BULK_PASSWORD).unwrap()),
+            timezone: "+0000".into(),
+            footer: String::new(),
+            sender: String::new(),
+            templates: Vec::new(),
+            dlr_callback_url: None,
+        };
+        env.bus.publish_state(env.ns.account_state_subject(alice.uid), &alice).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let shutdown = CancellationToken::new();
+        tokio::spawn(smsfleet_ingress::run(
+            env.bus.clone(),
+            secrets,
+            IngressConfig::default(),
+            listener,
+            ReadyFlag::default(),
+            shutdown.clone(),
+        ));
+        Ingress { env, base, token, http: reqwest::Client::new(), shutdown }
+    }
+
+    async fn get(&self, path_and_query: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path_and_query}", self.base)).send().await.unwrap()
+    }
+
+    async fn submit_stream(&self) -> async_nats::jetstream::stream::Stream {
+        self.env.bus.jetstream().get_stream(self.env.ns.stream_name(StreamKind::Submit)).await.unwrap()
+    }
+
+    async fn stored_batches(&self) -> u64 {
+        self.submit_stream().await.info().await.unwrap().state.messages
+    }
+
+    async fn last_batch(&self) -> SubmitBatch {
+        let stream = self.submit_stream().await;
+        let stored = stream.get_last_raw_message_by_subject(&self.env.ns.subject(StreamKind::Submit)).await.unwrap();
+        serde_json::from_slice(&stored.payload).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn pv_answers_ok_once_the_batch_is_on_the_submit_stream() {
+    let ingress = Ingress::start().await;
+    let r =
+        ingress.get(&format!("/index.php?app=ws&u=alice&h={}&op=pv&to=628111000001&msg=hello", ingress.token)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    let body: serde_json::Value = r.json().await.unwrap();
+    let item = &body["data"][0];
+    assert_eq!((item["status"].as_str(), item["error"].as_str()), (Some("OK"), Some("0")), "{body}");
+    assert_eq!(item["to"], "628111000001");
+    assert!(body["error_string"].is_null() && body["timestamp"].is_i64(), "{body}");
+    // The OK is sent only after the PubAck, so the batch is already stored.
+    let batch = ingress.last_batch().await;
+    assert_eq!(batch.submissions.len(), 1);
+    let submission = &batch.submissions[0];
+    assert_eq!(submission.queue, item["queue"].as_str().unwrap());
+    assert_eq!((submission.uid, submission.text.as_str()), (2, "hello"));
+    assert_eq!(submission.destinations.len(), 1);
+    assert_eq!(submission.destinations[0].smslog_id, item["smslog_id"].as_i64().unwrap());
+    assert_eq!(submission.destinations[0].to, "628111000001");
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_err_100_in_json_and_xml_and_sends_nothing() {
+    let ingress = Ingress::start().await;
+    let pv = "/index.php?app=ws&u=alice&h=00000000000000000000000000000000&op=pv&to=628111000001&msg=hello";
+    let r = ingress.get(pv).await;
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.starts_with(r#"{"status":"ERR","error":"100","error_string":"authentication failed","timestamp":"#),
+        "{body}"
+    );
+    let r = ingress.get(&format!("{pv}&format=xml")).await;
+    assert_eq!(r.headers()["content-type"], "text/xml;charset=UTF-8");
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("<status>ERR</status><error>100</error><error_string>authentication failed</error_string>"),
+        "{body}"
+    );
+    // Refused before the accept path: the reply is only sent after any
+    // publish would have been acked, so an empty stream now is final.
+    assert_eq!(ingress.stored_batches().await, 0);
+}
+
+#[tokio::test]
+async fn an_unknown_op_is_an_empty_html_page() {
+    let ingress = Ingress::start().await;
+    let r = ingress.get(&format!("/index.php?app=ws&u=alice&h={}&op=nosuchop", ingress.token)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/html; charset=UTF-8");
+    assert_eq!(r.headers()["cache-control"], "max-age=0, no-cache, no-store, must-revalidate");
+    assert_eq!(r.text().await.unwrap(), "");
+}
+
+#[tokio::test]
+async fn bulk_answers_1701_with_the_stored_id() {
+    let ingress = Ingress::start().await;
+    let r = ingress
+        .get(&format!(
+            "/bulksms/bulksms?username=alice&password={BULK_PASSWORD}&type=0&dlr=1&destination=919999999999,abc&source=ACME&message=hi"
+        ))
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+    let body = r.text().await.unwrap();
+    let batch = ingress.last_batch().await;
+    let submission = &batch.submissions[0];
+    assert!(submission.dlr_requested);
+    assert_eq!(body, format!("1701|919999999999|{},1706|abc", submission.destinations[0].smslog_id));
+    let r = ingress
+        .get("/bulksms/bulksms?username=alice&password=wrong&type=0&dlr=0&destination=1&source=A&message=hi")
+        .await;
+    assert_eq!(r.text().await.unwrap(), "1703");
+}
