@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, serve_requests};
-use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState};
+use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState, services};
 use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, AccountSettings, NewAccount, TokenUpdate};
 use tokio_util::sync::CancellationToken;
@@ -252,15 +252,10 @@ pub async fn run(
     let n = publish_all(&bus, &pool).await?;
     tracing::info!(accounts = n, "account states published");
     ready.set(true);
-    let subject = bus.namespace().accounts_service();
     let (p, b, s) = (pool.clone(), bus.clone(), secrets.clone());
-    serve_requests::<AccountCommand, AccountReply, _, _>(
-        bus.clone(),
-        subject,
-        "accounts",
-        shutdown.clone(),
-        move |cmd| handle(p.clone(), b.clone(), s.clone(), cmd),
-    )
+    serve_requests(bus.clone(), services::ACCOUNTS, shutdown.clone(), move |cmd| {
+        handle(p.clone(), b.clone(), s.clone(), cmd)
+    })
     .await?;
     let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
     Ok(())

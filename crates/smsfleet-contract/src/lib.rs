@@ -8,9 +8,11 @@
 //! identical.
 
 pub mod messages;
+pub mod services;
 pub mod topology;
 
 pub use messages::*;
+pub use services::Service;
 pub use topology::{ConsumerSpec, Namespace, Retention, StreamKind, StreamSpec, Topology};
 
 /// Version of every payload on the bus. A consumer rejects (dead-letters) a

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
-use smsfleet_contract::{DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind};
+use smsfleet_contract::{DeliveryStatus, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StreamKind};
+use smsfleet_domain::clock::now_ms;
 use smsfleet_store::PgPool;
 use smsfleet_store::dispatch::{self, Prior};
 use tokio::sync::Semaphore;
@@ -57,15 +58,13 @@ impl Outcome {
     }
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
-}
-
-fn event(smslog_id: i64, uid: i64, status: Status, upstream_id: Option<String>, reason: Option<String>) -> StatusEvent {
+fn event(
+    smslog_id: i64,
+    uid: i64,
+    status: DeliveryStatus,
+    upstream_id: Option<String>,
+    reason: Option<String>,
+) -> StatusEvent {
     StatusEvent { smslog_id, uid, status, at_ms: now_ms(), upstream_id, reason }
 }
 
@@ -115,7 +114,13 @@ impl Dispatcher {
                 None => {
                     tracing::warn!(smslog_id = d.smslog_id, to = %d.to, "no route for destination");
                     count("", "no_route", 1);
-                    outcome.events.push(event(d.smslog_id, chunk.uid, Status::Failed, None, Some("no route".into())));
+                    outcome.events.push(event(
+                        d.smslog_id,
+                        chunk.uid,
+                        DeliveryStatus::Failed,
+                        None,
+                        Some("no route".into()),
+                    ));
                 }
             }
         }
@@ -133,7 +138,7 @@ impl Dispatcher {
             let subject = self.bus.namespace().subject(StreamKind::Status);
             // Without the status batch the chunk must not be acked; a
             // redelivery re-emits the same events from the dispatch log.
-            self.bus.publish(subject, &batch.batch_id, &batch).await.map_err(transient)?;
+            self.bus.publish(subject, &batch.batch_id, &batch).await.map_err(HandlerError::transient)?;
         }
         match outcome.error {
             Some(e) => Err(e),
@@ -148,7 +153,7 @@ impl Dispatcher {
         let items: Vec<(i64, i64)> = idx.iter().map(|&i| (chunk.destinations[i].smslog_id, chunk.uid)).collect();
         let priors = match dispatch::claim(&self.pool, &route.name, &items).await {
             Ok(p) => p,
-            Err(e) => return Outcome { events: vec![], error: Some(transient(e)) },
+            Err(e) => return Outcome { events: vec![], error: Some(HandlerError::transient(e)) },
         };
         let expired = now_ms() > chunk.validity_until_ms;
         let mut to_send = Vec::new();
@@ -160,7 +165,7 @@ impl Dispatcher {
                 None => {
                     // Cannot happen (claim returns every id), but sending
                     // without a claim would break the guarantee.
-                    out.error = Some(transient(format!("no claim returned for {id}")));
+                    out.error = Some(HandlerError::transient(format!("no claim returned for {id}")));
                 }
                 Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((id, "expired")),
                 Some(Prior::Fresh) => to_send.push(i),
@@ -171,11 +176,11 @@ impl Dispatcher {
                 Some(Prior::Unconfirmed { .. }) => fail_now.push((id, "outcome unknown after crash")),
                 Some(Prior::Sent { upstream_id }) => {
                     already_sent += 1;
-                    out.events.push(event(id, chunk.uid, Status::Sent, Some(upstream_id.clone()), None));
+                    out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, Some(upstream_id.clone()), None));
                 }
                 Some(Prior::Failed) => {
                     already_failed += 1;
-                    out.events.push(event(id, chunk.uid, Status::Failed, None, None));
+                    out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, None));
                 }
             }
         }
@@ -184,12 +189,12 @@ impl Dispatcher {
         if !fail_now.is_empty() {
             let ids: Vec<i64> = fail_now.iter().map(|f| f.0).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
-                out.error = Some(transient(e));
+                out.error = Some(HandlerError::transient(e));
                 return out;
             }
             for (id, reason) in fail_now {
                 count(&route.name, if reason == "expired" { "expired" } else { "unknown" }, 1);
-                out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason.to_owned())));
+                out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason.to_owned())));
             }
         }
         let batches = to_send.chunks(route.batch).map(|b| self.send_batch(rs, chunk, b.to_vec()));
@@ -249,21 +254,21 @@ impl Dispatcher {
                     if let Err(e) = dispatch::record_sent(&self.pool, &sent).await {
                         // The claims stay, so a redelivery resends (deduped
                         // upstream by ref) and records the ids then.
-                        out.error = Some(transient(e));
+                        out.error = Some(HandlerError::transient(e));
                         return out;
                     }
                     count(&route.name, "sent", sent.len());
                     for (id, upstream_id) in sent {
-                        out.events.push(event(id, chunk.uid, Status::Sent, Some(upstream_id), None));
+                        out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, Some(upstream_id), None));
                     }
                     let rejected_ids: Vec<i64> = rejected.iter().map(|r| r.0).collect();
                     if let Err(e) = dispatch::record_failed(&self.pool, &rejected_ids).await {
-                        out.error = Some(transient(e));
+                        out.error = Some(HandlerError::transient(e));
                         return out;
                     }
                     count(&route.name, "rejected", rejected.len());
                     for (id, reason) in rejected {
-                        out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason)));
+                        out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason)));
                     }
                     if missing.is_empty() {
                         return out;
@@ -310,12 +315,12 @@ impl Dispatcher {
     ) -> Outcome {
         let ids: Vec<i64> = pending.iter().map(|&i| chunk.destinations[i].smslog_id).collect();
         if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
-            out.error = Some(transient(e));
+            out.error = Some(HandlerError::transient(e));
             return out;
         }
         count(&route.name, if reason == "expired" { "expired" } else { "rejected" }, ids.len());
         for id in ids {
-            out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason.to_owned())));
+            out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason.to_owned())));
         }
         out
     }
@@ -327,14 +332,14 @@ mod tests {
 
     #[test]
     fn batch_id_depends_on_outcome_not_order() {
-        let a = event(1, 7, Status::Sent, Some("u1".into()), None);
-        let b = event(2, 7, Status::Failed, None, Some("x".into()));
+        let a = event(1, 7, DeliveryStatus::Sent, Some("u1".into()), None);
+        let b = event(2, 7, DeliveryStatus::Failed, None, Some("x".into()));
         let id1 = status_batch_id("q.0", &[a.clone(), b.clone()]);
         let id2 = status_batch_id("q.0", &[b.clone(), a.clone()]);
         assert_eq!(id1, id2);
         assert!(id1.starts_with("d.q.0."));
         let mut b2 = b;
-        b2.status = Status::Sent;
+        b2.status = DeliveryStatus::Sent;
         assert_ne!(id1, status_batch_id("q.0", &[a, b2]));
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use smsfleet_contract::TextEncoding;
+use smsfleet_contract::Encoding;
 
 #[derive(Debug, Serialize)]
 pub struct SubmitRequest<'a> {
@@ -20,7 +20,7 @@ pub struct SubmitMessage<'a> {
     pub from: &'a str,
     pub to: &'a str,
     pub text: &'a str,
-    pub encoding: TextEncoding,
+    pub encoding: Encoding,
     pub flash: bool,
     pub dlr_url: &'a str,
 }

@@ -113,7 +113,7 @@ fn convert(route: &str, reports: Vec<WireReport>) -> Result<DlrBatch, ReceiveErr
         v: SCHEMA_VERSION,
         batch_id: hex::encode(rand::random::<[u8; 16]>()),
         route: route.to_owned(),
-        received_at_ms: crate::now_ms(),
+        received_at_ms: smsfleet_domain::clock::now_ms(),
         reports,
     })
 }

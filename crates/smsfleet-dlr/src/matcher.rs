@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
-use smsfleet_contract::{DlrBatch, DlrOutcome, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind};
+use smsfleet_contract::{DeliveryStatus, DlrBatch, DlrOutcome, SCHEMA_VERSION, StatusBatch, StatusEvent, StreamKind};
 use smsfleet_store::PgPool;
 use smsfleet_store::dispatch;
 
@@ -17,10 +17,6 @@ struct Inner {
     bus: Bus,
     pool: PgPool,
     max_match_attempts: i64,
-}
-
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
 }
 
 /// `r.<dlr batch id>.<hash of the matched (smslog_id, status) pairs>`: a
@@ -49,7 +45,8 @@ impl Matcher {
     async fn match_batch(&self, batch: &DlrBatch, delivered: i64) -> Result<(), HandlerError> {
         let inner = &self.inner;
         let ids: Vec<String> = batch.reports.iter().map(|r| r.upstream_id.clone()).collect();
-        let found = dispatch::lookup_upstream(&inner.pool, &batch.route, &ids).await.map_err(transient)?;
+        let found =
+            dispatch::lookup_upstream(&inner.pool, &batch.route, &ids).await.map_err(HandlerError::transient)?;
         let mut events = Vec::with_capacity(found.len());
         let mut unmatched = 0usize;
         for r in &batch.reports {
@@ -58,9 +55,9 @@ impl Matcher {
                 continue;
             };
             let (status, reason) = match r.outcome {
-                DlrOutcome::Delivered => (Status::Delivered, None),
+                DlrOutcome::Delivered => (DeliveryStatus::Delivered, None),
                 DlrOutcome::Failed => {
-                    (Status::Failed, Some(r.error_code.clone().unwrap_or_else(|| "failed".to_owned())))
+                    (DeliveryStatus::Failed, Some(r.error_code.clone().unwrap_or_else(|| "failed".to_owned())))
                 }
             };
             events.push(StatusEvent {
@@ -81,7 +78,8 @@ impl Matcher {
                 released_queues: vec![],
             };
             let subject = inner.bus.namespace().subject(StreamKind::Status);
-            let published = inner.bus.publish(subject, &status.batch_id, &status).await.map_err(transient)?;
+            let published =
+                inner.bus.publish(subject, &status.batch_id, &status).await.map_err(HandlerError::transient)?;
             if !published.duplicate {
                 metrics::counter!("smsfleet_dlr_reports_total", "outcome" => "matched").increment(matched as u64);
             }
@@ -104,15 +102,15 @@ impl Matcher {
 mod tests {
     use super::*;
 
-    fn ev(id: i64, status: Status) -> StatusEvent {
+    fn ev(id: i64, status: DeliveryStatus) -> StatusEvent {
         StatusEvent { smslog_id: id, uid: 1, status, at_ms: 0, upstream_id: None, reason: None }
     }
 
     #[test]
     fn batch_id_is_stable_and_outcome_sensitive() {
-        let a = status_batch_id("abc", &[ev(1, Status::Delivered), ev(2, Status::Failed)]);
-        assert_eq!(a, status_batch_id("abc", &[ev(2, Status::Failed), ev(1, Status::Delivered)]));
+        let a = status_batch_id("abc", &[ev(1, DeliveryStatus::Delivered), ev(2, DeliveryStatus::Failed)]);
+        assert_eq!(a, status_batch_id("abc", &[ev(2, DeliveryStatus::Failed), ev(1, DeliveryStatus::Delivered)]));
         assert!(a.starts_with("r.abc."));
-        assert_ne!(a, status_batch_id("abc", &[ev(1, Status::Delivered)]));
+        assert_ne!(a, status_batch_id("abc", &[ev(1, DeliveryStatus::Delivered)]));
     }
 }

@@ -56,7 +56,7 @@ fn answer(status: StatusCode, body: serde_json::Value) -> Response {
 }
 
 async fn store(bus: &Bus, route: &str, mo: WireMo) -> Response {
-    let message = match convert(route, mo, crate::now_ms()) {
+    let message = match convert(route, mo, smsfleet_domain::clock::now_ms()) {
         Ok(m) => m,
         Err(why) => return answer(StatusCode::BAD_REQUEST, serde_json::json!({ "ok": false, "error": why })),
     };

@@ -14,8 +14,7 @@ use rust_decimal::Decimal;
 use smsfleet_bus::StateEvent;
 use smsfleet_contract::{
     AccountCommand, AccountReply, AccountRole, ConfigurationChanges, CreditChangeReply, CreditChangeRequest,
-    CreditReply, CreditRequest, LastIdsReply, LastIdsRequest, NewAccountCommand, PreferenceChanges, SCHEMA_VERSION,
-    StopState,
+    CreditRequest, LastIdsReply, LastIdsRequest, NewAccountCommand, PreferenceChanges, SCHEMA_VERSION, StopState,
 };
 use smsfleet_domain::Credit;
 use smsfleet_playsms::{Node, Params, envelope, float_cast};
@@ -35,7 +34,7 @@ fn optional(p: &Params, key: &str) -> Option<String> {
 
 /// Sends an account command; applies a changed account locally first.
 async fn account_command(app: &App, cmd: &AccountCommand) -> Option<AccountReply> {
-    match app.bus.request::<_, AccountReply>(app.bus.namespace().accounts_service(), cmd, ACCOUNTS_TIMEOUT).await {
+    match app.bus.request(smsfleet_contract::services::ACCOUNTS, cmd, ACCOUNTS_TIMEOUT).await {
         Ok(reply) => {
             if let AccountReply::Done { account: Some(account), .. } = &reply {
                 app.cache.apply(StateEvent::Account(account.clone()));
@@ -219,7 +218,7 @@ pub async fn op_ws_login(app: &App, p: &Params, client: IpAddr) -> Response {
 
 async fn balance_of(app: &App, uid: i64) -> Option<Credit> {
     let req = CreditRequest { uid };
-    match app.bus.request::<_, CreditReply>(app.bus.namespace().credit_service(), &req, app.query_timeout).await {
+    match app.bus.request(smsfleet_contract::services::CREDIT, &req, app.query_timeout).await {
         Ok(r) => r.balance.parse::<Credit>().ok(),
         Err(e) => {
             tracing::error!(error = %e, "credit query failed");
@@ -266,8 +265,7 @@ pub async fn op_credit_change(app: &App, p: &Params, client: IpAddr, deduct: boo
         uid: account.uid,
         amount: signed.normalize().to_string(),
     };
-    let reply =
-        app.bus.request::<_, CreditChangeReply>(app.bus.namespace().ledger_service(), &req, ACCOUNTS_TIMEOUT).await;
+    let reply = app.bus.request(smsfleet_contract::services::LEDGER_CREDIT, &req, ACCOUNTS_TIMEOUT).await;
     match reply {
         Ok(CreditChangeReply::Balance(balance)) => {
             let balance = balance.parse::<Credit>().unwrap_or_default();
@@ -289,11 +287,8 @@ pub async fn op_query(app: &App, p: &Params, client: IpAddr) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
     let credit = balance_of(app, account.uid).await.unwrap_or_else(|| app.cache.balance(account.uid));
     let req = LastIdsRequest { uid: account.uid };
-    let last = app
-        .bus
-        .request::<_, LastIdsReply>(app.bus.namespace().last_ids_service(), &req, app.query_timeout)
-        .await
-        .unwrap_or_else(|e| {
+    let last =
+        app.bus.request(smsfleet_contract::services::LAST_IDS, &req, app.query_timeout).await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "last ids query failed");
             LastIdsReply::default()
         });

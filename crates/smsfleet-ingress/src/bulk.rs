@@ -534,7 +534,7 @@ async fn submit(app: &App, p: &Params, client: IpAddr, scheduled: bool) -> Respo
             sender: plan.sender.clone(),
             text: plan.text.clone(),
             footer: String::new(),
-            encoding: plan.encoding.into(),
+            encoding: plan.encoding,
             flash: plan.flash,
             segments: plan.segments,
             msg_type: plan.msg_type.clone(),

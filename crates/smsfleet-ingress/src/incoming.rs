@@ -81,7 +81,7 @@ pub(crate) async fn op_list(app: &App, p: &Params, client: IpAddr, list: Incomin
         last: int_param(p, "last"),
     };
     let reply: Result<IncomingReply, _> =
-        app.bus.request(app.bus.namespace().incoming_service(), &req, app.query_timeout).await;
+        app.bus.request(smsfleet_contract::services::INCOMING, &req, app.query_timeout).await;
     match reply {
         Ok(IncomingReply::Rows(rows)) => {
             let items = rows

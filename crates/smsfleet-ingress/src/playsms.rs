@@ -9,8 +9,7 @@ use axum::extract::{ConnectInfo, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use smsfleet_contract::{
-    AccountCommand, AccountReply, Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, IncomingList,
-    Submission,
+    AccountCommand, AccountReply, Api, CreditRequest, Destination, DsReply, DsRequest, IncomingList, Submission,
 };
 use smsfleet_domain::{Credit, QueueCode, charge_for};
 use smsfleet_playsms::{Format, Node, Params, envelope, render};
@@ -258,7 +257,7 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         sender: plan.sender,
         text: plan.text.clone(),
         footer: plan.footer,
-        encoding: plan.encoding.into(),
+        encoding: plan.encoding,
         flash: plan.flash,
         segments: plan.segments,
         msg_type: plan.msg_type,
@@ -309,7 +308,7 @@ async fn op_ds(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         limit: int_param(p, "c").map(|c| c.clamp(0, u32::MAX as i64) as u32).unwrap_or(0),
         last: int_param(p, "last"),
     };
-    let reply: Result<DsReply, _> = app.bus.request(app.bus.namespace().ds_service(), &req, app.query_timeout).await;
+    let reply: Result<DsReply, _> = app.bus.request(smsfleet_contract::services::DS, &req, app.query_timeout).await;
     match reply {
         Ok(DsReply::Rows(rows)) => envelope::list(
             rows.into_iter()
@@ -337,15 +336,14 @@ async fn op_ds(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
 async fn op_cr(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
     let req = CreditRequest { uid: account.uid };
-    let balance =
-        match app.bus.request::<_, CreditReply>(app.bus.namespace().credit_service(), &req, app.query_timeout).await {
-            Ok(r) => r.balance.parse::<Credit>().unwrap_or_default(),
-            Err(e) => {
-                // The cached balance is at most a moment old: better than failing.
-                tracing::warn!(error = %e, "credit query failed; answering from cache");
-                app.cache.balance(account.uid)
-            }
-        };
+    let balance = match app.bus.request(smsfleet_contract::services::CREDIT, &req, app.query_timeout).await {
+        Ok(r) => r.balance.parse::<Credit>().unwrap_or_default(),
+        Err(e) => {
+            // The cached balance is at most a moment old: better than failing.
+            tracing::warn!(error = %e, "credit query failed; answering from cache");
+            app.cache.balance(account.uid)
+        }
+    };
     envelope::ok(vec![("credit".to_owned(), envelope::credit_value(balance.to_f64()))], now_ts())
 }
 
@@ -370,11 +368,7 @@ async fn op_get_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
 async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(100, now_ts()) };
     let cmd = AccountCommand::SetToken { uid: account.uid };
-    match app
-        .bus
-        .request::<_, AccountReply>(app.bus.namespace().accounts_service(), &cmd, Duration::from_secs(10))
-        .await
-    {
+    match app.bus.request(smsfleet_contract::services::ACCOUNTS, &cmd, Duration::from_secs(10)).await {
         Ok(AccountReply::Token { token, account }) => {
             // Apply at once, so the old token fails on this replica from the
             // very next request; others follow through the state feed.
@@ -402,11 +396,7 @@ async fn op_set_banned(app: &App, p: &Params, client: std::net::IpAddr, banned: 
         return envelope::err(if banned { 611 } else { 613 }, now_ts());
     };
     let cmd = AccountCommand::SetBanned { username: username.to_owned(), banned };
-    match app
-        .bus
-        .request::<_, AccountReply>(app.bus.namespace().accounts_service(), &cmd, Duration::from_secs(10))
-        .await
-    {
+    match app.bus.request(smsfleet_contract::services::ACCOUNTS, &cmd, Duration::from_secs(10)).await {
         Ok(AccountReply::Account(account)) => {
             app.cache.apply(smsfleet_bus::StateEvent::Account(account));
             envelope::ok(vec![], now_ts())

@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
-use smsfleet_contract::{CreditChangeReply, CreditChangeRequest, StreamKind};
+use smsfleet_contract::{CreditChangeRequest, StreamKind, services};
 use smsfleet_domain::RateTable;
 use smsfleet_store::{PgPool, StoreError};
 use smsfleet_telemetry::ReadyFlag;
@@ -90,15 +90,13 @@ pub async fn run(
     // they are answered here, by the only writer of balances.
     let credit_service = {
         let (b, p) = (bus.clone(), pool.clone());
-        let subject = bus.namespace().ledger_service();
         let handler = move |req: CreditChangeRequest| {
             let (b, p) = (b.clone(), p.clone());
             async move { credit::change_reply(&p, &b, &req).await }
         };
-        tokio::spawn(smsfleet_bus::serve_requests::<CreditChangeRequest, CreditChangeReply, _, _>(
+        tokio::spawn(smsfleet_bus::serve_requests(
             bus.clone(),
-            subject,
-            "ledger",
+            services::LEDGER_CREDIT,
             shutdown.child_token(),
             handler,
         ))

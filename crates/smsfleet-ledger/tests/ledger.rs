@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rust_decimal::Decimal;
 use smsfleet_contract::{
-    Api, BalanceState, Destination, DispatchChunk, RatesState, Status, StatusBatch, StreamKind, Submission,
-    SubmitBatch, TextEncoding,
+    Api, BalanceState, DeliveryStatus, Destination, DispatchChunk, Encoding, RatesState, StatusBatch, StreamKind,
+    Submission, SubmitBatch,
 };
 use smsfleet_ledger::{LedgerConfig, adjust_credit};
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
@@ -38,7 +38,7 @@ fn submission(queue: &str, uid: i64, destinations: usize, segments: u32) -> Subm
         sender: "ACME".into(),
         text: "hello".into(),
         footer: " @alice".into(),
-        encoding: TextEncoding::Gsm7,
+        encoding: Encoding::Gsm7,
         flash: false,
         segments,
         msg_type: "text".into(),
@@ -168,7 +168,7 @@ async fn insufficient_credit_is_rejected_with_a_failed_status() {
     assert!(status.released_queues.is_empty());
     assert_eq!(status.events.len(), 2);
     for e in &status.events {
-        assert_eq!((e.uid, e.status, e.reason.as_deref()), (uid, Status::Failed, Some("insufficient credit")));
+        assert_eq!((e.uid, e.status, e.reason.as_deref()), (uid, DeliveryStatus::Failed, Some("insufficient credit")));
     }
 
     // A redelivery repeats the outcome without a second status message.

@@ -40,10 +40,7 @@ async fn list(env: &TestEnv, list: IncomingList, uid: i64, check: impl Fn(&Incom
     let req = IncomingRequest { list, uid, src: None, dst: None, dt: None, kwd: None, limit: 0, last: None };
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let reply = env
-            .bus
-            .request::<IncomingRequest, IncomingReply>(env.ns.incoming_service(), &req, Duration::from_secs(5))
-            .await;
+        let reply = env.bus.request(smsfleet_contract::services::INCOMING, &req, Duration::from_secs(5)).await;
         if let Ok(r) = &reply
             && check(r)
         {

@@ -79,9 +79,6 @@ async fn hold(pool: &PgPool, deliveries: Vec<Delivery<DispatchChunk>>) -> Result
     let mut held = Vec::with_capacity(deliveries.len());
     for d in deliveries {
         let chunk = d.body;
-        if chunk.v != SCHEMA_VERSION {
-            return Err(HandlerError::Permanent(format!("dispatch_chunk version {} is unknown", chunk.v)));
-        }
         if !seen.insert(chunk.chunk_id.clone()) {
             continue;
         }

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use smsfleet_contract::{Destination, DispatchChunk, StatusBatch, StreamKind, TextEncoding};
+use smsfleet_contract::{Destination, DispatchChunk, Encoding, StatusBatch, StreamKind};
 use smsfleet_scheduler::SchedulerConfig;
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
@@ -45,7 +45,7 @@ async fn releases_on_time_once_across_a_restart() {
         uid: 1,
         sender: "ACME".into(),
         body: "later".into(),
-        encoding: TextEncoding::Gsm7,
+        encoding: Encoding::Gsm7,
         flash: false,
         segments: 1,
         validity_until_ms: release_at + 86_400_000,
