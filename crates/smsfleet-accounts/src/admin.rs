@@ -13,8 +13,8 @@ use smsfleet_store::account_admin::{self as store, ConfigurationUpdate, Preferen
 use smsfleet_store::accounts::{self as accounts_store, AccountRow, NewAccount};
 use time::{Duration, OffsetDateTime};
 
-use crate::secrets::{Secrets, generate_token, hash_password};
 use crate::service::{publish, to_state};
+use smsfleet_secrets::{Secrets, generate_token, hash_password};
 
 /// A login key is for a link opened at once; an unused one expires.
 pub const LOGIN_KEY_TTL: Duration = Duration::hours(1);

@@ -6,15 +6,17 @@ use std::time::Duration;
 
 use smsfleet_bus::{Bus, serve_requests};
 use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState, services};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, AccountSettings, NewAccount, TokenUpdate};
-use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::secrets::{Secrets, generate_token, hash_password};
+use smsfleet_secrets::{Secrets, generate_token, hash_password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
+    #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
     #[error(transparent)]
     Store(#[from] smsfleet_store::StoreError),
     #[error(transparent)]
@@ -241,14 +243,15 @@ async fn set_banned(pool: &PgPool, bus: &Bus, username: &str, banned: bool) -> A
     }
 }
 
+/// The accounts role has nothing to tune yet; the struct keeps its start
+/// the same shape as every other role's.
+#[derive(Debug, Clone, Default)]
+pub struct AccountsConfig {}
+
 /// Runs the accounts service until `shutdown`.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    secrets: Secrets,
-    ready: smsfleet_telemetry::ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), AccountsError> {
+pub async fn run(ctx: RoleContext, _config: AccountsConfig) -> Result<(), AccountsError> {
+    let (bus, pool, secrets) = (ctx.bus()?, ctx.pool()?, ctx.secrets()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     let n = publish_all(&bus, &pool).await?;
     tracing::info!(accounts = n, "account states published");
     ready.set(true);

@@ -27,10 +27,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
-use smsfleet_bus::{Bus, BusError, Delivery, HandlerError, WorkerConfig};
+use smsfleet_bus::{BusError, Delivery, HandlerError, WorkerConfig};
 use smsfleet_contract::{DeliveryStatus, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -65,6 +65,8 @@ impl Default for CallbacksConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallbacksError {
+    #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
     #[error(transparent)]
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
@@ -218,13 +220,9 @@ async fn send_loop(pool: PgPool, config: CallbacksConfig, stop: CancellationToke
 }
 
 /// Runs the two workers and the sender until `shutdown`.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: CallbacksConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), CallbacksError> {
+pub async fn run(ctx: RoleContext, config: CallbacksConfig) -> Result<(), CallbacksError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     let stop = shutdown.child_token();
     let mut tasks: JoinSet<(&'static str, Result<(), BusError>)> = JoinSet::new();
     let worker = |stream| WorkerConfig {

@@ -14,7 +14,6 @@ use smsfleet_contract::{
 use smsfleet_dispatcher::{DispatcherConfig, Route};
 use smsfleet_dlr::DlrConfig;
 use smsfleet_simulator::SimulatorConfig;
-use smsfleet_telemetry::ReadyFlag;
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -49,29 +48,19 @@ impl Harness {
 
         let (sim_listener, sim) = listener().await;
         let stop = shutdown.clone();
-        tokio::spawn(smsfleet_simulator::run(sim_config, sim_listener, async move { stop.cancelled().await }));
+        tokio::spawn(smsfleet_simulator::serve(sim_config, sim_listener, async move { stop.cancelled().await }));
 
         let (dlr_listener, dlr) = listener().await;
         tokio::spawn(smsfleet_dlr::run(
-            env.bus.clone(),
-            env.pool.clone(),
+            env.context("dlr", &shutdown).with_listener(dlr_listener),
             DlrConfig::default(),
-            dlr_listener,
-            ReadyFlag::default(),
-            shutdown.clone(),
         ));
 
         let routes =
             routes.iter().map(|r| Route::parse(&r.replace("{sim}", &sim).replace("{dlr}", &dlr)).unwrap()).collect();
         let config =
             DispatcherConfig { routes, request_timeout: Duration::from_secs(3), ..DispatcherConfig::default() };
-        tokio::spawn(smsfleet_dispatcher::run(
-            env.bus.clone(),
-            env.pool.clone(),
-            config,
-            ReadyFlag::default(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(smsfleet_dispatcher::run(env.context("dispatcher", &shutdown), config));
         Harness { env, sim, dlr, events, http: reqwest::Client::new(), shutdown }
     }
 
@@ -298,7 +287,11 @@ async fn unreachable_upstream_drops_claims_and_is_sent_once_it_is_back() {
     // The upstream comes up: the redelivered chunk gets through, once.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let stop = h.shutdown.clone();
-    tokio::spawn(smsfleet_simulator::run(SimulatorConfig::default(), listener, async move { stop.cancelled().await }));
+    tokio::spawn(smsfleet_simulator::serve(
+        SimulatorConfig::default(),
+        listener,
+        async move { stop.cancelled().await },
+    ));
     h.wait_status(4001, DeliveryStatus::Delivered).await;
     let r = h.http.get(format!("{dead}/messages/4001")).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["submits"], 1);

@@ -18,12 +18,11 @@ mod rates;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
+use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::{CreditChangeRequest, StreamKind, services};
 use smsfleet_domain::RateTable;
-use smsfleet_store::{PgPool, StoreError};
-use smsfleet_telemetry::ReadyFlag;
-use tokio_util::sync::CancellationToken;
+use smsfleet_runtime::RoleContext;
+use smsfleet_store::StoreError;
 
 pub use credit::adjust_credit;
 
@@ -49,6 +48,8 @@ impl Default for LedgerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -63,13 +64,9 @@ pub enum LedgerError {
 pub(crate) type SharedRates = Arc<RwLock<RateTable>>;
 
 /// Runs the ledger until `shutdown` is cancelled and in-flight batches are done.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: LedgerConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), LedgerError> {
+pub async fn run(ctx: RoleContext, config: LedgerConfig) -> Result<(), LedgerError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     // Every ingress must see rates and balances before it can price a send,
     // so both are published before we claim readiness.
     let rates: SharedRates = Arc::default();

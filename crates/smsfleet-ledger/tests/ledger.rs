@@ -54,10 +54,9 @@ fn submission(queue: &str, uid: i64, destinations: usize, segments: u32) -> Subm
 }
 
 fn start(env: &TestEnv, chunk_size: usize) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let readiness = smsfleet_telemetry::Readiness::default();
     let token = CancellationToken::new();
     let cfg = LedgerConfig { chunk_size, ..Default::default() };
-    let run = smsfleet_ledger::run(env.bus.clone(), env.pool.clone(), cfg, readiness.register("ledger"), token.clone());
+    let run = smsfleet_ledger::run(env.context("ledger", &token), cfg);
     let handle = tokio::spawn(async move { run.await.unwrap() });
     (token, handle)
 }

@@ -21,8 +21,8 @@ use std::future::Future;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
 use smsfleet_contract::{BusMessage, IncomingMessage, Service, StatusBatch, StreamKind, SubmitBatch, services};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -58,19 +58,17 @@ impl Default for QueryConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
 /// Runs the projection and incoming workers and the request/reply services until
 /// `shutdown` is cancelled. If one loop fails, the others are stopped and
 /// the error is returned, so a half-working replica never stays up.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: QueryConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), QueryError> {
+pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     // A child token lets a failing loop stop its siblings without
     // cancelling the caller's token.
     let stop = shutdown.child_token();

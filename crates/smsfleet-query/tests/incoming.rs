@@ -10,7 +10,6 @@ use smsfleet_contract::{
     IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, SCHEMA_VERSION, StreamKind,
 };
 use smsfleet_query::QueryConfig;
-use smsfleet_telemetry::ReadyFlag;
 use smsfleet_testkit::{CancellationToken, TestEnv};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -70,13 +69,7 @@ async fn routes_by_keyword_and_stores_each_key_once() {
     smsfleet_store::incoming::add_keyword(&env.pool, "IDOL", alice.uid).await.unwrap();
     assert!(smsfleet_store::incoming::add_keyword(&env.pool, "IDOL", admin.uid).await.is_err());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(smsfleet_query::run(
-        env.bus.clone(),
-        env.pool.clone(),
-        QueryConfig::default(),
-        ReadyFlag::default(),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
 
     let vote = message("mo:sim:1", IncomingKind::Mo, "idol I vote for \"3\"", None);
     publish(&env, &vote).await;

@@ -12,7 +12,6 @@ use smsfleet_contract::{
 };
 use smsfleet_domain::schedule::format_playsms;
 use smsfleet_query::{QueryConfig, QueryError};
-use smsfleet_telemetry::ReadyFlag;
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -30,13 +29,7 @@ struct Running {
 async fn start() -> Running {
     let env = TestEnv::start().await;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(smsfleet_query::run(
-        env.bus.clone(),
-        env.pool.clone(),
-        QueryConfig::default(),
-        ReadyFlag::default(),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
     Running { env, shutdown, task }
 }
 

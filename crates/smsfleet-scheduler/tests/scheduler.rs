@@ -13,15 +13,8 @@ fn now_ms() -> i64 {
 }
 
 fn start(env: &TestEnv) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let readiness = smsfleet_telemetry::Readiness::default();
     let token = CancellationToken::new();
-    let run = smsfleet_scheduler::run(
-        env.bus.clone(),
-        env.pool.clone(),
-        SchedulerConfig::default(),
-        readiness.register("scheduler"),
-        token.clone(),
-    );
+    let run = smsfleet_scheduler::run(env.context("scheduler", &token), SchedulerConfig::default());
     let handle = tokio::spawn(async move { run.await.unwrap() });
     (token, handle)
 }

@@ -6,12 +6,13 @@ use anyhow::{Context, bail};
 use smsfleet_domain::keyword::normalize_keyword;
 
 use crate::cli::KeywordCommand;
+use crate::connect;
 
 pub async fn run(command: KeywordCommand) -> anyhow::Result<()> {
     match command {
         KeywordCommand::Add(a) => {
             let keyword = parse(&a.keyword)?;
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let owner = smsfleet_store::accounts::by_username(&pool, &a.user.to_ascii_lowercase())
                 .await?
                 .with_context(|| format!("no account {:?}", a.user))?;
@@ -22,14 +23,14 @@ pub async fn run(command: KeywordCommand) -> anyhow::Result<()> {
         }
         KeywordCommand::Remove(a) => {
             let keyword = parse(&a.keyword)?;
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             if !smsfleet_store::incoming::remove_keyword(&pool, &keyword).await? {
                 bail!("no keyword {keyword}");
             }
             println!("keyword={keyword} removed");
         }
         KeywordCommand::List(store) => {
-            let pool = smsfleet_store::connect(&store.database_url, 2).await?;
+            let pool = connect::store(&store, true).await?;
             for (keyword, uid, username) in smsfleet_store::incoming::list_keywords(&pool).await? {
                 println!("keyword={keyword} username={username} uid={uid}");
             }

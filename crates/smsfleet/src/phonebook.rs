@@ -6,7 +6,7 @@ use smsfleet_accounts::phonebook::{self, MAX_GROUP_MEMBERS};
 use smsfleet_store::PgPool;
 
 use crate::cli::{PhonebookCommand, PhonebookGroupCommand};
-use crate::roles::connect_bus;
+use crate::connect;
 
 pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
     match command {
@@ -15,9 +15,9 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
             // Checked whole before anything is written.
             let contacts = phonebook::parse_csv(std::io::BufReader::new(file))
                 .with_context(|| format!("{}: nothing imported", a.file.display()))?;
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            let bus = connect_bus(&a.bus, "cli").await?;
+            let bus = connect::bus(&a.bus, "cli").await?;
             let outcome = phonebook::import(&pool, &bus, uid, &contacts).await.with_context(|| {
                 format!("{}: nothing imported (groups hold at most {MAX_GROUP_MEMBERS})", a.file.display())
             })?;
@@ -31,23 +31,23 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PhonebookCommand::Group { command: PhonebookGroupCommand::Add(a) } => {
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            let bus = connect_bus(&a.bus, "cli").await?;
+            let bus = connect::bus(&a.bus, "cli").await?;
             let g = phonebook::add_group(&pool, &bus, uid, &a.code, &a.name).await?;
             println!("gpid={} code={} name={}", g.gpid, g.code, g.name);
             Ok(())
         }
         PhonebookCommand::Group { command: PhonebookGroupCommand::Remove(a) } => {
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            let bus = connect_bus(&a.bus, "cli").await?;
+            let bus = connect::bus(&a.bus, "cli").await?;
             let g = phonebook::remove_group(&pool, &bus, uid, &a.code).await?;
             println!("removed gpid={} code={}", g.gpid, g.code);
             Ok(())
         }
         PhonebookCommand::List(a) => {
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
             for snapshot in smsfleet_store::phonebook::groups_of(&pool, uid).await? {
                 let g = &snapshot.group;
