@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, serve_requests};
-use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState, services};
+use smsfleet_contract::{AccountCommand, AccountReply, AccountState, SCHEMA_VERSION, StopState, services};
+use smsfleet_domain::account::{AccountError, Role};
 use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, AccountSettings, NewAccount, TokenUpdate};
@@ -36,11 +37,7 @@ pub fn to_state(row: &AccountRow) -> AccountState {
         email: row.email.clone(),
         name: row.name.clone(),
         mobile: row.mobile.clone(),
-        role: match row.role {
-            2 => AccountRole::Admin,
-            3 => AccountRole::User,
-            _ => AccountRole::Subuser,
-        },
+        role: Role::from_code(row.role).unwrap_or(Role::Subuser),
         parent_uid: row.parent_uid,
         banned: row.banned,
         deleted: row.deleted,
@@ -188,8 +185,7 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
                 }
                 Err(e) => {
                     tracing::error!(error = %e, uid, "set_token failed");
-                    // playSMS answers ERR 100 when the update fails.
-                    AccountReply::Error(100)
+                    AccountReply::Refused(AccountError::StorageFailure)
                 }
             }
         }
@@ -209,24 +205,24 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
     }
 }
 
-/// playSMS's codes: unknown user 611 (ban) / 613 (unban); the first account
-/// (uid 1, the bootstrap admin) cannot be banned: 612; unbanning an account
-/// that is not banned: 614. Banning twice is OK.
+/// The first account (uid 1, the bootstrap admin) cannot be banned, and an
+/// account that is not banned cannot be unbanned. Banning twice is OK.
 async fn set_banned(pool: &PgPool, bus: &Bus, username: &str, banned: bool) -> AccountReply {
-    let (unknown, failed) = if banned { (611, 612) } else { (613, 614) };
+    let unknown = AccountReply::Refused(AccountError::UnknownAccount);
+    let failed = AccountReply::Refused(AccountError::StorageFailure);
     let Some(name) = smsfleet_domain::account::normalize_username(username) else {
-        return AccountReply::Error(unknown);
+        return unknown;
     };
     let row = match smsfleet_store::accounts::by_username(pool, &name).await {
         Ok(Some(row)) => row,
-        Ok(None) => return AccountReply::Error(unknown),
+        Ok(None) => return unknown,
         Err(e) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(failed);
+            return failed;
         }
     };
     if (banned && row.uid == 1) || (!banned && !row.banned) {
-        return AccountReply::Error(failed);
+        return AccountReply::Refused(AccountError::NotAllowed);
     }
     match smsfleet_store::accounts::set_banned(pool, row.uid, banned).await {
         Ok(Some(row)) => {
@@ -235,10 +231,10 @@ async fn set_banned(pool: &PgPool, bus: &Bus, username: &str, banned: bool) -> A
             }
             AccountReply::Account(Box::new(to_state(&row)))
         }
-        Ok(None) => AccountReply::Error(unknown),
+        Ok(None) => unknown,
         Err(e) => {
             tracing::error!(error = %e, "ban update failed");
-            AccountReply::Error(failed)
+            failed
         }
     }
 }

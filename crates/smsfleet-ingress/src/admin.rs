@@ -13,14 +13,14 @@ use axum::response::{IntoResponse, Response};
 use rust_decimal::Decimal;
 use smsfleet_bus::StateEvent;
 use smsfleet_contract::{
-    AccountCommand, AccountReply, AccountRole, ConfigurationChanges, CreditChangeReply, CreditChangeRequest,
-    CreditRequest, LastIdsReply, LastIdsRequest, NewAccountCommand, PreferenceChanges, SCHEMA_VERSION, StopState,
+    AccountCommand, AccountReply, ConfigurationChanges, CreditChangeReply, CreditChangeRequest, CreditRequest,
+    LastIdsReply, LastIdsRequest, NewAccountCommand, PreferenceChanges, SCHEMA_VERSION, StopState,
 };
 use smsfleet_domain::Credit;
 use smsfleet_playsms::{Node, Params, envelope, float_cast};
 
-use crate::App;
 use crate::playsms::{authenticate, authenticate_admin, now_ts};
+use crate::{App, account_errors};
 
 const ACCOUNTS_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,7 +50,7 @@ async fn account_command(app: &App, cmd: &AccountCommand) -> Option<AccountReply
 
 /// Maps an accounts reply onto the envelope; `failed` is the op's
 /// "fail to …" code, used when the service could not be reached.
-fn account_reply(reply: Option<AccountReply>, failed: u16) -> Node {
+fn account_reply(cmd: &AccountCommand, reply: Option<AccountReply>, failed: u16) -> Node {
     match reply {
         Some(AccountReply::Done { info, token, .. }) => {
             let mut payload = Vec::new();
@@ -62,10 +62,7 @@ fn account_reply(reply: Option<AccountReply>, failed: u16) -> Node {
             }
             envelope::ok(payload, now_ts())
         }
-        Some(AccountReply::Refused { code, info }) => {
-            envelope::err_with(code, vec![("info".to_owned(), Node::from(info))], now_ts())
-        }
-        Some(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Some(AccountReply::Refused(e)) => account_errors::refusal(cmd, &e, now_ts()),
         Some(_) | None => envelope::err(failed, now_ts()),
     }
 }
@@ -98,7 +95,8 @@ pub async fn op_account_add(app: &App, p: &Params, client: IpAddr) -> Node {
     if required.iter().any(|f| f.is_empty()) {
         return envelope::err(603, now_ts());
     }
-    account_reply(account_command(app, &AccountCommand::Add(Box::new(cmd))).await, 604)
+    let cmd = AccountCommand::Add(Box::new(cmd));
+    account_reply(&cmd, account_command(app, &cmd).await, 604)
 }
 
 pub async fn op_account_remove(app: &App, p: &Params, client: IpAddr) -> Node {
@@ -106,7 +104,8 @@ pub async fn op_account_remove(app: &App, p: &Params, client: IpAddr) -> Node {
         return envelope::err(600, now_ts());
     }
     let Some(username) = optional(p, "data_username") else { return envelope::err(605, now_ts()) };
-    account_reply(account_command(app, &AccountCommand::Remove { username }).await, 606)
+    let cmd = AccountCommand::Remove { username };
+    account_reply(&cmd, account_command(app, &cmd).await, 606)
 }
 
 pub async fn op_parent_set(app: &App, p: &Params, client: IpAddr) -> Node {
@@ -116,7 +115,8 @@ pub async fn op_parent_set(app: &App, p: &Params, client: IpAddr) -> Node {
     let (Some(username), Some(parent)) = (optional(p, "data_username"), optional(p, "data_parent")) else {
         return envelope::err(607, now_ts());
     };
-    account_reply(account_command(app, &AccountCommand::SetParent { username, parent }).await, 608)
+    let cmd = AccountCommand::SetParent { username, parent };
+    account_reply(&cmd, account_command(app, &cmd).await, 608)
 }
 
 /// `op=parentget`, from the replica's memory: 609 unknown, 610 no parent.
@@ -155,7 +155,8 @@ pub async fn op_account_pref(app: &App, p: &Params, client: IpAddr) -> Node {
         country: optional(p, "data_country"),
         zipcode: optional(p, "data_zipcode"),
     };
-    account_reply(account_command(app, &AccountCommand::Preferences { username, changes }).await, 616)
+    let cmd = AccountCommand::Preferences { username, changes };
+    account_reply(&cmd, account_command(app, &cmd).await, 616)
 }
 
 pub async fn op_account_conf(app: &App, p: &Params, client: IpAddr) -> Node {
@@ -176,7 +177,8 @@ pub async fn op_account_conf(app: &App, p: &Params, client: IpAddr) -> Node {
         replace_zero: raw("data_replace_zero"),
         sender: raw("data_sender"),
     };
-    account_reply(account_command(app, &AccountCommand::Configuration { username, changes }).await, 618)
+    let cmd = AccountCommand::Configuration { username, changes };
+    account_reply(&cmd, account_command(app, &cmd).await, 618)
 }
 
 pub async fn op_login_key_set(app: &App, p: &Params, client: IpAddr) -> Node {
@@ -184,11 +186,12 @@ pub async fn op_login_key_set(app: &App, p: &Params, client: IpAddr) -> Node {
         return envelope::err(600, now_ts());
     }
     let Some(username) = optional(p, "data_username") else { return envelope::err(625, now_ts()) };
-    match account_command(app, &AccountCommand::SetLoginKey { username }).await {
+    let cmd = AccountCommand::SetLoginKey { username };
+    match account_command(app, &cmd).await {
         Some(AccountReply::LoginKey { login_key }) => {
             envelope::ok(vec![("login_key".to_owned(), Node::from(login_key))], now_ts())
         }
-        Some(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Some(AccountReply::Refused(e)) => account_errors::refusal(&cmd, &e, now_ts()),
         _ => envelope::err(626, now_ts()),
     }
 }
@@ -292,11 +295,7 @@ pub async fn op_query(app: &App, p: &Params, client: IpAddr) -> Node {
             tracing::error!(error = %e, "last ids query failed");
             LastIdsReply::default()
         });
-    let status = match account.role {
-        AccountRole::Admin => 2,
-        AccountRole::User => 3,
-        AccountRole::Subuser => 4,
-    };
+    let status = account.role.code();
     let user = Node::map()
         .with("username", account.username.clone())
         .with("uid", account.uid)
@@ -320,13 +319,14 @@ pub async fn op_stoplist(app: &App, p: &Params, client: IpAddr) -> Node {
         return envelope::err(100, now_ts());
     }
     let Some(number) = optional(p, "from") else { return envelope::bare(now_ts()) };
-    match account_command(app, &AccountCommand::AddStop { number }).await {
+    let cmd = AccountCommand::AddStop { number };
+    match account_command(app, &cmd).await {
         Some(AccountReply::Stopped { number }) => {
             let state = StopState { v: SCHEMA_VERSION, number, uid: None, listed: true };
             app.cache.apply(StateEvent::Stop(state));
             envelope::ok(Vec::new(), now_ts())
         }
-        Some(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Some(AccountReply::Refused(e)) => account_errors::refusal(&cmd, &e, now_ts()),
         _ => envelope::err(102, now_ts()),
     }
 }

@@ -9,9 +9,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use smsfleet_contract::{
-    AccountRole, AccountState, IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest,
-    SCHEMA_VERSION, StreamKind,
+    AccountState, IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, SCHEMA_VERSION,
+    StreamKind,
 };
+use smsfleet_domain::account::Role;
 use smsfleet_playsms::{Node, Params, envelope};
 
 use crate::App;
@@ -66,7 +67,7 @@ pub(crate) async fn op_inject(app: &App, p: &Params, client: IpAddr) -> Node {
 /// as in playSMS).
 pub(crate) async fn op_list(app: &App, p: &Params, client: IpAddr, list: IncomingList) -> Node {
     let Some(account) = authenticate(app, p, client) else { return envelope::err(ERR_AUTH, now_ts()) };
-    if list == IncomingList::Sx && account.role != AccountRole::Admin {
+    if list == IncomingList::Sx && account.role != Role::Admin {
         return envelope::err(ERR_EMPTY, now_ts());
     }
     let text = |key: &str| p.get_nonempty(key).map(str::to_owned);

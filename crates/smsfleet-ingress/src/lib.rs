@@ -5,6 +5,7 @@
 //! changes (`set_token`) go to the query and accounts roles over NATS
 //! request/reply.
 
+mod account_errors;
 mod admin;
 mod auth;
 mod bulk;

@@ -197,7 +197,7 @@ pub(crate) fn authenticate_admin(
     p: &Params,
     client: std::net::IpAddr,
 ) -> Option<std::sync::Arc<smsfleet_contract::AccountState>> {
-    authenticate(app, p, client).filter(|a| a.role == smsfleet_contract::AccountRole::Admin)
+    authenticate(app, p, client).filter(|a| a.role == smsfleet_domain::account::Role::Admin)
 }
 
 /// The item playSMS (on PHP 7) returns when a whole send fails.
@@ -375,7 +375,7 @@ async fn op_set_token(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
             app.cache.apply(smsfleet_bus::StateEvent::Account(account));
             envelope::ok(vec![("token".to_owned(), Node::from(token))], now_ts())
         }
-        Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Ok(AccountReply::Refused(e)) => crate::account_errors::refusal(&cmd, &e, now_ts()),
         Ok(_) => envelope::err(100, now_ts()),
         Err(e) => {
             tracing::error!(error = %e, "set_token failed");
@@ -401,7 +401,7 @@ async fn op_set_banned(app: &App, p: &Params, client: std::net::IpAddr, banned: 
             app.cache.apply(smsfleet_bus::StateEvent::Account(account));
             envelope::ok(vec![], now_ts())
         }
-        Ok(AccountReply::Error(code)) => envelope::err(code, now_ts()),
+        Ok(AccountReply::Refused(e)) => crate::account_errors::refusal(&cmd, &e, now_ts()),
         Ok(_) | Err(_) => envelope::err(if banned { 612 } else { 614 }, now_ts()),
     }
 }

@@ -2,6 +2,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use smsfleet_domain::account::AccountError;
 
 use super::AccountState;
 
@@ -93,10 +94,9 @@ pub enum AccountReply {
     Token { token: String, account: Box<AccountState> },
     /// The changed account, applied by the asking ingress before it answers.
     Account(Box<AccountState>),
-    /// A playSMS error code.
-    Error(u16),
-    /// A playSMS error code with the `info` text playSMS puts next to it.
-    Refused { code: u16, info: String },
+    /// What went wrong; each front door renders it in its own codes (the
+    /// playSMS ones are in the ingress's `account_errors.rs`).
+    Refused(AccountError),
     /// Done; `info` is playSMS's message (empty for ops that have none).
     /// `account` is the changed account, applied by the asking ingress
     /// before it answers; `token` is set when `accountadd` made one.

@@ -3,14 +3,7 @@
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum AccountRole {
-    Admin,
-    User,
-    Subuser,
-}
+use smsfleet_domain::account::Role;
 
 /// The full state of one account as every ingress replica caches it. Secrets
 /// travel only in protected form: the token as a keyed hash (for lookup) and
@@ -25,7 +18,7 @@ pub struct AccountState {
     pub email: String,
     pub name: String,
     pub mobile: String,
-    pub role: AccountRole,
+    pub role: Role,
     pub parent_uid: Option<i64>,
     pub banned: bool,
     pub deleted: bool,
