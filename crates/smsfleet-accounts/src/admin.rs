@@ -10,8 +10,7 @@ use smsfleet_contract::{AccountReply, ConfigurationChanges, NewAccountCommand, P
 use smsfleet_domain::account::{self, AccountError, Role};
 use smsfleet_domain::{Msisdn, ipallow};
 use smsfleet_store::PgPool;
-use smsfleet_store::account_admin::{self as store, ConfigurationUpdate, PreferenceUpdate};
-use smsfleet_store::accounts::{self as accounts_store, AccountRow, NewAccount};
+use smsfleet_store::accounts::{self as store, AccountRow, ConfigurationUpdate, NewAccount, PreferenceUpdate};
 use time::{Duration, OffsetDateTime};
 
 use crate::service::{publish, to_state};
@@ -29,7 +28,7 @@ fn refused(e: AccountError) -> AccountReply {
 
 async fn live_account(pool: &PgPool, username: &str) -> Result<Option<AccountRow>, smsfleet_store::StoreError> {
     match account::normalize_username(username) {
-        Some(name) => accounts_store::by_username(pool, &name).await,
+        Some(name) => store::by_username(pool, &name).await,
         None => Ok(None),
     }
 }
@@ -63,7 +62,7 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         return refused(AccountError::InvalidEmail { email: email.to_owned() });
     }
     let checks = async {
-        if accounts_store::by_username(pool, &username).await?.is_some() {
+        if store::by_username(pool, &username).await?.is_some() {
             return Ok(Some(AccountError::UsernameTaken { username: username.clone() }));
         }
         if store::email_taken(pool, email, None).await? {
@@ -136,7 +135,7 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         templates: Vec::new(),
         dlr_callback_url: None,
     };
-    match accounts_store::create(pool, &new).await {
+    match store::create(pool, &new).await {
         // We send no email; this is playSMS's text on a server without mail.
         Ok(row) => {
             changed(bus, &row, format!("Account has been added but failed to send email (username: {username})"), token)
@@ -405,7 +404,7 @@ pub async fn use_login_key(pool: &PgPool, secrets: &Secrets, username: &str, key
 pub async fn add_stop(pool: &PgPool, bus: &Bus, number: &str) -> AccountReply {
     let Some(n) = Msisdn::clean(number) else { return refused(AccountError::InvalidNumber) };
     let digits = n.digits().to_owned();
-    match store::add_stop(pool, &digits).await {
+    match smsfleet_store::stoplist::add_stop(pool, &digits).await {
         Ok(true) => {
             if let Err(e) = crate::service::publish_stop(bus, None, &digits, true).await {
                 tracing::error!(error = %e, "stop-list entry not published");

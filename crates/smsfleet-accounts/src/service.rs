@@ -83,8 +83,8 @@ pub async fn set_stop(
         .ok_or_else(|| AccountsError::Invalid(format!("number {number:?} (optional +, 5 to 15 digits)")))?;
     let digits = n.digits().to_owned();
     match uid {
-        None => smsfleet_store::accounts::set_stopped(pool, &digits, listed).await?,
-        Some(uid) => smsfleet_store::accounts::set_dnd(pool, uid, &digits, listed).await?,
+        None => smsfleet_store::stoplist::set_stopped(pool, &digits, listed).await?,
+        Some(uid) => smsfleet_store::stoplist::set_dnd(pool, uid, &digits, listed).await?,
     }
     publish_stop(bus, uid, &digits, listed).await?;
     Ok(digits)
@@ -96,7 +96,7 @@ pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsErro
     for row in &rows {
         publish(bus, row).await?;
     }
-    for (uid, digits) in smsfleet_store::accounts::all_stops(pool).await? {
+    for (uid, digits) in smsfleet_store::stoplist::all_stops(pool).await? {
         publish_stop(bus, uid, &digits, true).await?;
     }
     crate::phonebook::publish_groups(pool, bus, None).await?;
@@ -273,12 +273,20 @@ pub async fn set_sender_approved(
             "sender ID {sender:?} (up to 11 letters/digits, or a number of up to 16 digits)"
         )));
     }
+    let row = find_account(pool, username).await?;
+    Ok(smsfleet_store::accounts::set_sender_approved(pool, row.uid, sender, approved).await?)
+}
+
+/// The live account an operator names (case-insensitive).
+pub async fn find_account(pool: &PgPool, username: &str) -> Result<AccountRow, AccountsError> {
+    lookup_account(pool, username).await?.ok_or_else(|| AccountsError::Invalid(format!("no account {username:?}")))
+}
+
+/// Like [`find_account`], `None` when there is no such account.
+pub async fn lookup_account(pool: &PgPool, username: &str) -> Result<Option<AccountRow>, AccountsError> {
     let name = smsfleet_domain::account::normalize_username(username)
         .ok_or_else(|| AccountsError::Invalid(format!("username {username:?}")))?;
-    let row = smsfleet_store::accounts::by_username(pool, &name)
-        .await?
-        .ok_or_else(|| AccountsError::Invalid(format!("no account {name:?}")))?;
-    Ok(smsfleet_store::account_admin::set_sender_approved(pool, row.uid, sender, approved).await?)
+    Ok(smsfleet_store::accounts::by_username(pool, &name).await?)
 }
 
 /// What an operator may change on an existing account from the CLI; `None`

@@ -25,6 +25,7 @@ use smsfleet_runtime::RoleContext;
 use smsfleet_store::StoreError;
 
 pub use credit::adjust_credit;
+pub use rates::set_rate;
 
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
@@ -57,6 +58,8 @@ pub enum LedgerError {
     UnknownAccount(i64),
     #[error("a credit adjustment must not be zero")]
     ZeroAmount,
+    #[error("{0}")]
+    InvalidRate(String),
 }
 
 /// Shared by the handler and the rates refresher. A std lock is enough:

@@ -13,6 +13,7 @@
 mod credit;
 mod ds;
 mod incoming;
+mod keywords;
 mod last_ids;
 mod phonebook;
 mod projection;
@@ -29,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 pub use credit::credit_reply;
 pub use ds::{ds_filter, ds_reply};
 pub use incoming::{Routed, SANDBOX_UID, incoming_filter, incoming_reply, route};
+pub use keywords::{KeywordError, add_keyword, list_keywords, remove_keyword};
 pub use last_ids::last_ids_reply;
 pub use phonebook::{phonebook_limit, phonebook_reply};
 pub use projection::{coalesce_status, submit_rows};

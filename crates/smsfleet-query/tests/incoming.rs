@@ -66,8 +66,8 @@ async fn routes_by_keyword_and_stores_each_key_once() {
     let admin = env.create_user("admin").await;
     let alice = env.create_user("alice").await;
     assert_eq!(admin.uid, 1);
-    smsfleet_store::incoming::add_keyword(&env.pool, "IDOL", alice.uid).await.unwrap();
-    assert!(smsfleet_store::incoming::add_keyword(&env.pool, "IDOL", admin.uid).await.is_err());
+    smsfleet_store::keywords::add(&env.pool, "IDOL", alice.uid).await.unwrap();
+    assert!(smsfleet_store::keywords::add(&env.pool, "IDOL", admin.uid).await.is_err());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
 

@@ -177,7 +177,7 @@ async fn bootstrap_admin(
     secrets: &Secrets,
 ) -> anyhow::Result<Option<String>> {
     let username = a.admin_user.to_ascii_lowercase();
-    if let Some(row) = smsfleet_store::accounts::by_username(pool, &username).await? {
+    if let Some(row) = smsfleet_accounts::lookup_account(pool, &username).await? {
         return Ok(row.token_sealed.as_deref().and_then(|s| secrets.open(s)));
     }
     let password = a.admin_password.clone().unwrap_or_else(|| smsfleet_secrets::generate_token()[..16].to_owned());

@@ -45,16 +45,7 @@ pub async fn execute(command: Command) -> anyhow::Result<Option<Command>> {
         Command::Rate { command: cli::RateCommand::Set(a) } => {
             let pool = connect::store(&a.store, true).await?;
             let rate: rust_decimal::Decimal = a.rate.parse().context("rate must be a decimal number")?;
-            if rate.is_sign_negative() {
-                bail!("rate must not be negative");
-            }
-            match &a.prefix {
-                Some(p) if !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()) => {
-                    smsfleet_store::rates::set_prefix(&pool, p, rate).await?
-                }
-                Some(p) => bail!("prefix {p:?} must be 1 to 10 digits"),
-                None => smsfleet_store::rates::set_default(&pool, rate).await?,
-            }
+            smsfleet_ledger::set_rate(&pool, a.prefix.as_deref(), rate).await?;
             println!("rate set; the ledger publishes it within seconds");
             Ok(())
         }
@@ -73,10 +64,7 @@ async fn stop_command(command: cli::StopCommand, dnd: bool) -> anyhow::Result<()
     let pool = connect::store(&a.store, true).await?;
     let uid = if dnd {
         let name = a.username.context("--username is required for dnd")?;
-        let row = smsfleet_store::accounts::by_username(&pool, &name.to_ascii_lowercase())
-            .await?
-            .with_context(|| format!("no account {name:?}"))?;
-        Some(row.uid)
+        Some(smsfleet_accounts::find_account(&pool, &name).await?.uid)
     } else {
         None
     };
@@ -120,9 +108,7 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
             let bus = connect::bus(&a.bus, "cli").await?;
             let pool = connect::store(&a.store, true).await?;
             let amount: rust_decimal::Decimal = a.amount.parse().context("amount must be a decimal number")?;
-            let row = smsfleet_store::accounts::by_username(&pool, &a.username.to_ascii_lowercase())
-                .await?
-                .with_context(|| format!("no account {:?}", a.username))?;
+            let row = smsfleet_accounts::find_account(&pool, &a.username).await?;
             let reference = format!("cli:{}:{}", row.uid, smsfleet_domain::clock::now_ms());
             let balance = smsfleet_ledger::adjust_credit(&pool, &bus, &reference, row.uid, amount).await?;
             println!("username={} balance={balance}", row.username);

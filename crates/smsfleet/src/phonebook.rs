@@ -49,12 +49,13 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
         PhonebookCommand::List(a) => {
             let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            for snapshot in smsfleet_store::phonebook::groups_of(&pool, uid).await? {
+            let (groups, contacts) = phonebook::list(&pool, uid).await?;
+            for snapshot in groups {
                 let g = &snapshot.group;
                 let members = snapshot.members.join(";");
                 println!("group gpid={} code={} name={} members={members}", g.gpid, g.code, g.name);
             }
-            for c in smsfleet_store::phonebook::contacts_of(&pool, uid).await? {
+            for c in contacts {
                 println!("contact pid={} mobile={} name={} email={} tags={}", c.pid, c.mobile, c.name, c.email, c.tags);
             }
             Ok(())
@@ -63,8 +64,5 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
 }
 
 async fn uid_of(pool: &PgPool, username: &str) -> anyhow::Result<i64> {
-    let row = smsfleet_store::accounts::by_username(pool, &username.to_ascii_lowercase())
-        .await?
-        .with_context(|| format!("no account {username:?}"))?;
-    Ok(row.uid)
+    Ok(smsfleet_accounts::find_account(pool, username).await?.uid)
 }
