@@ -4,7 +4,9 @@
 //! to the scheduler, and idempotent credit top-ups.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use smsfleet_domain::clock::now_ms;
 
 use rust_decimal::Decimal;
 use smsfleet_contract::{
@@ -16,10 +18,6 @@ use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// An account with `credit`, and a default rate of 0.5 per segment.

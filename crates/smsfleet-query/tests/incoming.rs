@@ -10,7 +10,7 @@ use smsfleet_contract::{
     IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, SCHEMA_VERSION, StreamKind,
 };
 use smsfleet_query::QueryConfig;
-use smsfleet_testkit::{CancellationToken, TestEnv};
+use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -98,8 +98,19 @@ async fn routes_by_keyword_and_stores_each_key_once() {
     assert_eq!(list(&env, IncomingList::In, admin.uid, |_| true).await, IncomingReply::Error(501));
     assert_eq!(list(&env, IncomingList::Ix, admin.uid, |_| true).await, IncomingReply::Error(501));
 
-    // Give a late duplicate time to land, then count the rows directly.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once every published message is acked (after its rows are written),
+    // a duplicate would be in the tables: count the rows directly.
+    let stream = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Incoming)).await.unwrap();
+    let handled = eventually(WAIT, || {
+        let mut stream = stream.clone();
+        async move {
+            let last = stream.info().await.ok()?.state.last_sequence;
+            let acked = stream.consumer_info("projection").await.ok()?.ack_floor.stream_sequence;
+            (acked >= last).then_some(())
+        }
+    })
+    .await;
+    assert!(handled.is_some(), "the incoming messages were not all handled");
     let (incoming,): (i64,) = sqlx::query_as("SELECT count(*) FROM incoming").fetch_one(&env.pool).await.unwrap();
     let (inbox,): (i64,) = sqlx::query_as("SELECT count(*) FROM inbox").fetch_one(&env.pool).await.unwrap();
     assert_eq!((incoming, inbox), (2, 1));
