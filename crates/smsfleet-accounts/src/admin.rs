@@ -13,7 +13,7 @@ use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{self as store, AccountRow, ConfigurationUpdate, NewAccount, PreferenceUpdate};
 use time::{Duration, OffsetDateTime};
 
-use crate::service::{publish, to_state};
+use crate::service::{publish, to_state, with_secrets};
 use smsfleet_secrets::{Secrets, generate_token, hash_password};
 
 /// A login key is for a link opened at once; an unused one expires.
@@ -116,7 +116,7 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         Some(f) if !f.trim().is_empty() => f.trim().to_owned(),
         _ => account::default_footer(&username),
     };
-    let new = NewAccount {
+    let profile = NewAccount {
         username: username.clone(),
         email: email.to_owned(),
         name: cmd.name.trim().to_owned(),
@@ -125,16 +125,11 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         parent_uid,
         webservices_enabled: cmd.webservices_enabled,
         webservices_ip,
-        token_lookup: token.as_deref().map(|t| secrets.token_lookup(t)),
-        token_sealed: token.as_deref().map(|t| secrets.seal(t)),
-        password_hash: Some(password_hash.clone()),
-        bulk_password_hash: Some(password_hash),
         timezone: if cmd.timezone.trim().is_empty() { "+0000".to_owned() } else { cmd.timezone.trim().to_owned() },
         footer,
-        sender: String::new(),
-        templates: Vec::new(),
-        dlr_callback_url: None,
+        ..NewAccount::default()
     };
+    let new = with_secrets(profile, secrets, token.as_deref(), Some(password_hash));
     match store::create(pool, &new).await {
         // We send no email; this is playSMS's text on a server without mail.
         Ok(row) => {

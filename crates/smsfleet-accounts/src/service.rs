@@ -108,7 +108,7 @@ pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsErro
 pub struct NewAccountSpec {
     pub username: String,
     pub password: Option<String>,
-    pub role: i16,
+    pub role: Role,
     pub email: String,
     pub name: String,
     /// Webservices allow-list; the account gets webservices on.
@@ -121,6 +121,25 @@ pub struct NewAccountSpec {
     pub templates: Vec<String>,
     /// Bulk API delivery-report callback URL.
     pub dlr_callback_url: Option<String>,
+}
+
+/// A new account's row with its secrets in the only forms ever stored: the
+/// token as a keyed lookup hash and sealed under the server key, the
+/// password as one argon2 hash for both APIs. Every way of creating an
+/// account goes through here.
+pub(crate) fn with_secrets(
+    profile: NewAccount,
+    secrets: &Secrets,
+    token: Option<&str>,
+    password_hash: Option<String>,
+) -> NewAccount {
+    NewAccount {
+        token_lookup: token.map(|t| secrets.token_lookup(t)),
+        token_sealed: token.map(|t| secrets.seal(t)),
+        bulk_password_hash: password_hash.clone(),
+        password_hash,
+        ..profile
+    }
 }
 
 /// Creates an account with webservices enabled and a token (an extension:
@@ -144,25 +163,20 @@ pub async fn create_account(
         Some(p) => Some(hash_password(p)?),
         None => None,
     };
-    let new = NewAccount {
+    let profile = NewAccount {
         username: username.clone(),
         email: spec.email,
         name: if spec.name.is_empty() { username.clone() } else { spec.name },
-        mobile: String::new(),
-        role: spec.role,
-        parent_uid: None,
+        role: spec.role.code(),
         webservices_enabled: true,
         webservices_ip: spec.webservices_ip,
-        token_lookup: Some(secrets.token_lookup(&token)),
-        token_sealed: Some(secrets.seal(&token)),
-        bulk_password_hash: password_hash.clone(),
-        password_hash,
         timezone: if spec.timezone.is_empty() { "+0000".to_owned() } else { spec.timezone },
         footer: spec.footer,
-        sender: String::new(),
         templates: spec.templates,
         dlr_callback_url: spec.dlr_callback_url,
+        ..NewAccount::default()
     };
+    let new = with_secrets(profile, secrets, Some(&token), password_hash);
     let row = smsfleet_store::accounts::create(pool, &new).await?;
     publish(bus, &row).await?;
     Ok((row, token))

@@ -7,11 +7,13 @@ use serde::{Deserialize, Serialize};
 // playSMS's `status` column: 2 admin, 3 user, 4 subuser (with a parent).
 // Named `AccountRole` in the bus schemas (`proto/`), which predate it; a
 // plain comment, so the schema stays a bare string enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+// A plain user unless said otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 #[schemars(rename = "AccountRole")]
 pub enum Role {
     Admin,
+    #[default]
     User,
     Subuser,
 }

@@ -184,7 +184,7 @@ async fn bootstrap_admin(
     let spec = smsfleet_accounts::NewAccountSpec {
         username: username.clone(),
         password: Some(password.clone()),
-        role: 2,
+        role: smsfleet_domain::account::Role::Admin,
         email: String::new(),
         name: "Administrator".to_owned(),
         webservices_ip: "127.0.0.1, ::1".to_owned(),

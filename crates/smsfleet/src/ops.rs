@@ -3,6 +3,7 @@
 //! same library function the roles use, then prints one line.
 
 use anyhow::{Context, bail};
+use smsfleet_domain::account::Role;
 use smsfleet_secrets::Secrets;
 
 use crate::cli::{self, Command};
@@ -82,9 +83,9 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
             let pool = connect::store(&a.store, true).await?;
             let secrets = Secrets::from_hex(&a.server_key)?;
             let role = match a.role.as_str() {
-                "admin" => 2,
-                "user" => 3,
-                "subuser" => 4,
+                "admin" => Role::Admin,
+                "user" => Role::User,
+                "subuser" => Role::Subuser,
                 other => bail!("role {other:?}: use admin, user or subuser"),
             };
             let spec = smsfleet_accounts::NewAccountSpec {
