@@ -206,7 +206,7 @@ async fn admin_ops_manage_accounts_and_credit() {
         assert_eq!(resp.headers()["location"], "index.php");
     }
     let stored = smsfleet_store::accounts::by_username(&f.env.pool, "carol").await.unwrap().unwrap();
-    let left = smsfleet_store::account_admin::take_login_key(&f.env.pool, stored.uid).await.unwrap();
+    let left = smsfleet_store::accounts::take_login_key(&f.env.pool, stored.uid).await.unwrap();
     assert!(left.is_none(), "the key is single use");
 
     // stoplist: any user may add; 627 for a duplicate (with or without +); pv to it fails.

@@ -2,19 +2,19 @@
 //! parentset, accountpref, accountconf, loginkeyset (and ws_login, which
 //! consumes the key), and the stoplist op. Each validates, writes Postgres,
 //! then publishes the account's new state so every ingress replica sees it.
-//! The `info` texts are playSMS's own, because clients show them to people.
+//! Refusals say what went wrong ([`AccountError`]); the ingress turns them
+//! into playSMS's codes and `info` texts.
 
 use smsfleet_bus::Bus;
 use smsfleet_contract::{AccountReply, ConfigurationChanges, NewAccountCommand, PreferenceChanges};
-use smsfleet_domain::account::{self, Role};
+use smsfleet_domain::account::{self, AccountError, Role};
 use smsfleet_domain::{Msisdn, ipallow};
 use smsfleet_store::PgPool;
-use smsfleet_store::account_admin::{self as store, ConfigurationUpdate, PreferenceUpdate};
-use smsfleet_store::accounts::{self as accounts_store, AccountRow, NewAccount};
+use smsfleet_store::accounts::{self as store, AccountRow, ConfigurationUpdate, NewAccount, PreferenceUpdate};
 use time::{Duration, OffsetDateTime};
 
-use crate::secrets::{Secrets, generate_token, hash_password};
-use crate::service::{publish, to_state};
+use crate::service::{publish, to_state, with_secrets};
+use smsfleet_secrets::{Secrets, generate_token, hash_password};
 
 /// A login key is for a link opened at once; an unused one expires.
 pub const LOGIN_KEY_TTL: Duration = Duration::hours(1);
@@ -22,13 +22,13 @@ pub const LOGIN_KEY_TTL: Duration = Duration::hours(1);
 /// The bootstrap admin: playSMS's uid 1, which cannot be banned or removed.
 const FIRST_ADMIN_UID: i64 = 1;
 
-fn refused(code: u16, info: impl Into<String>) -> AccountReply {
-    AccountReply::Refused { code, info: info.into() }
+fn refused(e: AccountError) -> AccountReply {
+    AccountReply::Refused(e)
 }
 
 async fn live_account(pool: &PgPool, username: &str) -> Result<Option<AccountRow>, smsfleet_store::StoreError> {
     match account::normalize_username(username) {
-        Some(name) => accounts_store::by_username(pool, &name).await,
+        Some(name) => store::by_username(pool, &name).await,
         None => Ok(None),
     }
 }
@@ -51,35 +51,35 @@ fn non_empty(v: &Option<String>) -> Option<String> {
 pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCommand) -> AccountReply {
     let required = [&cmd.status, &cmd.username, &cmd.password, &cmd.name, &cmd.email];
     if required.iter().any(|f| f.trim().is_empty()) {
-        return AccountReply::Error(603);
+        return refused(AccountError::MissingField);
     }
     let raw_username = cmd.username.trim();
     let Some(username) = account::normalize_username(raw_username) else {
-        return refused(604, format!("Invalid username format (username: {raw_username})"));
+        return refused(AccountError::InvalidUsername { username: raw_username.to_owned() });
     };
     let email = cmd.email.trim();
     if !account::email_valid(email) {
-        return refused(604, format!("Your email format is invalid ({email})"));
+        return refused(AccountError::InvalidEmail { email: email.to_owned() });
     }
     let checks = async {
-        if accounts_store::by_username(pool, &username).await?.is_some() {
-            return Ok(Some(format!("Account already exists (username: {username})")));
+        if store::by_username(pool, &username).await?.is_some() {
+            return Ok(Some(AccountError::UsernameTaken { username: username.clone() }));
         }
         if store::email_taken(pool, email, None).await? {
-            return Ok(Some(format!("Email is already in use by other username (email: {email})")));
+            return Ok(Some(AccountError::EmailTaken { email: email.to_owned() }));
         }
         let mobile = cmd.mobile.trim();
         if !mobile.is_empty() && store::mobile_taken(pool, mobile, None).await? {
-            return Ok(Some(format!("Mobile is already in use by other username (mobile: {mobile})")));
+            return Ok(Some(AccountError::MobileTaken { mobile: mobile.to_owned() }));
         }
         Ok::<_, smsfleet_store::StoreError>(None)
     };
     match checks.await {
-        Ok(Some(info)) => return refused(604, info),
+        Ok(Some(e)) => return refused(e),
         Ok(None) => {}
         Err(e) => {
             tracing::error!(error = %e, "accountadd checks failed");
-            return refused(604, format!("Fail to add account (username: {username})"));
+            return refused(AccountError::StorageFailure);
         }
     }
     let role = Role::from_code_lenient(&cmd.status);
@@ -99,24 +99,24 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
     };
     let webservices_ip = non_empty(&cmd.webservices_ip).unwrap_or_else(|| "127.0.0.1".to_owned());
     if !ipallow::is_valid_list(&webservices_ip) {
-        return refused(604, format!("Invalid webservices IP allow-list ({webservices_ip})"));
+        return refused(AccountError::InvalidIpList { list: webservices_ip });
     }
     let token = match non_empty(&cmd.token) {
         Some(t) if t.eq_ignore_ascii_case("auto") => Some(generate_token()),
         Some(t) if account::token_shape_ok(&t) => Some(t),
-        Some(_) => return refused(604, "Invalid webservices token (letters and digits only)"),
+        Some(_) => return refused(AccountError::InvalidToken),
         None => None,
     };
     let password = cmd.password.trim().to_owned();
     let password_hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
         Ok(Ok(h)) => h,
-        _ => return refused(604, format!("Fail to add account (username: {username})")),
+        _ => return refused(AccountError::StorageFailure),
     };
     let footer = match &cmd.footer {
         Some(f) if !f.trim().is_empty() => f.trim().to_owned(),
         _ => account::default_footer(&username),
     };
-    let new = NewAccount {
+    let profile = NewAccount {
         username: username.clone(),
         email: email.to_owned(),
         name: cmd.name.trim().to_owned(),
@@ -125,28 +125,21 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         parent_uid,
         webservices_enabled: cmd.webservices_enabled,
         webservices_ip,
-        token_lookup: token.as_deref().map(|t| secrets.token_lookup(t)),
-        token_sealed: token.as_deref().map(|t| secrets.seal(t)),
-        password_hash: Some(password_hash.clone()),
-        bulk_password_hash: Some(password_hash),
         timezone: if cmd.timezone.trim().is_empty() { "+0000".to_owned() } else { cmd.timezone.trim().to_owned() },
         footer,
-        sender: String::new(),
-        templates: Vec::new(),
-        dlr_callback_url: None,
+        ..NewAccount::default()
     };
-    match accounts_store::create(pool, &new).await {
+    let new = with_secrets(profile, secrets, token.as_deref(), Some(password_hash));
+    match store::create(pool, &new).await {
         // We send no email; this is playSMS's text on a server without mail.
         Ok(row) => {
             changed(bus, &row, format!("Account has been added but failed to send email (username: {username})"), token)
                 .await
         }
-        Err(smsfleet_store::StoreError::Conflict(_)) => {
-            refused(604, format!("Account already exists (username: {username})"))
-        }
+        Err(smsfleet_store::StoreError::Conflict(_)) => refused(AccountError::UsernameTaken { username }),
         Err(e) => {
             tracing::error!(error = %e, "accountadd failed");
-            refused(604, format!("Fail to add account (username: {username})"))
+            refused(AccountError::StorageFailure)
         }
     }
 }
@@ -156,33 +149,33 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
 pub async fn remove(pool: &PgPool, bus: &Bus, username: &str) -> AccountReply {
     let row = match live_account(pool, username).await {
         Ok(Some(row)) => row,
-        Ok(None) => return AccountReply::Error(605),
+        Ok(None) => return refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(606);
+            return refused(AccountError::StorageFailure);
         }
     };
     if row.uid == FIRST_ADMIN_UID {
-        return refused(606, format!("User is immune to deletion (username: {})", row.username));
+        return refused(AccountError::Immune { username: row.username });
     }
     match store::live_subusers(pool, row.uid).await {
         Ok(0) => {}
         Ok(_) => {
-            return refused(606, "Unable to delete this user until all subusers under this user have been removed");
+            return refused(AccountError::HasSubusers);
         }
         Err(e) => {
             tracing::error!(error = %e, "subuser count failed");
-            return AccountReply::Error(606);
+            return refused(AccountError::StorageFailure);
         }
     }
     match store::remove(pool, row.uid).await {
         Ok(Some(removed)) => {
             changed(bus, &removed, format!("Account has been removed (username: {})", row.username), None).await
         }
-        Ok(None) => AccountReply::Error(605),
+        Ok(None) => refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "accountremove failed");
-            AccountReply::Error(606)
+            refused(AccountError::StorageFailure)
         }
     }
 }
@@ -191,21 +184,21 @@ pub async fn remove(pool: &PgPool, bus: &Bus, username: &str) -> AccountReply {
 pub async fn set_parent(pool: &PgPool, bus: &Bus, username: &str, parent: &str) -> AccountReply {
     let (child, parent) = match (live_account(pool, username).await, live_account(pool, parent).await) {
         (Ok(Some(c)), Ok(Some(p))) => (c, p),
-        (Ok(_), Ok(_)) => return AccountReply::Error(607),
+        (Ok(_), Ok(_)) => return refused(AccountError::UnknownAccount),
         (Err(e), _) | (_, Err(e)) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(608);
+            return refused(AccountError::StorageFailure);
         }
     };
     if child.uid == parent.uid {
-        return AccountReply::Error(608);
+        return refused(AccountError::NotAllowed);
     }
     match store::set_parent(pool, child.uid, parent.uid).await {
         Ok(Some(row)) => changed(bus, &row, String::new(), None).await,
-        Ok(None) => AccountReply::Error(607),
+        Ok(None) => refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "parentset failed");
-            AccountReply::Error(608)
+            refused(AccountError::StorageFailure)
         }
     }
 }
@@ -221,10 +214,10 @@ fn profile_entry(map: &mut serde_json::Map<String, serde_json::Value>, key: &str
 pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &PreferenceChanges) -> AccountReply {
     let row = match live_account(pool, username).await {
         Ok(Some(row)) => row,
-        Ok(None) => return AccountReply::Error(615),
+        Ok(None) => return refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(616);
+            return refused(AccountError::StorageFailure);
         }
     };
     let mut update = PreferenceUpdate {
@@ -241,32 +234,32 @@ pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &Preferenc
     let password = non_empty(&c.password);
     let nothing = update.name.is_none() && update.email.is_none() && update.mobile.is_none();
     if nothing && password.is_none() && update.profile.is_empty() {
-        return AccountReply::Error(615);
+        return refused(AccountError::NothingToChange);
     }
     if let Some(email) = &update.email {
         if !account::email_valid(email) {
-            return refused(616, format!("Your email format is invalid ({email})"));
+            return refused(AccountError::InvalidEmail { email: email.clone() });
         }
         match store::email_taken(pool, email, Some(row.uid)).await {
             Ok(false) => {}
-            Ok(true) => return refused(616, format!("Email is already in use by other username (email: {email})")),
-            Err(_) => return AccountReply::Error(616),
+            Ok(true) => return refused(AccountError::EmailTaken { email: email.clone() }),
+            Err(_) => return refused(AccountError::StorageFailure),
         }
     }
     if let Some(mobile) = &update.mobile {
         match store::mobile_taken(pool, mobile, Some(row.uid)).await {
             Ok(false) => {}
-            Ok(true) => return refused(616, format!("Mobile is already in use by other username (mobile: {mobile})")),
-            Err(_) => return AccountReply::Error(616),
+            Ok(true) => return refused(AccountError::MobileTaken { mobile: mobile.clone() }),
+            Err(_) => return refused(AccountError::StorageFailure),
         }
     }
     if let Some(p) = password.clone() {
         if !account::password_long_enough(&p) {
-            return refused(616, "Password must be at least 5 characters long");
+            return refused(AccountError::PasswordTooShort);
         }
         match tokio::task::spawn_blocking(move || hash_password(&p)).await {
             Ok(Ok(h)) => update.password_hash = Some(h),
-            _ => return AccountReply::Error(616),
+            _ => return refused(AccountError::StorageFailure),
         }
     }
     let info = if password.is_some() {
@@ -276,10 +269,10 @@ pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &Preferenc
     };
     match store::update_preferences(pool, row.uid, &update).await {
         Ok(Some(row)) => changed(bus, &row, info.to_owned(), None).await,
-        Ok(None) => AccountReply::Error(615),
+        Ok(None) => refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "accountpref failed");
-            AccountReply::Error(616)
+            refused(AccountError::StorageFailure)
         }
     }
 }
@@ -292,10 +285,10 @@ pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &Preferenc
 pub async fn configuration(pool: &PgPool, bus: &Bus, username: &str, c: &ConfigurationChanges) -> AccountReply {
     let row = match live_account(pool, username).await {
         Ok(Some(row)) => row,
-        Ok(None) => return AccountReply::Error(617),
+        Ok(None) => return refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(618);
+            return refused(AccountError::StorageFailure);
         }
     };
     let set = |v: &Option<String>| v.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
@@ -318,36 +311,36 @@ pub async fn configuration(pool: &PgPool, bus: &Bus, username: &str, c: &Configu
         }
     }
     if update.footer.is_none() && update.timezone.is_none() && update.sender.is_none() && update.profile.is_empty() {
-        return AccountReply::Error(617);
+        return refused(AccountError::NothingToChange);
     }
     if let Some(tz) = &update.timezone
         && smsfleet_domain::schedule::parse_offset(tz).is_none()
     {
-        return refused(618, "Invalid timezone");
+        return refused(AccountError::InvalidTimezone);
     }
     if update.footer.as_deref().is_some_and(|f| f.chars().count() > 30) {
-        return refused(618, "Footer is too long (30 characters at most)");
+        return refused(AccountError::FooterTooLong);
     }
     if let Some(len) = update.profile.get("local_length").and_then(|v| v.as_str())
         && len.parse::<u8>().is_err()
     {
-        return refused(618, "Invalid local number length");
+        return refused(AccountError::InvalidLocalLength);
     }
     if let Some(sender) = &update.sender {
         let approved = match store::approved_senders(pool, row.uid).await {
             Ok(list) => list,
-            Err(_) => return AccountReply::Error(618),
+            Err(_) => return refused(AccountError::StorageFailure),
         };
         if !approved.iter().any(|a| a == sender) || !account::sender_id_shape_ok(sender) {
-            return refused(618, "Invalid sender ID");
+            return refused(AccountError::SenderNotApproved);
         }
     }
     match store::update_configuration(pool, row.uid, &update).await {
         Ok(Some(row)) => changed(bus, &row, "User configuration has been saved".to_owned(), None).await,
-        Ok(None) => AccountReply::Error(617),
+        Ok(None) => refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "accountconf failed");
-            AccountReply::Error(618)
+            refused(AccountError::StorageFailure)
         }
     }
 }
@@ -363,20 +356,20 @@ fn login_key_lookup(secrets: &Secrets, key: &str) -> String {
 pub async fn set_login_key(pool: &PgPool, secrets: &Secrets, username: &str) -> AccountReply {
     let row = match live_account(pool, username).await {
         Ok(Some(row)) => row,
-        Ok(None) => return AccountReply::Error(626),
+        Ok(None) => return refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(626);
+            return refused(AccountError::StorageFailure);
         }
     };
     let key = generate_token();
     let expires = OffsetDateTime::now_utc() + LOGIN_KEY_TTL;
     match store::set_login_key(pool, row.uid, &login_key_lookup(secrets, &key), expires).await {
         Ok(true) => AccountReply::LoginKey { login_key: key },
-        Ok(false) => AccountReply::Error(626),
+        Ok(false) => refused(AccountError::UnknownAccount),
         Err(e) => {
             tracing::error!(error = %e, "loginkeyset failed");
-            AccountReply::Error(626)
+            refused(AccountError::StorageFailure)
         }
     }
 }
@@ -385,10 +378,10 @@ pub async fn set_login_key(pool: &PgPool, secrets: &Secrets, username: &str) -> 
 /// compared in constant time. The caller answers the same redirect either
 /// way; the outcome is only logged and counted.
 pub async fn use_login_key(pool: &PgPool, secrets: &Secrets, username: &str, key: &str) -> AccountReply {
-    let Ok(Some(row)) = live_account(pool, username).await else { return AccountReply::Error(100) };
+    let Ok(Some(row)) = live_account(pool, username).await else { return refused(AccountError::LoginRefused) };
     let stored = match store::take_login_key(pool, row.uid).await {
         Ok(Some(stored)) => stored,
-        _ => return AccountReply::Error(100),
+        _ => return refused(AccountError::LoginRefused),
     };
     let (lookup, expires) = stored;
     let fresh = OffsetDateTime::now_utc() < expires;
@@ -396,7 +389,7 @@ pub async fn use_login_key(pool: &PgPool, secrets: &Secrets, username: &str, key
     if fresh && usable && secrets.token_matches(&format!("login_key:{key}"), &lookup) {
         AccountReply::Done { info: String::new(), account: None, token: None }
     } else {
-        AccountReply::Error(100)
+        refused(AccountError::LoginRefused)
     }
 }
 
@@ -404,19 +397,19 @@ pub async fn use_login_key(pool: &PgPool, secrets: &Secrets, username: &str, key
 /// already there. Numbers are compared as digits, so `+628…` after `628…`
 /// is a duplicate too.
 pub async fn add_stop(pool: &PgPool, bus: &Bus, number: &str) -> AccountReply {
-    let Some(n) = Msisdn::clean(number) else { return AccountReply::Error(102) };
+    let Some(n) = Msisdn::clean(number) else { return refused(AccountError::InvalidNumber) };
     let digits = n.digits().to_owned();
-    match store::add_stop(pool, &digits).await {
+    match smsfleet_store::stoplist::add_stop(pool, &digits).await {
         Ok(true) => {
             if let Err(e) = crate::service::publish_stop(bus, None, &digits, true).await {
                 tracing::error!(error = %e, "stop-list entry not published");
             }
             AccountReply::Stopped { number: digits }
         }
-        Ok(false) => AccountReply::Error(627),
+        Ok(false) => refused(AccountError::AlreadyListed),
         Err(e) => {
             tracing::error!(error = %e, "stoplist insert failed");
-            AccountReply::Error(102)
+            refused(AccountError::StorageFailure)
         }
     }
 }

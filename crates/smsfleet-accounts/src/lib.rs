@@ -9,12 +9,12 @@
 
 mod admin;
 pub mod phonebook;
-mod secrets;
 mod service;
 
 pub use admin::LOGIN_KEY_TTL;
-pub use secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
+// Kept while callers move to `smsfleet_secrets`.
 pub use service::{
-    AccountChanges, AccountsError, NewAccountSpec, create_account, publish_all, publish_stop, run, set_sender_approved,
-    set_stop, to_state, update_account,
+    AccountChanges, AccountsConfig, AccountsError, NewAccountSpec, create_account, find_account, lookup_account,
+    publish_all, publish_stop, run, set_sender_approved, set_stop, to_state, update_account,
 };
+pub use smsfleet_secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};

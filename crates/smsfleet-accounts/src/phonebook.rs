@@ -139,6 +139,11 @@ pub async fn add_group(pool: &PgPool, bus: &Bus, uid: i64, code: &str, name: &st
     Ok(row)
 }
 
+/// An account's groups (with members) and contacts, for the operator's listing.
+pub async fn list(pool: &PgPool, uid: i64) -> Result<(Vec<GroupSnapshot>, Vec<store::ContactRow>), PhonebookError> {
+    Ok((store::groups_of(pool, uid).await?, store::contacts_of(pool, uid).await?))
+}
+
 /// Removes a group (its contacts stay) and publishes the removal.
 pub async fn remove_group(pool: &PgPool, bus: &Bus, uid: i64, code: &str) -> Result<GroupRow, PhonebookError> {
     let normalized = normalize_code(code).unwrap_or_default();

@@ -5,16 +5,19 @@
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, serve_requests};
-use smsfleet_contract::{AccountCommand, AccountReply, AccountRole, AccountState, SCHEMA_VERSION, StopState};
+use smsfleet_contract::{AccountCommand, AccountReply, AccountState, SCHEMA_VERSION, StopState, services};
+use smsfleet_domain::account::{AccountError, Role};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, AccountSettings, NewAccount, TokenUpdate};
-use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::secrets::{Secrets, generate_token, hash_password};
+use smsfleet_secrets::{Secrets, generate_token, hash_password};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
+    #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
     #[error(transparent)]
     Store(#[from] smsfleet_store::StoreError),
     #[error(transparent)]
@@ -34,11 +37,7 @@ pub fn to_state(row: &AccountRow) -> AccountState {
         email: row.email.clone(),
         name: row.name.clone(),
         mobile: row.mobile.clone(),
-        role: match row.role {
-            2 => AccountRole::Admin,
-            3 => AccountRole::User,
-            _ => AccountRole::Subuser,
-        },
+        role: Role::from_code(row.role).unwrap_or(Role::Subuser),
         parent_uid: row.parent_uid,
         banned: row.banned,
         deleted: row.deleted,
@@ -84,8 +83,8 @@ pub async fn set_stop(
         .ok_or_else(|| AccountsError::Invalid(format!("number {number:?} (optional +, 5 to 15 digits)")))?;
     let digits = n.digits().to_owned();
     match uid {
-        None => smsfleet_store::accounts::set_stopped(pool, &digits, listed).await?,
-        Some(uid) => smsfleet_store::accounts::set_dnd(pool, uid, &digits, listed).await?,
+        None => smsfleet_store::stoplist::set_stopped(pool, &digits, listed).await?,
+        Some(uid) => smsfleet_store::stoplist::set_dnd(pool, uid, &digits, listed).await?,
     }
     publish_stop(bus, uid, &digits, listed).await?;
     Ok(digits)
@@ -97,7 +96,7 @@ pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsErro
     for row in &rows {
         publish(bus, row).await?;
     }
-    for (uid, digits) in smsfleet_store::accounts::all_stops(pool).await? {
+    for (uid, digits) in smsfleet_store::stoplist::all_stops(pool).await? {
         publish_stop(bus, uid, &digits, true).await?;
     }
     crate::phonebook::publish_groups(pool, bus, None).await?;
@@ -109,7 +108,7 @@ pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsErro
 pub struct NewAccountSpec {
     pub username: String,
     pub password: Option<String>,
-    pub role: i16,
+    pub role: Role,
     pub email: String,
     pub name: String,
     /// Webservices allow-list; the account gets webservices on.
@@ -122,6 +121,25 @@ pub struct NewAccountSpec {
     pub templates: Vec<String>,
     /// Bulk API delivery-report callback URL.
     pub dlr_callback_url: Option<String>,
+}
+
+/// A new account's row with its secrets in the only forms ever stored: the
+/// token as a keyed lookup hash and sealed under the server key, the
+/// password as one argon2 hash for both APIs. Every way of creating an
+/// account goes through here.
+pub(crate) fn with_secrets(
+    profile: NewAccount,
+    secrets: &Secrets,
+    token: Option<&str>,
+    password_hash: Option<String>,
+) -> NewAccount {
+    NewAccount {
+        token_lookup: token.map(|t| secrets.token_lookup(t)),
+        token_sealed: token.map(|t| secrets.seal(t)),
+        bulk_password_hash: password_hash.clone(),
+        password_hash,
+        ..profile
+    }
 }
 
 /// Creates an account with webservices enabled and a token (an extension:
@@ -145,25 +163,20 @@ pub async fn create_account(
         Some(p) => Some(hash_password(p)?),
         None => None,
     };
-    let new = NewAccount {
+    let profile = NewAccount {
         username: username.clone(),
         email: spec.email,
         name: if spec.name.is_empty() { username.clone() } else { spec.name },
-        mobile: String::new(),
-        role: spec.role,
-        parent_uid: None,
+        role: spec.role.code(),
         webservices_enabled: true,
         webservices_ip: spec.webservices_ip,
-        token_lookup: Some(secrets.token_lookup(&token)),
-        token_sealed: Some(secrets.seal(&token)),
-        bulk_password_hash: password_hash.clone(),
-        password_hash,
         timezone: if spec.timezone.is_empty() { "+0000".to_owned() } else { spec.timezone },
         footer: spec.footer,
-        sender: String::new(),
         templates: spec.templates,
         dlr_callback_url: spec.dlr_callback_url,
+        ..NewAccount::default()
     };
+    let new = with_secrets(profile, secrets, Some(&token), password_hash);
     let row = smsfleet_store::accounts::create(pool, &new).await?;
     publish(bus, &row).await?;
     Ok((row, token))
@@ -186,8 +199,7 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
                 }
                 Err(e) => {
                     tracing::error!(error = %e, uid, "set_token failed");
-                    // playSMS answers ERR 100 when the update fails.
-                    AccountReply::Error(100)
+                    AccountReply::Refused(AccountError::StorageFailure)
                 }
             }
         }
@@ -207,24 +219,24 @@ async fn handle(pool: PgPool, bus: Bus, secrets: Secrets, cmd: AccountCommand) -
     }
 }
 
-/// playSMS's codes: unknown user 611 (ban) / 613 (unban); the first account
-/// (uid 1, the bootstrap admin) cannot be banned: 612; unbanning an account
-/// that is not banned: 614. Banning twice is OK.
+/// The first account (uid 1, the bootstrap admin) cannot be banned, and an
+/// account that is not banned cannot be unbanned. Banning twice is OK.
 async fn set_banned(pool: &PgPool, bus: &Bus, username: &str, banned: bool) -> AccountReply {
-    let (unknown, failed) = if banned { (611, 612) } else { (613, 614) };
+    let unknown = AccountReply::Refused(AccountError::UnknownAccount);
+    let failed = AccountReply::Refused(AccountError::StorageFailure);
     let Some(name) = smsfleet_domain::account::normalize_username(username) else {
-        return AccountReply::Error(unknown);
+        return unknown;
     };
     let row = match smsfleet_store::accounts::by_username(pool, &name).await {
         Ok(Some(row)) => row,
-        Ok(None) => return AccountReply::Error(unknown),
+        Ok(None) => return unknown,
         Err(e) => {
             tracing::error!(error = %e, "account lookup failed");
-            return AccountReply::Error(failed);
+            return failed;
         }
     };
     if (banned && row.uid == 1) || (!banned && !row.banned) {
-        return AccountReply::Error(failed);
+        return AccountReply::Refused(AccountError::NotAllowed);
     }
     match smsfleet_store::accounts::set_banned(pool, row.uid, banned).await {
         Ok(Some(row)) => {
@@ -233,34 +245,30 @@ async fn set_banned(pool: &PgPool, bus: &Bus, username: &str, banned: bool) -> A
             }
             AccountReply::Account(Box::new(to_state(&row)))
         }
-        Ok(None) => AccountReply::Error(unknown),
+        Ok(None) => unknown,
         Err(e) => {
             tracing::error!(error = %e, "ban update failed");
-            AccountReply::Error(failed)
+            failed
         }
     }
 }
 
+/// The accounts role has nothing to tune yet; the struct keeps its start
+/// the same shape as every other role's.
+#[derive(Debug, Clone, Default)]
+pub struct AccountsConfig {}
+
 /// Runs the accounts service until `shutdown`.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    secrets: Secrets,
-    ready: smsfleet_telemetry::ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), AccountsError> {
+pub async fn run(ctx: RoleContext, _config: AccountsConfig) -> Result<(), AccountsError> {
+    let (bus, pool, secrets) = (ctx.bus()?, ctx.pool()?, ctx.secrets()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     let n = publish_all(&bus, &pool).await?;
     tracing::info!(accounts = n, "account states published");
     ready.set(true);
-    let subject = bus.namespace().accounts_service();
     let (p, b, s) = (pool.clone(), bus.clone(), secrets.clone());
-    serve_requests::<AccountCommand, AccountReply, _, _>(
-        bus.clone(),
-        subject,
-        "accounts",
-        shutdown.clone(),
-        move |cmd| handle(p.clone(), b.clone(), s.clone(), cmd),
-    )
+    serve_requests(bus.clone(), services::ACCOUNTS, shutdown.clone(), move |cmd| {
+        handle(p.clone(), b.clone(), s.clone(), cmd)
+    })
     .await?;
     let _ = tokio::time::timeout(Duration::from_secs(2), bus.flush()).await;
     Ok(())
@@ -279,12 +287,20 @@ pub async fn set_sender_approved(
             "sender ID {sender:?} (up to 11 letters/digits, or a number of up to 16 digits)"
         )));
     }
+    let row = find_account(pool, username).await?;
+    Ok(smsfleet_store::accounts::set_sender_approved(pool, row.uid, sender, approved).await?)
+}
+
+/// The live account an operator names (case-insensitive).
+pub async fn find_account(pool: &PgPool, username: &str) -> Result<AccountRow, AccountsError> {
+    lookup_account(pool, username).await?.ok_or_else(|| AccountsError::Invalid(format!("no account {username:?}")))
+}
+
+/// Like [`find_account`], `None` when there is no such account.
+pub async fn lookup_account(pool: &PgPool, username: &str) -> Result<Option<AccountRow>, AccountsError> {
     let name = smsfleet_domain::account::normalize_username(username)
         .ok_or_else(|| AccountsError::Invalid(format!("username {username:?}")))?;
-    let row = smsfleet_store::accounts::by_username(pool, &name)
-        .await?
-        .ok_or_else(|| AccountsError::Invalid(format!("no account {name:?}")))?;
-    Ok(smsfleet_store::account_admin::set_sender_approved(pool, row.uid, sender, approved).await?)
+    Ok(smsfleet_store::accounts::by_username(pool, &name).await?)
 }
 
 /// What an operator may change on an existing account from the CLI; `None`

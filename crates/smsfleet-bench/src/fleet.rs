@@ -98,7 +98,7 @@ impl Fleet {
             ("NATS_URL".to_owned(), infra.nats.url()),
             ("DATABASE_URL".to_owned(), database_url.clone()),
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
-            ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_accounts::Secrets::generate_key()),
+            ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
         ];
         let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);

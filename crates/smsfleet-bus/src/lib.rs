@@ -26,7 +26,7 @@ use smsfleet_contract::{Namespace, Topology};
 pub use error::BusError;
 pub use lease::WorkerLease;
 pub use publish::Published;
-pub use service::{ServiceRequest, serve_requests};
+pub use service::serve_requests;
 pub use state::{StateEvent, StateFeed};
 pub use supervise::{LoopFailure, supervise};
 pub use worker::{DEFAULT_BATCH_BYTES, Delivery, HandlerError, WorkerConfig, run_worker};

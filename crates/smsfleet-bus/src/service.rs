@@ -6,25 +6,21 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use smsfleet_contract::BusMessage;
+use smsfleet_contract::{BusMessage, Service};
 use tokio_util::sync::CancellationToken;
 
 use crate::publish::encode;
 use crate::{Bus, BusError};
 
-/// A decoded request with what is needed to answer it.
-pub struct ServiceRequest<T> {
-    pub body: T,
-}
-
 impl Bus {
-    /// Sends a request and decodes the reply.
+    /// Sends a request to `service` and decodes its reply.
     pub async fn request<Req: BusMessage, Rep: BusMessage>(
         &self,
-        subject: String,
+        service: Service<Req, Rep>,
         body: &Req,
         timeout: Duration,
     ) -> Result<Rep, BusError> {
+        let subject = service.subject(&self.ns);
         let payload = encode(body)?;
         let call = self.client.request(subject.clone(), payload);
         let reply = tokio::time::timeout(timeout, call)
@@ -36,13 +32,12 @@ impl Bus {
     }
 }
 
-/// Answers requests on `subject` in queue group `group` until `stop` turns
-/// true. Each request runs in its own task so a slow query does not hold up
-/// the next.
+/// Answers requests to `service` in its queue group until `stop` is
+/// cancelled. Each request runs in its own task so a slow query does not
+/// hold up the next.
 pub async fn serve_requests<Req, Rep, F, Fut>(
     bus: Bus,
-    subject: String,
-    group: &str,
+    service: Service<Req, Rep>,
     stop: CancellationToken,
     handler: F,
 ) -> Result<(), BusError>
@@ -52,9 +47,10 @@ where
     F: Fn(Req) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Rep> + Send + 'static,
 {
+    let subject = service.subject(&bus.ns);
     let mut sub = bus
         .client
-        .queue_subscribe(subject.clone(), group.to_owned())
+        .queue_subscribe(subject.clone(), service.group().to_owned())
         .await
         .map_err(|e| BusError::Consume(e.to_string()))?;
     loop {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use futures_util::{FutureExt, StreamExt};
-use smsfleet_contract::{BusMessage, StreamKind};
+use smsfleet_contract::{BusMessage, SCHEMA_VERSION, StreamKind};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -61,6 +61,13 @@ pub enum HandlerError {
     /// Will never succeed (invalid content).
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl HandlerError {
+    /// A failure worth retrying, from any error (a database or bus hiccup).
+    pub fn transient(e: impl std::fmt::Display) -> Self {
+        Self::Transient(e.to_string())
+    }
 }
 
 struct Raw<T> {
@@ -253,6 +260,11 @@ pub fn backoff(delivered: i64) -> Duration {
 
 fn decode<T: BusMessage>(msg: &jetstream::Message) -> Result<Delivery<T>, String> {
     let body: T = serde_json::from_slice(&msg.payload).map_err(|e| format!("undecodable {}: {e}", T::SCHEMA))?;
+    // A payload of another version may mean something else in the same
+    // shape: dead-letter it rather than misread it.
+    if let Some(v) = body.schema_version().filter(|&v| v != SCHEMA_VERSION) {
+        return Err(format!("{} version {v} is unknown", T::SCHEMA));
+    }
     let info = msg.info().map_err(|e| e.to_string())?;
     Ok(Delivery {
         body,

@@ -80,6 +80,57 @@ async fn transient_failures_are_retried_and_poison_is_dead_lettered() {
 }
 
 #[tokio::test]
+async fn an_unknown_schema_version_is_dead_lettered_unseen() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.subject(StreamKind::Status);
+    let future = StatusBatch { v: SCHEMA_VERSION + 1, ..batch("future") };
+    env.bus.publish(subject.clone(), "future", &future).await.unwrap();
+    env.bus.publish(subject.clone(), "known", &batch("known")).await.unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shutdown = CancellationToken::new();
+    let s = seen.clone();
+    let worker = tokio::spawn(run_worker(
+        env.bus.clone(),
+        WorkerConfig {
+            stream: StreamKind::Status,
+            durable: "projection",
+            batch: 10,
+            concurrency: 1,
+            max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+        },
+        shutdown.clone(),
+        move |items: Vec<smsfleet_bus::Delivery<StatusBatch>>| {
+            let s = s.clone();
+            async move {
+                s.lock().unwrap().extend(items.into_iter().map(|d| d.body.batch_id));
+                Ok(())
+            }
+        },
+    ));
+    let dead_name = env.ns.stream_name(StreamKind::Dead);
+    let dead_count = eventually(Duration::from_secs(10), || {
+        let (js, name) = (env.bus.jetstream().clone(), dead_name.clone());
+        async move {
+            let mut dead = js.get_stream(name).await.ok()?;
+            let n = dead.info().await.ok()?.state.messages;
+            (n == 1).then_some(n)
+        }
+    })
+    .await;
+    assert_eq!(dead_count, Some(1));
+    // Both were pulled in order, so once `known` is handled `future` has
+    // been decided: it never reached the handler.
+    let known = eventually(Duration::from_secs(10), || async {
+        seen.lock().unwrap().contains(&"known".to_owned()).then_some(())
+    })
+    .await;
+    assert!(known.is_some());
+    assert_eq!(*seen.lock().unwrap(), vec!["known".to_owned()]);
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+#[tokio::test]
 async fn worker_id_leases_are_exclusive() {
     let env = TestEnv::start().await;
     let mut held = Vec::new();

@@ -27,10 +27,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde::Serialize;
-use smsfleet_bus::{Bus, BusError, Delivery, HandlerError, WorkerConfig};
-use smsfleet_contract::{Status, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_bus::{BusError, Delivery, HandlerError, WorkerConfig};
+use smsfleet_contract::{DeliveryStatus, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -66,6 +66,8 @@ impl Default for CallbacksConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum CallbacksError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
@@ -86,17 +88,13 @@ pub fn backoff(attempts: i32, first: Duration, max: Duration) -> Duration {
     first.saturating_mul(2u32.saturating_pow(exp)).min(max)
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
-}
-
 async fn handle_submit(pool: PgPool, batch: Vec<Delivery<SubmitBatch>>) -> Result<(), HandlerError> {
     let wanted: Vec<_> = batch.iter().flat_map(|d| &d.body.submissions).filter(|s| s.dlr_requested).collect();
     if wanted.is_empty() {
         return Ok(());
     }
     let uids: Vec<i64> = wanted.iter().map(|s| s.uid).collect::<HashSet<_>>().into_iter().collect();
-    let urls = smsfleet_store::callbacks::callback_urls(&pool, &uids).await.map_err(transient)?;
+    let urls = smsfleet_store::callbacks::callback_urls(&pool, &uids).await.map_err(HandlerError::transient)?;
     let (mut ids, mut owners, mut dests, mut targets) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for s in wanted {
         let Some(url) = urls.get(&s.uid) else { continue };
@@ -108,7 +106,9 @@ async fn handle_submit(pool: PgPool, batch: Vec<Delivery<SubmitBatch>>) -> Resul
         }
     }
     if !ids.is_empty() {
-        smsfleet_store::callbacks::insert_targets(&pool, &ids, &owners, &dests, &targets).await.map_err(transient)?;
+        smsfleet_store::callbacks::insert_targets(&pool, &ids, &owners, &dests, &targets)
+            .await
+            .map_err(HandlerError::transient)?;
     }
     Ok(())
 }
@@ -117,23 +117,25 @@ async fn handle_status(pool: PgPool, batch: Vec<Delivery<StatusBatch>>) -> Resul
     let finals: Vec<_> = batch
         .iter()
         .flat_map(|d| &d.body.events)
-        .filter(|e| matches!(e.status, Status::Delivered | Status::Failed))
+        .filter(|e| matches!(e.status, DeliveryStatus::Delivered | DeliveryStatus::Failed))
         .collect();
     if finals.is_empty() {
         return Ok(());
     }
     let uids: Vec<i64> = finals.iter().map(|e| e.uid).collect::<HashSet<_>>().into_iter().collect();
-    let urls = smsfleet_store::callbacks::callback_urls(&pool, &uids).await.map_err(transient)?;
+    let urls = smsfleet_store::callbacks::callback_urls(&pool, &uids).await.map_err(HandlerError::transient)?;
     let (mut ids, mut statuses, mut at) = (Vec::new(), Vec::new(), Vec::new());
     for e in finals.into_iter().filter(|e| urls.contains_key(&e.uid)) {
         let done = OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
             .map_err(|err| HandlerError::Permanent(err.to_string()))?;
         ids.push(e.smslog_id);
-        statuses.push(if e.status == Status::Delivered { "delivered" } else { "failed" }.to_owned());
+        statuses.push(if e.status == DeliveryStatus::Delivered { "delivered" } else { "failed" }.to_owned());
         at.push(done);
     }
     if !ids.is_empty() {
-        smsfleet_store::callbacks::insert_outcomes(&pool, &ids, &statuses, &at).await.map_err(transient)?;
+        smsfleet_store::callbacks::insert_outcomes(&pool, &ids, &statuses, &at)
+            .await
+            .map_err(HandlerError::transient)?;
     }
     Ok(())
 }
@@ -218,13 +220,9 @@ async fn send_loop(pool: PgPool, config: CallbacksConfig, stop: CancellationToke
 }
 
 /// Runs the two workers and the sender until `shutdown`.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: CallbacksConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), CallbacksError> {
+pub async fn run(ctx: RoleContext, config: CallbacksConfig) -> Result<(), CallbacksError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     let stop = shutdown.child_token();
     let mut tasks: JoinSet<(&'static str, Result<(), BusError>)> = JoinSet::new();
     let worker = |stream| WorkerConfig {

@@ -43,7 +43,7 @@ pub fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::messages::Status;
+    use smsfleet_domain::DeliveryStatus as Status;
 
     fn event(smslog_id: i64, status: Status) -> StatusEvent {
         StatusEvent { smslog_id, uid: 7, status, at_ms: 0, upstream_id: None, reason: None }

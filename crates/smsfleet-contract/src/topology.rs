@@ -73,44 +73,11 @@ impl Namespace {
         format!("{}.dead.{}", self.0, from.subject_token())
     }
 
-    /// Core-NATS request/reply subjects (queue groups, no persistence).
-    pub fn ds_service(&self) -> String {
-        format!("{}.svc.query.ds", self.0)
-    }
-
-    pub fn credit_service(&self) -> String {
-        format!("{}.svc.query.credit", self.0)
-    }
-
-    /// `get_contact` and `get_contact_group`.
-    pub fn phonebook_service(&self) -> String {
-        format!("{}.svc.query.phonebook", self.0)
-    }
-
-    pub fn accounts_service(&self) -> String {
-        format!("{}.svc.accounts", self.0)
-    }
-
-    /// Admin credit changes, answered by the ledger role.
-    pub fn ledger_service(&self) -> String {
-        format!("{}.svc.ledger.credit", self.0)
-    }
-
-    /// `op=query`'s last ids, answered by the query role.
-    pub fn last_ids_service(&self) -> String {
-        format!("{}.svc.query.last_ids", self.0)
-    }
-
     /// A blocked client IP; dots and colons become `_` (NATS subject tokens
     /// cannot hold dots).
     pub fn block_state_subject(&self, ip: &str) -> String {
         let token: String = ip.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
         format!("{}.state.block.{token}", self.0)
-    }
-
-    /// `in`, `ix` and `sx`: incoming messages and inboxes.
-    pub fn incoming_service(&self) -> String {
-        format!("{}.svc.query.incoming", self.0)
     }
 }
 
@@ -293,7 +260,7 @@ mod tests {
         assert_eq!(ns.subject(StreamKind::Dispatch), "t42.dispatch");
         assert_eq!(ns.account_state_subject(7), "t42.state.account.7");
         assert_eq!(ns.subject(StreamKind::Incoming), "t42.incoming");
-        assert_eq!(ns.incoming_service(), "t42.svc.query.incoming");
+        assert_eq!(crate::services::INCOMING.subject(&ns), "t42.svc.query.incoming");
         assert!(Namespace::new("Bad.Name").is_none());
     }
 

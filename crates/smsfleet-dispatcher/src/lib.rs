@@ -21,17 +21,17 @@ mod upstream;
 use std::sync::Arc;
 use std::time::Duration;
 
-use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
+use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;
-use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
-use tokio_util::sync::CancellationToken;
+use smsfleet_runtime::RoleContext;
 
 pub use route::{Protocol, Route, RouteLimits, SimSettings, choose_route, parse_routes};
 pub use upstream::{OutboundMessage, Upstream, Verdict};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DispatcherError {
+    #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
     #[error("invalid dispatcher config: {0}")]
     Config(String),
     #[error("cannot build the HTTP client: {0}")]
@@ -83,13 +83,9 @@ impl DispatcherConfig {
 
 /// Runs until `shutdown` is cancelled; in-flight chunks are finished (and
 /// acked) before it returns.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: DispatcherConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), DispatcherError> {
+pub async fn run(ctx: RoleContext, config: DispatcherConfig) -> Result<(), DispatcherError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     config.validate()?;
     let client = reqwest::Client::builder()
         .timeout(config.request_timeout)

@@ -13,7 +13,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
 use smsfleet_contract::{
-    DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
+    DeliveryStatus, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
 };
 use smsfleet_domain::Encoding;
 use smsfleet_domain::clock::now_ms;
@@ -71,11 +71,13 @@ struct Content<'a> {
     parts: Vec<String>,
 }
 
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
-}
-
-fn event(smslog_id: i64, uid: i64, status: Status, upstream_id: Option<String>, reason: Option<String>) -> StatusEvent {
+fn event(
+    smslog_id: i64,
+    uid: i64,
+    status: DeliveryStatus,
+    upstream_id: Option<String>,
+    reason: Option<String>,
+) -> StatusEvent {
     StatusEvent { smslog_id, uid, status, at_ms: now_ms(), upstream_id, reason }
 }
 
@@ -117,11 +119,17 @@ impl Dispatcher {
                 None => {
                     tracing::warn!(smslog_id = d.smslog_id, to = %d.to, "no route for destination");
                     count("", "no_route", 1);
-                    outcome.events.push(event(d.smslog_id, chunk.uid, Status::Failed, None, Some("no route".into())));
+                    outcome.events.push(event(
+                        d.smslog_id,
+                        chunk.uid,
+                        DeliveryStatus::Failed,
+                        None,
+                        Some("no route".into()),
+                    ));
                 }
             }
         }
-        let encoding = Encoding::from(chunk.encoding);
+        let encoding = chunk.encoding;
         let content = Content { chunk, encoding, parts: split_parts(&chunk.body, encoding) };
         let parts =
             join_all(groups.into_iter().map(|(r, idx)| self.process_group(&self.routes[r], &content, idx))).await;
@@ -138,7 +146,7 @@ impl Dispatcher {
             let subject = self.bus.namespace().subject(StreamKind::Status);
             // Without the status batch the chunk must not be acked; a
             // redelivery re-emits the same events from the dispatch log.
-            self.bus.publish(subject, &batch.batch_id, &batch).await.map_err(transient)?;
+            self.bus.publish(subject, &batch.batch_id, &batch).await.map_err(HandlerError::transient)?;
         }
         match outcome.error {
             Some(e) => Err(e),
@@ -153,7 +161,7 @@ impl Dispatcher {
         let items: Vec<(i64, i64)> = idx.iter().map(|&i| (chunk.destinations[i].smslog_id, chunk.uid)).collect();
         let priors = match dispatch::claim(&self.pool, route, &items).await {
             Ok(p) => p,
-            Err(e) => return Outcome { events: vec![], error: Some(transient(e)) },
+            Err(e) => return Outcome { events: vec![], error: Some(HandlerError::transient(e)) },
         };
         let expired = now_ms() > chunk.validity_until_ms;
         let mut to_send = Vec::new();
@@ -165,7 +173,7 @@ impl Dispatcher {
                 None => {
                     // Cannot happen (claim returns every id), but sending
                     // without a claim would break the guarantee.
-                    out.error = Some(transient(format!("no claim returned for {id}")));
+                    out.error = Some(HandlerError::transient(format!("no claim returned for {id}")));
                 }
                 Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((id, "expired")),
                 Some(Prior::Fresh) => to_send.push(i),
@@ -176,11 +184,11 @@ impl Dispatcher {
                 Some(Prior::Unconfirmed { .. }) => fail_now.push((id, "outcome unknown after crash")),
                 Some(Prior::Sent { upstream_ids }) => {
                     already_sent += 1;
-                    out.events.push(event(id, chunk.uid, Status::Sent, upstream_ids.first().cloned(), None));
+                    out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, upstream_ids.first().cloned(), None));
                 }
                 Some(Prior::Failed) => {
                     already_failed += 1;
-                    out.events.push(event(id, chunk.uid, Status::Failed, None, None));
+                    out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, None));
                 }
             }
         }
@@ -189,12 +197,12 @@ impl Dispatcher {
         if !fail_now.is_empty() {
             let ids: Vec<i64> = fail_now.iter().map(|f| f.0).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
-                out.error = Some(transient(e));
+                out.error = Some(HandlerError::transient(e));
                 return out;
             }
             for (id, reason) in fail_now {
                 count(route, if reason == "expired" { "expired" } else { "unknown" }, 1);
-                out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason.to_owned())));
+                out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason.to_owned())));
             }
         }
         let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(rs, content, b.to_vec()));
@@ -246,22 +254,22 @@ impl Dispatcher {
             if let Err(e) = dispatch::record_sent(&self.pool, &sent).await {
                 // The claims stay, so a redelivery resends (deduped
                 // upstream by ref) and records the ids then.
-                out.error = Some(transient(e));
+                out.error = Some(HandlerError::transient(e));
                 return out;
             }
             count(route, "sent", sent.len());
             for (id, upstream_ids) in sent {
-                out.events.push(event(id, chunk.uid, Status::Sent, upstream_ids.into_iter().next(), None));
+                out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, upstream_ids.into_iter().next(), None));
             }
             let rejected_ids: Vec<i64> =
                 settled.rejected.iter().map(|&(i, _)| chunk.destinations[i].smslog_id).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &rejected_ids).await {
-                out.error = Some(transient(e));
+                out.error = Some(HandlerError::transient(e));
                 return out;
             }
             count(route, "rejected", rejected_ids.len());
             for (id, (_, reason)) in rejected_ids.into_iter().zip(settled.rejected) {
-                out.events.push(event(id, chunk.uid, Status::Failed, None, Some(reason)));
+                out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason)));
             }
             if settled.retry.is_empty() {
                 return out;
@@ -292,12 +300,12 @@ impl Dispatcher {
     async fn fail_expired(&self, route: &str, chunk: &DispatchChunk, pending: &[usize], mut out: Outcome) -> Outcome {
         let ids: Vec<i64> = pending.iter().map(|&i| chunk.destinations[i].smslog_id).collect();
         if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
-            out.error = Some(transient(e));
+            out.error = Some(HandlerError::transient(e));
             return out;
         }
         count(route, "expired", ids.len());
         for id in ids {
-            out.events.push(event(id, chunk.uid, Status::Failed, None, Some("expired".to_owned())));
+            out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some("expired".to_owned())));
         }
         out
     }

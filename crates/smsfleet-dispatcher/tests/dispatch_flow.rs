@@ -5,16 +5,17 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use smsfleet_domain::clock::now_ms;
+
 use async_nats::jetstream::consumer::{AckPolicy, pull};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use smsfleet_contract::{
-    Destination, DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind, TextEncoding,
+    DeliveryStatus, Destination, DispatchChunk, Encoding, SCHEMA_VERSION, StatusBatch, StatusEvent, StreamKind,
 };
 use smsfleet_dispatcher::{DispatcherConfig, Route};
 use smsfleet_dlr::DlrConfig;
 use smsfleet_simulator::SimulatorConfig;
-use smsfleet_telemetry::ReadyFlag;
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -49,29 +50,19 @@ impl Harness {
 
         let (sim_listener, sim) = listener().await;
         let stop = shutdown.clone();
-        tokio::spawn(smsfleet_simulator::run(sim_config, sim_listener, async move { stop.cancelled().await }));
+        tokio::spawn(smsfleet_simulator::serve(sim_config, sim_listener, async move { stop.cancelled().await }));
 
         let (dlr_listener, dlr) = listener().await;
         tokio::spawn(smsfleet_dlr::run(
-            env.bus.clone(),
-            env.pool.clone(),
+            env.context("dlr", &shutdown).with_listener(dlr_listener),
             DlrConfig::default(),
-            dlr_listener,
-            ReadyFlag::default(),
-            shutdown.clone(),
         ));
 
         let routes =
             routes.iter().map(|r| Route::parse(&r.replace("{sim}", &sim).replace("{dlr}", &dlr)).unwrap()).collect();
         let config =
             DispatcherConfig { routes, request_timeout: Duration::from_secs(3), ..DispatcherConfig::default() };
-        tokio::spawn(smsfleet_dispatcher::run(
-            env.bus.clone(),
-            env.pool.clone(),
-            config,
-            ReadyFlag::default(),
-            shutdown.clone(),
-        ));
+        tokio::spawn(smsfleet_dispatcher::run(env.context("dispatcher", &shutdown), config));
         Harness { env, sim, dlr, events, http: reqwest::Client::new(), shutdown }
     }
 
@@ -84,7 +75,7 @@ impl Harness {
         self.events.lock().unwrap().iter().filter(|e| e.smslog_id == id).cloned().collect()
     }
 
-    async fn wait_status(&self, id: i64, status: Status) -> StatusEvent {
+    async fn wait_status(&self, id: i64, status: DeliveryStatus) -> StatusEvent {
         eventually(WAIT, || async { self.statuses(id).into_iter().find(|e| e.status == status) })
             .await
             .unwrap_or_else(|| panic!("no {status:?} for {id}; saw {:?}", self.statuses(id)))
@@ -167,10 +158,6 @@ async fn observe(env: &TestEnv) -> Arc<Mutex<Vec<StatusEvent>>> {
     events
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
-}
-
 fn chunk(chunk_id: &str, destinations: &[(i64, &str)], validity_until_ms: i64) -> DispatchChunk {
     DispatchChunk {
         v: SCHEMA_VERSION,
@@ -179,7 +166,7 @@ fn chunk(chunk_id: &str, destinations: &[(i64, &str)], validity_until_ms: i64) -
         uid: 42,
         sender: "SMSFLEET".to_owned(),
         body: "hello from the dispatcher".to_owned(),
-        encoding: TextEncoding::Gsm7,
+        encoding: Encoding::Gsm7,
         flash: false,
         segments: 1,
         validity_until_ms,
@@ -204,9 +191,9 @@ async fn sends_once_then_matches_reports_and_survives_redelivery() {
     h.publish(&c.chunk_id, &c).await;
 
     for (id, to) in dests {
-        let sent = h.wait_status(id, Status::Sent).await;
+        let sent = h.wait_status(id, DeliveryStatus::Sent).await;
         let upstream_id = sent.upstream_id.clone().expect("upstream id");
-        let last = if to.starts_with("62899") { Status::Failed } else { Status::Delivered };
+        let last = if to.starts_with("62899") { DeliveryStatus::Failed } else { DeliveryStatus::Delivered };
         let report = h.wait_status(id, last).await;
         assert_eq!(report.upstream_id.as_deref(), Some(upstream_id.as_str()));
         assert_eq!(report.uid, 42);
@@ -258,14 +245,14 @@ async fn early_report_is_matched_once_the_upstream_id_is_recorded() {
     smsfleet_store::dispatch::claim(pool, "sim", &[(9001, 7), (9002, 7)]).await.unwrap();
     let sent = [(9001, vec!["up-early-1".to_owned()]), (9002, vec!["up-early-2".to_owned()])];
     smsfleet_store::dispatch::record_sent(pool, &sent).await.unwrap();
-    let e = h.wait_status(9001, Status::Delivered).await;
+    let e = h.wait_status(9001, DeliveryStatus::Delivered).await;
     assert_eq!((e.uid, e.upstream_id.as_deref()), (7, Some("up-early-1")));
     assert_eq!(e.at_ms, 1_893_456_000_000);
 
     // Kannel-style single report.
     let r = h.http.get(format!("{url}?id=up-early-2&status=2&error_code=34")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let e = h.wait_status(9002, Status::Failed).await;
+    let e = h.wait_status(9002, DeliveryStatus::Failed).await;
     assert_eq!(e.reason.as_deref(), Some("34"));
 
     // A message sent in two parts is found by the id of either.
@@ -274,7 +261,7 @@ async fn early_report_is_matched_once_the_upstream_id_is_recorded() {
     smsfleet_store::dispatch::record_sent(pool, &parts).await.unwrap();
     let r = h.http.get(format!("{url}?id=up-multi-1&status=1")).send().await.unwrap();
     assert_eq!(r.status(), 200);
-    let e = h.wait_status(9003, Status::Delivered).await;
+    let e = h.wait_status(9003, DeliveryStatus::Delivered).await;
     assert_eq!(e.upstream_id.as_deref(), Some("up-multi-1"));
     // A redelivered chunk finds it sent, with its ids in part order.
     let priors = smsfleet_store::dispatch::claim(pool, "sim", &[(9003, 7)]).await.unwrap();
@@ -297,10 +284,10 @@ async fn unconfirmed_claims_follow_the_route_policy_and_expiry_fails() {
     let c = chunk("q2.0", &[(2001, "6281100001"), (2002, "447700900001"), (2003, "447700900002")], now_ms() + 60_000);
     h.publish(&c.chunk_id, &c).await;
 
-    h.wait_status(2001, Status::Delivered).await;
-    let failed = h.wait_status(2002, Status::Failed).await;
+    h.wait_status(2001, DeliveryStatus::Delivered).await;
+    let failed = h.wait_status(2002, DeliveryStatus::Failed).await;
     assert_eq!(failed.reason.as_deref(), Some("outcome unknown after crash"));
-    h.wait_status(2003, Status::Delivered).await;
+    h.wait_status(2003, DeliveryStatus::Delivered).await;
     let (_, stats) = h.get("/stats").await;
     assert_eq!(stats["accepted"], 2, "{stats}");
     let (code, _) = h.get("/messages/2002").await;
@@ -309,7 +296,7 @@ async fn unconfirmed_claims_follow_the_route_policy_and_expiry_fails() {
     // A chunk past its validity is failed without reaching the upstream.
     let c = chunk("q3.0", &[(3001, "6281100001")], now_ms() - 1);
     h.publish(&c.chunk_id, &c).await;
-    let failed = h.wait_status(3001, Status::Failed).await;
+    let failed = h.wait_status(3001, DeliveryStatus::Failed).await;
     assert_eq!(failed.reason.as_deref(), Some("expired"));
     let (_, stats) = h.get("/stats").await;
     assert_eq!(stats["accepted"], 2, "{stats}");
@@ -341,8 +328,12 @@ async fn unreachable_upstream_drops_claims_and_is_sent_once_it_is_back() {
     // The upstream comes up: the redelivered chunk gets through, once.
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let stop = h.shutdown.clone();
-    tokio::spawn(smsfleet_simulator::run(SimulatorConfig::default(), listener, async move { stop.cancelled().await }));
-    h.wait_status(4001, Status::Delivered).await;
+    tokio::spawn(smsfleet_simulator::serve(
+        SimulatorConfig::default(),
+        listener,
+        async move { stop.cancelled().await },
+    ));
+    h.wait_status(4001, DeliveryStatus::Delivered).await;
     let r = h.http.get(format!("{dead}/messages/4001")).send().await.unwrap();
     assert_eq!(r.json::<Value>().await.unwrap()["submits"], 1);
     let states = smsfleet_store::dispatch::states(&h.env.pool, &[4001]).await.unwrap();

@@ -16,16 +16,16 @@ mod http;
 mod matcher;
 mod mo;
 
-use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
+use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;
-use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
-use tokio_util::sync::CancellationToken;
+use smsfleet_runtime::RoleContext;
 
 pub use http::router;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlrError {
+    #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
     #[error("invalid dlr config: {0}")]
     Config(String),
     #[error(transparent)]
@@ -65,14 +65,9 @@ impl DlrConfig {
 /// Serves the callback endpoint on `listener` and runs the matcher until
 /// `shutdown`; both stop gracefully (in-flight callbacks are answered,
 /// in-flight batches acked).
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: DlrConfig,
-    listener: tokio::net::TcpListener,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), DlrError> {
+pub async fn run(mut ctx: RoleContext, config: DlrConfig) -> Result<(), DlrError> {
+    let (bus, pool, listener) = (ctx.bus()?, ctx.pool()?, ctx.take_listener()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     config.validate()?;
     let addr = listener.local_addr().ok();
     let server_shutdown = shutdown.clone();

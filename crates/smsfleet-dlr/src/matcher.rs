@@ -5,7 +5,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
 use smsfleet_contract::{
-    DlrBatch, DlrOutcome, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
+    DeliveryStatus, DlrBatch, DlrOutcome, SCHEMA_VERSION, StatusBatch, StatusEvent, StatusOrigin, StreamKind,
+    status_batch_id,
 };
 use smsfleet_store::PgPool;
 use smsfleet_store::dispatch;
@@ -19,10 +20,6 @@ struct Inner {
     bus: Bus,
     pool: PgPool,
     max_match_attempts: i64,
-}
-
-fn transient(e: impl std::fmt::Display) -> HandlerError {
-    HandlerError::Transient(e.to_string())
 }
 
 impl Matcher {
@@ -41,7 +38,8 @@ impl Matcher {
     async fn match_batch(&self, batch: &DlrBatch, delivered: i64) -> Result<(), HandlerError> {
         let inner = &self.inner;
         let ids: Vec<String> = batch.reports.iter().map(|r| r.upstream_id.clone()).collect();
-        let found = dispatch::lookup_upstream(&inner.pool, &batch.route, &ids).await.map_err(transient)?;
+        let found =
+            dispatch::lookup_upstream(&inner.pool, &batch.route, &ids).await.map_err(HandlerError::transient)?;
         let mut events = Vec::with_capacity(found.len());
         let mut unmatched = 0usize;
         for r in &batch.reports {
@@ -50,9 +48,9 @@ impl Matcher {
                 continue;
             };
             let (status, reason) = match r.outcome {
-                DlrOutcome::Delivered => (Status::Delivered, None),
+                DlrOutcome::Delivered => (DeliveryStatus::Delivered, None),
                 DlrOutcome::Failed => {
-                    (Status::Failed, Some(r.error_code.clone().unwrap_or_else(|| "failed".to_owned())))
+                    (DeliveryStatus::Failed, Some(r.error_code.clone().unwrap_or_else(|| "failed".to_owned())))
                 }
             };
             events.push(StatusEvent {
@@ -73,7 +71,8 @@ impl Matcher {
                 released_queues: vec![],
             };
             let subject = inner.bus.namespace().subject(StreamKind::Status);
-            let published = inner.bus.publish(subject, &status.batch_id, &status).await.map_err(transient)?;
+            let published =
+                inner.bus.publish(subject, &status.batch_id, &status).await.map_err(HandlerError::transient)?;
             if !published.duplicate {
                 metrics::counter!("smsfleet_dlr_reports_total", "outcome" => "matched").increment(matched as u64);
             }

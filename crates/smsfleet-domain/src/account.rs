@@ -1,12 +1,19 @@
-//! Account rules that do not need storage: roles, username and token shapes.
+//! Account rules that do not need storage: roles, username and token
+//! shapes, and what can go wrong when an account changes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// playSMS's `status` column: 2 admin, 3 user, 4 subuser (with a parent).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// playSMS's `status` column: 2 admin, 3 user, 4 subuser (with a parent).
+// Named `AccountRole` in the bus schemas (`proto/`), which predate it; a
+// plain comment, so the schema stays a bare string enum.
+// A plain user unless said otherwise.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "AccountRole")]
 pub enum Role {
     Admin,
+    #[default]
     User,
     Subuser,
 }
@@ -37,6 +44,62 @@ impl Role {
             _ => None,
         }
     }
+}
+
+/// Why the accounts role refused or failed an account change. The role says
+/// what went wrong; each front door turns it into its own codes and texts
+/// (the playSMS ones live in the ingress).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum AccountError {
+    #[error("a required field is missing")]
+    MissingField,
+    #[error("invalid username {username:?}")]
+    InvalidUsername { username: String },
+    #[error("invalid email {email:?}")]
+    InvalidEmail { email: String },
+    #[error("username {username:?} is taken")]
+    UsernameTaken { username: String },
+    #[error("email {email:?} is in use by another account")]
+    EmailTaken { email: String },
+    #[error("mobile {mobile:?} is in use by another account")]
+    MobileTaken { mobile: String },
+    #[error("invalid webservices IP allow-list {list:?}")]
+    InvalidIpList { list: String },
+    #[error("invalid webservices token")]
+    InvalidToken,
+    #[error("password too short")]
+    PasswordTooShort,
+    #[error("invalid timezone")]
+    InvalidTimezone,
+    #[error("footer too long")]
+    FooterTooLong,
+    #[error("invalid local number length")]
+    InvalidLocalLength,
+    #[error("sender ID not approved for the account")]
+    SenderNotApproved,
+    #[error("unknown account")]
+    UnknownAccount,
+    #[error("nothing to change")]
+    NothingToChange,
+    /// The first admin cannot be removed.
+    #[error("account {username:?} cannot be removed")]
+    Immune { username: String },
+    #[error("the account still has subusers")]
+    HasSubusers,
+    /// The change makes no sense for this account (the first admin banned,
+    /// an account that is not banned unbanned, an account its own parent).
+    #[error("not allowed for this account")]
+    NotAllowed,
+    #[error("login refused")]
+    LoginRefused,
+    #[error("invalid phone number")]
+    InvalidNumber,
+    #[error("already on the list")]
+    AlreadyListed,
+    /// Postgres or hashing failed; the detail is in the accounts role's log.
+    #[error("storage failure")]
+    StorageFailure,
 }
 
 pub const MAX_USERNAME_LEN: usize = 30;

@@ -1,18 +1,22 @@
 //! Delivery status as playSMS reports it in `ds`, and the rule that merges
 //! status events arriving out of order.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Named `Status` in the bus schemas (`proto/`); the variants' notes are
+// plain comments so the schema stays a bare string enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "Status")]
 pub enum DeliveryStatus {
-    /// Accepted, not yet handed to an upstream SMSC.
+    // Accepted, not yet handed to an upstream SMSC.
     Pending,
-    /// Accepted by the upstream SMSC.
+    // Accepted by the upstream SMSC.
     Sent,
-    /// Rejected, expired or reported undeliverable.
+    // Rejected, expired or reported undeliverable.
     Failed,
-    /// The handset received it.
+    // The handset received it.
     Delivered,
 }
 

@@ -8,10 +8,13 @@
 //! single part, 67 per part, never splitting a surrogate pair. ISO-8859-1
 //! (offered by the bulk HTTP API) is 8-bit: 140 and 134 bytes.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+// Named `TextEncoding` in the bus schemas (`proto/`), which predate it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
+#[schemars(rename = "TextEncoding")]
 pub enum Encoding {
     Gsm7,
     Ucs2,

@@ -6,9 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use smsfleet_accounts::Secrets;
 use smsfleet_bus::Bus;
 use smsfleet_domain::clock::now_ms;
+use smsfleet_secrets::Secrets;
 
 use crate::accept::Acceptor;
 use crate::bulk::state::BulkState;

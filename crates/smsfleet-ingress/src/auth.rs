@@ -8,9 +8,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use smsfleet_accounts::Secrets;
 use smsfleet_contract::AccountState;
 use smsfleet_domain::{account, ipallow};
+use smsfleet_secrets::Secrets;
 
 use crate::cache::AccountCache;
 
@@ -70,7 +70,7 @@ pub fn get_token(
     }
     let Some(a) = find_user(cache, u) else { return GetTokenOutcome::Err(100) };
     let Some(hash) = a.password_hash.as_deref() else { return GetTokenOutcome::Err(100) };
-    if a.banned || a.deleted || !smsfleet_accounts::verify_password(hash, p.trim()) {
+    if a.banned || a.deleted || !smsfleet_secrets::verify_password(hash, p.trim()) {
         return GetTokenOutcome::Err(100);
     }
     if !ipallow::allows(&a.webservices_ip, client) {

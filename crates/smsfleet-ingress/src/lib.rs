@@ -30,10 +30,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
-use smsfleet_accounts::Secrets;
-use smsfleet_bus::{Bus, StateFeed, WorkerLease};
+use smsfleet_bus::{StateFeed, WorkerLease};
 use smsfleet_domain::SnowflakeGenerator;
-use tokio_util::sync::CancellationToken;
+use smsfleet_runtime::RoleContext;
 
 use crate::accept::{Acceptor, DuplicateWindow};
 use crate::app::{App, SendLimits};
@@ -90,6 +89,8 @@ impl Default for IngressConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum IngressError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Bus(#[from] smsfleet_bus::BusError),
     #[error("http server: {0}")]
     Serve(#[from] std::io::Error),
@@ -106,14 +107,9 @@ pub(crate) fn router(app: App) -> Router {
 }
 
 /// Runs the ingress until `shutdown`; in-flight requests finish first.
-pub async fn run(
-    bus: Bus,
-    secrets: Secrets,
-    config: IngressConfig,
-    listener: tokio::net::TcpListener,
-    ready: smsfleet_telemetry::ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), IngressError> {
+pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), IngressError> {
+    let (bus, secrets, listener) = (ctx.bus()?, ctx.secrets()?, ctx.take_listener()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     let cache = AccountCache::default();
     let feed_cache = cache.clone();
     let mut feed = StateFeed::start(&bus, move |e| feed_cache.apply(e)).await?;

@@ -1,6 +1,7 @@
 //! One account for the unit tests of every API module.
 
-use smsfleet_contract::{AccountRole, AccountState, SCHEMA_VERSION};
+use smsfleet_contract::{AccountState, SCHEMA_VERSION};
+use smsfleet_domain::account::Role;
 
 /// `alice`, a user with webservices on from 127.0.0.1, in UTC, no footer.
 pub fn account() -> AccountState {
@@ -12,7 +13,7 @@ pub fn account() -> AccountState {
         email: String::new(),
         name: String::new(),
         mobile: String::new(),
-        role: AccountRole::User,
+        role: Role::User,
         parent_uid: None,
         banned: false,
         deleted: false,

@@ -3,10 +3,10 @@
 //! ingress the way they do in production: on the state stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use smsfleet_accounts::{Secrets, generate_token, hash_password};
-use smsfleet_contract::{AccountRole, AccountState, SCHEMA_VERSION, StreamKind, SubmitBatch};
+use smsfleet_contract::{AccountState, SCHEMA_VERSION, StreamKind, SubmitBatch};
+use smsfleet_domain::account::Role;
 use smsfleet_ingress::IngressConfig;
-use smsfleet_telemetry::ReadyFlag;
+use smsfleet_secrets::{Secrets, generate_token, hash_password};
 use smsfleet_testkit::{CancellationToken, TestEnv};
 
 struct Ingress {
@@ -41,7 +41,7 @@ impl Ingress {
             email: String::new(),
             name: String::new(),
             mobile: String::new(),
-            role: AccountRole::User,
+            role: Role::User,
             parent_uid: None,
             banned: false,
             deleted: false,
@@ -61,14 +61,8 @@ impl Ingress {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
-        tokio::spawn(smsfleet_ingress::run(
-            env.bus.clone(),
-            secrets,
-            IngressConfig::default(),
-            listener,
-            ReadyFlag::default(),
-            shutdown.clone(),
-        ));
+        let ctx = env.context("ingress", &shutdown).with_secrets(secrets).with_listener(listener);
+        tokio::spawn(smsfleet_ingress::run(ctx, IngressConfig::default()));
         Ingress { env, base, token, http: reqwest::Client::new(), shutdown }
     }
 

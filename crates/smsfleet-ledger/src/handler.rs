@@ -4,31 +4,23 @@
 //! by the redelivery (the message ids make the repeat a no-op).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use smsfleet_bus::{Bus, Delivery, HandlerError};
 use smsfleet_contract::{
-    DispatchChunk, SCHEMA_VERSION, Status, StatusBatch, StatusEvent, StreamKind, Submission, SubmitBatch,
+    DeliveryStatus, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StreamKind, Submission, SubmitBatch,
 };
+use smsfleet_domain::clock::now_ms;
 use smsfleet_domain::{Credit, charge_for};
-use smsfleet_store::{PgPool, StoreError, ledger};
+use smsfleet_store::{PgPool, ledger};
 
 use crate::plan::{ChargeRequest, Outcome, plan};
-use crate::{LedgerError, SharedRates, credit};
+use crate::{SharedRates, credit};
 
 pub(crate) struct Ctx {
     pub bus: Bus,
     pub pool: PgPool,
     pub rates: SharedRates,
     pub chunk_size: usize,
-}
-
-fn transient(e: impl Into<LedgerError>) -> HandlerError {
-    HandlerError::Transient(e.into().to_string())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or_default()
 }
 
 pub(crate) fn reference(s: &Submission) -> String {
@@ -38,9 +30,6 @@ pub(crate) fn reference(s: &Submission) -> String {
 impl Ctx {
     #[tracing::instrument(skip_all, fields(batches = deliveries.len()))]
     pub(crate) async fn handle(&self, deliveries: Vec<Delivery<SubmitBatch>>) -> Result<(), HandlerError> {
-        if let Some(bad) = deliveries.iter().find(|d| d.body.v != SCHEMA_VERSION) {
-            return Err(HandlerError::Permanent(format!("submit_batch version {} is unknown", bad.body.v)));
-        }
         let redelivered = deliveries.iter().any(|d| d.delivered > 1);
         let submissions: Vec<Submission> = deliveries.into_iter().flat_map(|d| d.body.submissions).collect();
         if submissions.is_empty() {
@@ -61,14 +50,14 @@ impl Ctx {
 
         let uids: Vec<i64> = requests.iter().map(|r| r.uid).collect();
         let refs: Vec<String> = requests.iter().map(|r| r.reference.clone()).collect();
-        let mut tx = self.pool.begin().await.map_err(|e| transient(StoreError::from(e)))?;
-        let locked = ledger::lock_balances(&mut tx, &uids).await.map_err(transient)?;
-        let existing = ledger::existing_entries(&mut tx, &refs).await.map_err(transient)?;
+        let mut tx = self.pool.begin().await.map_err(HandlerError::transient)?;
+        let locked = ledger::lock_balances(&mut tx, &uids).await.map_err(HandlerError::transient)?;
+        let existing = ledger::existing_entries(&mut tx, &refs).await.map_err(HandlerError::transient)?;
         let balances: HashMap<i64, Credit> = locked.iter().map(|(uid, b)| (*uid, Credit::new(b.balance))).collect();
         let decided = plan(&balances, &existing, &requests);
-        ledger::insert_entries(&mut tx, &decided.entries).await.map_err(transient)?;
-        let revisions = ledger::update_balances(&mut tx, &decided.balances).await.map_err(transient)?;
-        tx.commit().await.map_err(|e| transient(StoreError::from(e)))?;
+        ledger::insert_entries(&mut tx, &decided.entries).await.map_err(HandlerError::transient)?;
+        let revisions = ledger::update_balances(&mut tx, &decided.balances).await.map_err(HandlerError::transient)?;
+        tx.commit().await.map_err(HandlerError::transient)?;
         metrics::counter!("smsfleet_ledger_entries_total").increment(decided.entries.len() as u64);
 
         let now = now_ms();
@@ -90,10 +79,10 @@ impl Ctx {
             }
         }
         if !chunks.is_empty() {
-            self.bus.publish_all(chunks).await.map_err(transient)?;
+            self.bus.publish_all(chunks).await.map_err(HandlerError::transient)?;
         }
         if !rejections.is_empty() {
-            self.bus.publish_all(rejections).await.map_err(transient)?;
+            self.bus.publish_all(rejections).await.map_err(HandlerError::transient)?;
         }
 
         // New balances; after a replay, every touched balance, because the
@@ -109,7 +98,7 @@ impl Ctx {
             states.insert(*uid, (revision, *balance));
         }
         for (uid, (revision, balance)) in states {
-            credit::publish_balance(&self.bus, uid, revision, balance).await.map_err(transient)?;
+            credit::publish_balance(&self.bus, uid, revision, balance).await.map_err(HandlerError::transient)?;
         }
         Ok(())
     }
@@ -154,7 +143,7 @@ fn rejection(subject: &str, s: &Submission, now: i64) -> (String, String, Status
         .map(|d| StatusEvent {
             smslog_id: d.smslog_id,
             uid: s.uid,
-            status: Status::Failed,
+            status: DeliveryStatus::Failed,
             at_ms: now,
             upstream_id: None,
             reason: Some("insufficient credit".to_owned()),

@@ -18,14 +18,14 @@ mod rates;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use smsfleet_bus::{Bus, BusError, WorkerConfig, run_worker};
-use smsfleet_contract::{CreditChangeReply, CreditChangeRequest, StreamKind};
+use smsfleet_bus::{BusError, WorkerConfig, run_worker};
+use smsfleet_contract::{CreditChangeRequest, StreamKind, services};
 use smsfleet_domain::RateTable;
-use smsfleet_store::{PgPool, StoreError};
-use smsfleet_telemetry::ReadyFlag;
-use tokio_util::sync::CancellationToken;
+use smsfleet_runtime::RoleContext;
+use smsfleet_store::StoreError;
 
 pub use credit::adjust_credit;
+pub use rates::set_rate;
 
 #[derive(Debug, Clone)]
 pub struct LedgerConfig {
@@ -49,6 +49,8 @@ impl Default for LedgerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -56,6 +58,8 @@ pub enum LedgerError {
     UnknownAccount(i64),
     #[error("a credit adjustment must not be zero")]
     ZeroAmount,
+    #[error("{0}")]
+    InvalidRate(String),
 }
 
 /// Shared by the handler and the rates refresher. A std lock is enough:
@@ -63,13 +67,9 @@ pub enum LedgerError {
 pub(crate) type SharedRates = Arc<RwLock<RateTable>>;
 
 /// Runs the ledger until `shutdown` is cancelled and in-flight batches are done.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: LedgerConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), LedgerError> {
+pub async fn run(ctx: RoleContext, config: LedgerConfig) -> Result<(), LedgerError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     // Every ingress must see rates and balances before it can price a send,
     // so both are published before we claim readiness.
     let rates: SharedRates = Arc::default();
@@ -90,15 +90,13 @@ pub async fn run(
     // they are answered here, by the only writer of balances.
     let credit_service = {
         let (b, p) = (bus.clone(), pool.clone());
-        let subject = bus.namespace().ledger_service();
         let handler = move |req: CreditChangeRequest| {
             let (b, p) = (b.clone(), p.clone());
             async move { credit::change_reply(&p, &b, &req).await }
         };
-        tokio::spawn(smsfleet_bus::serve_requests::<CreditChangeRequest, CreditChangeReply, _, _>(
+        tokio::spawn(smsfleet_bus::serve_requests(
             bus.clone(),
-            subject,
-            "ledger",
+            services::LEDGER_CREDIT,
             shutdown.child_token(),
             handler,
         ))

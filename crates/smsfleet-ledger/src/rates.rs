@@ -12,6 +12,23 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{LedgerError, SharedRates};
 
+/// Sets the rate for destinations starting with `prefix` (1 to 10 digits),
+/// or the default rate when `prefix` is `None`. The refresh loop publishes
+/// the new table.
+pub async fn set_rate(pool: &PgPool, prefix: Option<&str>, rate: rust_decimal::Decimal) -> Result<(), LedgerError> {
+    if rate.is_sign_negative() {
+        return Err(LedgerError::InvalidRate("rate must not be negative".to_owned()));
+    }
+    match prefix {
+        Some(p) if !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            smsfleet_store::rates::set_prefix(pool, p, rate).await?
+        }
+        Some(p) => return Err(LedgerError::InvalidRate(format!("prefix {p:?} must be 1 to 10 digits"))),
+        None => smsfleet_store::rates::set_default(pool, rate).await?,
+    }
+    Ok(())
+}
+
 /// Reloads and republishes the table unless its revision is `known`.
 /// Returns the current revision.
 pub(crate) async fn refresh(

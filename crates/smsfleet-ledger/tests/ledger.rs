@@ -4,22 +4,20 @@
 //! to the scheduler, and idempotent credit top-ups.
 
 use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use smsfleet_domain::clock::now_ms;
 
 use rust_decimal::Decimal;
 use smsfleet_contract::{
-    Api, BalanceState, Destination, DispatchChunk, RatesState, Status, StatusBatch, StreamKind, Submission,
-    SubmitBatch, TextEncoding,
+    Api, BalanceState, DeliveryStatus, Destination, DispatchChunk, Encoding, RatesState, StatusBatch, StreamKind,
+    Submission, SubmitBatch,
 };
 use smsfleet_ledger::{LedgerConfig, adjust_credit};
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 fn d(s: &str) -> Decimal {
     Decimal::from_str(s).unwrap()
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64
 }
 
 /// An account with `credit`, and a default rate of 0.5 per segment.
@@ -38,7 +36,7 @@ fn submission(queue: &str, uid: i64, destinations: usize, segments: u32) -> Subm
         sender: "ACME".into(),
         text: "hello".into(),
         footer: " @alice".into(),
-        encoding: TextEncoding::Gsm7,
+        encoding: Encoding::Gsm7,
         flash: false,
         segments,
         msg_type: "text".into(),
@@ -54,10 +52,9 @@ fn submission(queue: &str, uid: i64, destinations: usize, segments: u32) -> Subm
 }
 
 fn start(env: &TestEnv, chunk_size: usize) -> (CancellationToken, tokio::task::JoinHandle<()>) {
-    let readiness = smsfleet_telemetry::Readiness::default();
     let token = CancellationToken::new();
     let cfg = LedgerConfig { chunk_size, ..Default::default() };
-    let run = smsfleet_ledger::run(env.bus.clone(), env.pool.clone(), cfg, readiness.register("ledger"), token.clone());
+    let run = smsfleet_ledger::run(env.context("ledger", &token), cfg);
     let handle = tokio::spawn(async move { run.await.unwrap() });
     (token, handle)
 }
@@ -168,7 +165,7 @@ async fn insufficient_credit_is_rejected_with_a_failed_status() {
     assert!(status.released_queues.is_empty());
     assert_eq!(status.events.len(), 2);
     for e in &status.events {
-        assert_eq!((e.uid, e.status, e.reason.as_deref()), (uid, Status::Failed, Some("insufficient credit")));
+        assert_eq!((e.uid, e.status, e.reason.as_deref()), (uid, DeliveryStatus::Failed, Some("insufficient credit")));
     }
 
     // A redelivery repeats the outcome without a second status message.

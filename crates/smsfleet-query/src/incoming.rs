@@ -91,7 +91,8 @@ pub async fn handle_incoming(pool: PgPool, batch: Vec<Delivery<IncomingMessage>>
         .collect();
     keywords.sort();
     keywords.dedup();
-    let owners = store::keyword_owners(&pool, &keywords).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
+    let owners =
+        smsfleet_store::keywords::owners(&pool, &keywords).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
     let (mut incoming, mut inbox): (Vec<_>, Vec<_>) = (Vec::new(), Vec::new());
     for d in &batch {
         match route(&d.body, &owners) {

@@ -13,23 +13,24 @@
 mod credit;
 mod ds;
 mod incoming;
+mod keywords;
 mod last_ids;
 mod phonebook;
 mod projection;
 
+use std::future::Future;
+
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
-use smsfleet_contract::{
-    CreditReply, CreditRequest, DsReply, DsRequest, IncomingMessage, IncomingReply, IncomingRequest, LastIdsReply,
-    LastIdsRequest, PhonebookReply, PhonebookRequest, StatusBatch, StreamKind, SubmitBatch,
-};
+use smsfleet_contract::{BusMessage, IncomingMessage, Service, StatusBatch, StreamKind, SubmitBatch, services};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 pub use credit::credit_reply;
 pub use ds::{ds_filter, ds_reply};
 pub use incoming::{Routed, SANDBOX_UID, incoming_filter, incoming_reply, route};
+pub use keywords::{KeywordError, add_keyword, list_keywords, remove_keyword};
 pub use last_ids::last_ids_reply;
 pub use phonebook::{phonebook_limit, phonebook_reply};
 pub use projection::{coalesce_status, submit_rows};
@@ -38,8 +39,6 @@ pub use projection::{coalesce_status, submit_rows};
 const DURABLE: &str = "projection";
 /// Payload bytes per projection batch.
 const QUERY_BATCH_BYTES: usize = 512 * 1024;
-/// Queue group of the request/reply services.
-const GROUP: &str = "query";
 
 #[derive(Debug, Clone)]
 pub struct QueryConfig {
@@ -61,23 +60,20 @@ impl Default for QueryConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Loop(#[from] smsfleet_bus::LoopFailure),
 }
 
 /// Runs the projection and incoming workers and the request/reply services until
 /// `shutdown` is cancelled. If one loop fails, the others are stopped and
 /// the error is returned, so a half-working replica never stays up.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: QueryConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), QueryError> {
+pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     // A child token lets a failing loop stop its siblings without
     // cancelling the caller's token.
     let stop = shutdown.child_token();
-    let ns = bus.namespace().clone();
     let mut tasks: JoinSet<(&'static str, Result<(), BusError>)> = JoinSet::new();
 
     let worker = |stream| WorkerConfig {
@@ -105,53 +101,32 @@ pub async fn run(
         ("status projection", smsfleet_bus::run_worker::<StatusBatch, _, _>(b, w, s, handler).await)
     });
 
-    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
-    let subject = ns.ds_service();
-    tasks.spawn(async move {
-        let handler = move |req: DsRequest| {
-            let pool = p.clone();
-            async move { ds_reply(&pool, &req, max_rows).await }
-        };
-        ("ds service", smsfleet_bus::serve_requests::<DsRequest, DsReply, _, _>(b, subject, GROUP, s, handler).await)
-    });
-
-    let (b, p, s) = (bus.clone(), pool.clone(), stop.clone());
-    let subject = ns.credit_service();
-    tasks.spawn(async move {
-        let handler = move |req: CreditRequest| {
-            let pool = p.clone();
-            async move { credit_reply(&pool, &req).await }
-        };
-        (
-            "cr service",
-            smsfleet_bus::serve_requests::<CreditRequest, CreditReply, _, _>(b, subject, GROUP, s, handler).await,
-        )
-    });
-
-    let (b, p, s) = (bus.clone(), pool.clone(), stop.clone());
-    let subject = ns.last_ids_service();
-    tasks.spawn(async move {
-        let handler = move |req: LastIdsRequest| {
-            let pool = p.clone();
-            async move { last_ids_reply(&pool, &req).await }
-        };
-        (
-            "last ids service",
-            smsfleet_bus::serve_requests::<LastIdsRequest, LastIdsReply, _, _>(b, subject, GROUP, s, handler).await,
-        )
-    });
-
-    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
-    let subject = ns.phonebook_service();
-    tasks.spawn(async move {
-        let handler = move |req: PhonebookRequest| {
-            let pool = p.clone();
-            async move { phonebook_reply(&pool, &req, max_rows).await }
-        };
-        let served =
-            smsfleet_bus::serve_requests::<PhonebookRequest, PhonebookReply, _, _>(b, subject, GROUP, s, handler);
-        ("phonebook service", served.await)
-    });
+    let max_rows = config.max_rows;
+    tasks.spawn(serve_with_pool("ds service", &bus, services::DS, &pool, &stop, move |p, req| async move {
+        ds_reply(&p, &req, max_rows).await
+    }));
+    tasks.spawn(serve_with_pool("cr service", &bus, services::CREDIT, &pool, &stop, |p, req| async move {
+        credit_reply(&p, &req).await
+    }));
+    tasks.spawn(serve_with_pool("last ids service", &bus, services::LAST_IDS, &pool, &stop, |p, req| async move {
+        last_ids_reply(&p, &req).await
+    }));
+    tasks.spawn(serve_with_pool(
+        "phonebook service",
+        &bus,
+        services::PHONEBOOK,
+        &pool,
+        &stop,
+        move |p, req| async move { phonebook_reply(&p, &req, max_rows).await },
+    ));
+    tasks.spawn(serve_with_pool(
+        "incoming service",
+        &bus,
+        services::INCOMING,
+        &pool,
+        &stop,
+        move |p, req| async move { incoming_reply(&p, &req, max_rows).await },
+    ));
 
     // One batch at a time, so `in`/`ix`/`sx` ids follow arrival order as
     // playSMS's do; incoming traffic is a trickle next to outgoing.
@@ -162,23 +137,32 @@ pub async fn run(
         ("incoming routing", smsfleet_bus::run_worker::<IncomingMessage, _, _>(b, w, s, handler).await)
     });
 
-    let (b, p, s, max_rows) = (bus.clone(), pool.clone(), stop.clone(), config.max_rows);
-    let subject = ns.incoming_service();
-    tasks.spawn(async move {
-        let handler = move |req: IncomingRequest| {
-            let pool = p.clone();
-            async move { incoming_reply(&pool, &req, max_rows).await }
-        };
-        (
-            "incoming service",
-            smsfleet_bus::serve_requests::<IncomingRequest, IncomingReply, _, _>(b, subject, GROUP, s, handler).await,
-        )
-    });
-
     ready.set(true);
     tracing::info!(batch = config.batch, concurrency = config.concurrency, "query role running");
 
     let outcome = smsfleet_bus::supervise(tasks, &stop, &ready).await.map_err(QueryError::from);
     tracing::info!("query role stopped");
     outcome
+}
+
+/// Serves one of the query services, each request answered from the
+/// projection by `reply` with its own handle on the pool.
+fn serve_with_pool<Req, Rep, F, Fut>(
+    name: &'static str,
+    bus: &Bus,
+    service: Service<Req, Rep>,
+    pool: &PgPool,
+    stop: &CancellationToken,
+    reply: F,
+) -> impl Future<Output = (&'static str, Result<(), BusError>)> + Send + 'static
+where
+    Req: BusMessage + Send + 'static,
+    Rep: BusMessage + Send + 'static,
+    F: Fn(PgPool, Req) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Rep> + Send + 'static,
+{
+    let pool = pool.clone();
+    let handler = move |req: Req| reply(pool.clone(), req);
+    let served = smsfleet_bus::serve_requests(bus.clone(), service, stop.clone(), handler);
+    async move { (name, served.await) }
 }

@@ -67,7 +67,7 @@ pub fn coalesce_status<'a>(events: impl IntoIterator<Item = &'a StatusEvent>) ->
     }
     let mut by_id: HashMap<i64, Acc> = HashMap::new();
     for ev in events {
-        let status = DeliveryStatus::from(ev.status);
+        let status = ev.status;
         match by_id.get_mut(&ev.smslog_id) {
             None => {
                 by_id.insert(
@@ -144,21 +144,21 @@ fn from_ms(ms: i64) -> Result<OffsetDateTime, String> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use smsfleet_contract::{Api, Destination, Status, Submission, TextEncoding};
+    use smsfleet_contract::{Api, DeliveryStatus, Destination, Encoding, Submission};
 
     use super::*;
 
-    fn ev(id: i64, status: Status, at_ms: i64, up: Option<&str>) -> StatusEvent {
+    fn ev(id: i64, status: DeliveryStatus, at_ms: i64, up: Option<&str>) -> StatusEvent {
         StatusEvent { smslog_id: id, uid: 1, status, at_ms, upstream_id: up.map(str::to_owned), reason: None }
     }
 
     #[test]
     fn late_sent_does_not_undo_delivered_and_upstream_id_is_kept() {
         let events = [
-            ev(1, Status::Sent, 1_000, Some("up-1")),
-            ev(1, Status::Delivered, 2_000, None),
-            ev(2, Status::Delivered, 2_000, None),
-            ev(2, Status::Sent, 3_000, Some("up-2")),
+            ev(1, DeliveryStatus::Sent, 1_000, Some("up-1")),
+            ev(1, DeliveryStatus::Delivered, 2_000, None),
+            ev(2, DeliveryStatus::Delivered, 2_000, None),
+            ev(2, DeliveryStatus::Sent, 3_000, Some("up-2")),
         ];
         let rows = coalesce_status(&events).unwrap();
         assert_eq!(rows.len(), 2);
@@ -170,9 +170,9 @@ mod tests {
 
     #[test]
     fn equal_rank_keeps_the_latest() {
-        let events = [ev(1, Status::Failed, 5_000, None), ev(1, Status::Delivered, 4_000, None)];
+        let events = [ev(1, DeliveryStatus::Failed, 5_000, None), ev(1, DeliveryStatus::Delivered, 4_000, None)];
         assert_eq!(coalesce_status(&events).unwrap()[0].status, 2);
-        let events = [ev(1, Status::Delivered, 4_000, None), ev(1, Status::Failed, 5_000, None)];
+        let events = [ev(1, DeliveryStatus::Delivered, 4_000, None), ev(1, DeliveryStatus::Failed, 5_000, None)];
         assert_eq!(coalesce_status(&events).unwrap()[0].status, 2);
     }
 
@@ -185,7 +185,7 @@ mod tests {
             sender: "1234".into(),
             text: "hi".into(),
             footer: " @alice".into(),
-            encoding: TextEncoding::Gsm7,
+            encoding: Encoding::Gsm7,
             flash: false,
             segments: 1,
             msg_type: "text".into(),

@@ -10,8 +10,7 @@ use smsfleet_contract::{
     IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, SCHEMA_VERSION, StreamKind,
 };
 use smsfleet_query::QueryConfig;
-use smsfleet_telemetry::ReadyFlag;
-use smsfleet_testkit::{CancellationToken, TestEnv};
+use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -40,10 +39,7 @@ async fn list(env: &TestEnv, list: IncomingList, uid: i64, check: impl Fn(&Incom
     let req = IncomingRequest { list, uid, src: None, dst: None, dt: None, kwd: None, limit: 0, last: None };
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let reply = env
-            .bus
-            .request::<IncomingRequest, IncomingReply>(env.ns.incoming_service(), &req, Duration::from_secs(5))
-            .await;
+        let reply = env.bus.request(smsfleet_contract::services::INCOMING, &req, Duration::from_secs(5)).await;
         if let Ok(r) = &reply
             && check(r)
         {
@@ -70,16 +66,10 @@ async fn routes_by_keyword_and_stores_each_key_once() {
     let admin = env.create_user("admin").await;
     let alice = env.create_user("alice").await;
     assert_eq!(admin.uid, 1);
-    smsfleet_store::incoming::add_keyword(&env.pool, "IDOL", alice.uid).await.unwrap();
-    assert!(smsfleet_store::incoming::add_keyword(&env.pool, "IDOL", admin.uid).await.is_err());
+    smsfleet_store::keywords::add(&env.pool, "IDOL", alice.uid).await.unwrap();
+    assert!(smsfleet_store::keywords::add(&env.pool, "IDOL", admin.uid).await.is_err());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(smsfleet_query::run(
-        env.bus.clone(),
-        env.pool.clone(),
-        QueryConfig::default(),
-        ReadyFlag::default(),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
 
     let vote = message("mo:sim:1", IncomingKind::Mo, "idol I vote for \"3\"", None);
     publish(&env, &vote).await;
@@ -108,8 +98,19 @@ async fn routes_by_keyword_and_stores_each_key_once() {
     assert_eq!(list(&env, IncomingList::In, admin.uid, |_| true).await, IncomingReply::Error(501));
     assert_eq!(list(&env, IncomingList::Ix, admin.uid, |_| true).await, IncomingReply::Error(501));
 
-    // Give a late duplicate time to land, then count the rows directly.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once every published message is acked (after its rows are written),
+    // a duplicate would be in the tables: count the rows directly.
+    let stream = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Incoming)).await.unwrap();
+    let handled = eventually(WAIT, || {
+        let mut stream = stream.clone();
+        async move {
+            let last = stream.info().await.ok()?.state.last_sequence;
+            let acked = stream.consumer_info("projection").await.ok()?.ack_floor.stream_sequence;
+            (acked >= last).then_some(())
+        }
+    })
+    .await;
+    assert!(handled.is_some(), "the incoming messages were not all handled");
     let (incoming,): (i64,) = sqlx::query_as("SELECT count(*) FROM incoming").fetch_one(&env.pool).await.unwrap();
     let (inbox,): (i64,) = sqlx::query_as("SELECT count(*) FROM inbox").fetch_one(&env.pool).await.unwrap();
     assert_eq!((incoming, inbox), (2, 1));

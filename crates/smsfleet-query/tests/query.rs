@@ -7,12 +7,11 @@
 use std::time::Duration;
 
 use smsfleet_contract::{
-    Api, CreditReply, CreditRequest, Destination, DsReply, DsRequest, DsRow, SCHEMA_VERSION, Status, StatusBatch,
-    StatusEvent, StreamKind, Submission, SubmitBatch, TextEncoding,
+    Api, CreditRequest, DeliveryStatus, Destination, DsReply, DsRequest, DsRow, Encoding, SCHEMA_VERSION, StatusBatch,
+    StatusEvent, StreamKind, Submission, SubmitBatch,
 };
 use smsfleet_domain::schedule::format_playsms;
 use smsfleet_query::{QueryConfig, QueryError};
-use smsfleet_telemetry::ReadyFlag;
 use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -30,13 +29,7 @@ struct Running {
 async fn start() -> Running {
     let env = TestEnv::start().await;
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(smsfleet_query::run(
-        env.bus.clone(),
-        env.pool.clone(),
-        QueryConfig::default(),
-        ReadyFlag::default(),
-        shutdown.clone(),
-    ));
+    let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
     Running { env, shutdown, task }
 }
 
@@ -58,7 +51,7 @@ fn submission(s: &Sub<'_>) -> Submission {
         sender: s.sender.to_owned(),
         text: s.text.to_owned(),
         footer: " @alice".to_owned(),
-        encoding: TextEncoding::Gsm7,
+        encoding: Encoding::Gsm7,
         flash: false,
         segments: 1,
         msg_type: "text".to_owned(),
@@ -81,7 +74,7 @@ async fn status(env: &TestEnv, batch_id: &str, events: Vec<StatusEvent>, release
     env.bus.publish(env.ns.subject(StreamKind::Status), batch_id, &batch).await.unwrap();
 }
 
-fn event(smslog_id: i64, status: Status, at_ms: i64) -> StatusEvent {
+fn event(smslog_id: i64, status: DeliveryStatus, at_ms: i64) -> StatusEvent {
     StatusEvent { smslog_id, uid: 1, status, at_ms, upstream_id: None, reason: None }
 }
 
@@ -93,7 +86,7 @@ fn req(uid: i64) -> DsRequest {
 /// "no responders").
 async fn ds(env: &TestEnv, r: &DsRequest) -> DsReply {
     eventually(WAIT, || async {
-        env.bus.request::<DsRequest, DsReply>(env.ns.ds_service(), r, Duration::from_secs(5)).await.ok()
+        env.bus.request(smsfleet_contract::services::DS, r, Duration::from_secs(5)).await.ok()
     })
     .await
     .expect("ds answered")
@@ -139,10 +132,10 @@ async fn out_of_order_statuses_end_delivered_and_ds_shows_the_items() {
     submit(&env, "id1", vec![submission(&sub)]).await;
     // Separate batches, so the rank rule in the database is exercised too,
     // not only the coalescing within one batch.
-    status(&env, "s1", vec![event(101, Status::Sent, T + 1_000)], vec![]).await;
-    status(&env, "s2", vec![event(101, Status::Delivered, T + 2_000)], vec![]).await;
-    status(&env, "s3", vec![event(102, Status::Delivered, T + 3_000)], vec![]).await;
-    status(&env, "s4", vec![event(102, Status::Sent, T + 4_000)], vec![]).await;
+    status(&env, "s1", vec![event(101, DeliveryStatus::Sent, T + 1_000)], vec![]).await;
+    status(&env, "s2", vec![event(101, DeliveryStatus::Delivered, T + 2_000)], vec![]).await;
+    status(&env, "s3", vec![event(102, DeliveryStatus::Delivered, T + 3_000)], vec![]).await;
+    status(&env, "s4", vec![event(102, DeliveryStatus::Sent, T + 4_000)], vec![]).await;
 
     let reply = ds_until(&env, &req(1), |r| match r {
         DsReply::Rows(rows) => rows.len() == 2 && rows.iter().all(|r| r.status == 3),
@@ -338,11 +331,7 @@ async fn credit_is_the_ledger_balance() {
         async move {
             eventually(WAIT, || async {
                 env.bus
-                    .request::<CreditRequest, CreditReply>(
-                        env.ns.credit_service(),
-                        &CreditRequest { uid },
-                        Duration::from_secs(5),
-                    )
+                    .request(smsfleet_contract::services::CREDIT, &CreditRequest { uid }, Duration::from_secs(5))
                     .await
                     .ok()
             })
@@ -395,14 +384,7 @@ async fn phonebook_searches_own_contacts_and_groups() {
         let env = &env;
         async move {
             eventually(WAIT, || async {
-                env.bus
-                    .request::<PhonebookRequest, PhonebookReply>(
-                        env.ns.phonebook_service(),
-                        &req,
-                        Duration::from_secs(5),
-                    )
-                    .await
-                    .ok()
+                env.bus.request(smsfleet_contract::services::PHONEBOOK, &req, Duration::from_secs(5)).await.ok()
             })
             .await
             .expect("phonebook answered")

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use smsfleet_bus::{Bus, BusError, Delivery, HandlerError, WorkerConfig, run_worker};
 use smsfleet_contract::{DispatchChunk, SCHEMA_VERSION, StatusBatch, StreamKind};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::scheduler::{self, Held};
 use smsfleet_store::{PgPool, StoreError};
-use smsfleet_telemetry::ReadyFlag;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -38,19 +38,17 @@ impl Default for SchedulerConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum SchedulerError {
     #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
+    #[error(transparent)]
     Bus(#[from] BusError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
 /// Runs until `shutdown` is cancelled; a release in progress is finished.
-pub async fn run(
-    bus: Bus,
-    pool: PgPool,
-    config: SchedulerConfig,
-    ready: ReadyFlag,
-    shutdown: CancellationToken,
-) -> Result<(), SchedulerError> {
+pub async fn run(ctx: RoleContext, config: SchedulerConfig) -> Result<(), SchedulerError> {
+    let (bus, pool) = (ctx.bus()?, ctx.pool()?);
+    let RoleContext { ready, shutdown, .. } = ctx;
     let stop_release = shutdown.child_token();
     let releaser = tokio::spawn(release_loop(bus.clone(), pool.clone(), config.clone(), stop_release.clone()));
     let worker = WorkerConfig {
@@ -79,9 +77,6 @@ async fn hold(pool: &PgPool, deliveries: Vec<Delivery<DispatchChunk>>) -> Result
     let mut held = Vec::with_capacity(deliveries.len());
     for d in deliveries {
         let chunk = d.body;
-        if chunk.v != SCHEMA_VERSION {
-            return Err(HandlerError::Permanent(format!("dispatch_chunk version {} is unknown", chunk.v)));
-        }
         if !seen.insert(chunk.chunk_id.clone()) {
             continue;
         }

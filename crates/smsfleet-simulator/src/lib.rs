@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
+use smsfleet_runtime::RoleContext;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -71,6 +72,8 @@ impl Default for SimulatorConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulatorError {
+    #[error(transparent)]
+    Context(#[from] smsfleet_runtime::MissingResource),
     #[error("invalid simulator config: {0}")]
     Config(&'static str),
     #[error("cannot build the delivery-report HTTP client: {0}")]
@@ -79,9 +82,19 @@ pub enum SimulatorError {
     Serve(#[source] std::io::Error),
 }
 
+/// The simulator as a role: serves on the context's listener until its
+/// shutdown token is cancelled.
+pub async fn run(mut ctx: RoleContext, config: SimulatorConfig) -> Result<(), SimulatorError> {
+    let listener = ctx.take_listener()?;
+    ctx.ready.set(true);
+    let result = serve(config, listener, ctx.shutdown.clone().cancelled_owned()).await;
+    ctx.ready.set(false);
+    result
+}
+
 /// Serves until `shutdown` resolves, then drains: pending delivery reports are still sent
 /// (bounded by [`DRAIN_TIMEOUT`]).
-pub async fn run(
+pub async fn serve(
     config: SimulatorConfig,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use smsfleet_simulator::{SimulatorConfig, SimulatorError, run};
+use smsfleet_simulator::{SimulatorConfig, SimulatorError, serve};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -25,7 +25,7 @@ impl Simulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(run(config, listener, async {
+        let task = tokio::spawn(serve(config, listener, async {
             let _ = stopped.await;
         }));
         Self { base, stop: Some(stop), task }

@@ -1,6 +1,10 @@
-//! Accounts, owned by the accounts service.
+//! The `accounts` table: account rows and every change to them (profile,
+//! configuration, parent, removal, tokens, login keys, approved sender
+//! IDs), owned by the accounts service. Every change bumps `revision`, so
+//! the state snapshot the service publishes next supersedes the one before.
 
 use sqlx::{AssertSqlSafe, PgPool};
+use time::OffsetDateTime;
 
 use crate::{Result, StoreError};
 
@@ -148,40 +152,6 @@ pub async fn set_token(pool: &PgPool, uid: i64, lookup: &str, sealed: &str) -> R
     .ok_or(StoreError::NotFound)
 }
 
-/// Adds (or removes) a number on the global stop list (bulk code 1042).
-pub async fn set_stopped(pool: &PgPool, digits: &str, listed: bool) -> Result<()> {
-    if listed {
-        sqlx::query("INSERT INTO stoplist (number) VALUES ($1) ON CONFLICT DO NOTHING")
-            .bind(digits)
-            .execute(pool)
-            .await?;
-    } else {
-        sqlx::query("DELETE FROM stoplist WHERE number = $1").bind(digits).execute(pool).await?;
-    }
-    Ok(())
-}
-
-/// Adds (or removes) a number on an account's do-not-disturb list (bulk code 1732).
-pub async fn set_dnd(pool: &PgPool, uid: i64, digits: &str, listed: bool) -> Result<()> {
-    if listed {
-        sqlx::query("INSERT INTO dnd (uid, number) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-            .bind(uid)
-            .bind(digits)
-            .execute(pool)
-            .await?;
-    } else {
-        sqlx::query("DELETE FROM dnd WHERE uid = $1 AND number = $2").bind(uid).bind(digits).execute(pool).await?;
-    }
-    Ok(())
-}
-
-/// Every stop-list entry (`uid` None) and do-not-disturb entry, for republishing.
-pub async fn all_stops(pool: &PgPool) -> Result<Vec<(Option<i64>, String)>> {
-    let stop: Vec<(String,)> = sqlx::query_as("SELECT number FROM stoplist").fetch_all(pool).await?;
-    let dnd: Vec<(i64, String)> = sqlx::query_as("SELECT uid, number FROM dnd").fetch_all(pool).await?;
-    Ok(stop.into_iter().map(|(n,)| (None, n)).chain(dnd.into_iter().map(|(u, n)| (Some(u), n))).collect())
-}
-
 /// A token change: a new token (its lookup hash and sealed form) or none at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenUpdate {
@@ -245,4 +215,164 @@ pub async fn update_settings(pool: &PgPool, uid: i64, s: &AccountSettings) -> Re
         _ => StoreError::Db(e),
     })?
     .ok_or(StoreError::NotFound)
+}
+
+/// `op=accountpref`. `None` keeps the stored value; `profile` holds the
+/// changed fields no role reads (address, city...), merged into the stored
+/// object.
+#[derive(Debug, Clone, Default)]
+pub struct PreferenceUpdate {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub password_hash: Option<String>,
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+pub async fn update_preferences(pool: &PgPool, uid: i64, u: &PreferenceUpdate) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET name = COALESCE($2, name), email = COALESCE($3, email), \
+         mobile = COALESCE($4, mobile), password_hash = COALESCE($5, password_hash), \
+         bulk_password_hash = COALESCE($5, bulk_password_hash), profile = profile || $6, \
+         revision = revision + 1 WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(&u.name)
+    .bind(&u.email)
+    .bind(&u.mobile)
+    .bind(&u.password_hash)
+    .bind(serde_json::Value::Object(u.profile.clone()))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// `op=accountconf`, like [`update_preferences`].
+#[derive(Debug, Clone, Default)]
+pub struct ConfigurationUpdate {
+    pub footer: Option<String>,
+    pub timezone: Option<String>,
+    pub sender: Option<String>,
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+pub async fn update_configuration(pool: &PgPool, uid: i64, u: &ConfigurationUpdate) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET footer = COALESCE($2, footer), timezone = COALESCE($3, timezone), \
+         sender = COALESCE($4, sender), profile = profile || $5, revision = revision + 1 \
+         WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(&u.footer)
+    .bind(&u.timezone)
+    .bind(&u.sender)
+    .bind(serde_json::Value::Object(u.profile.clone()))
+    .fetch_optional(pool)
+    .await?)
+}
+
+/// Whether another live account already uses `email` (case-insensitive).
+pub async fn email_taken(pool: &PgPool, email: &str, except_uid: Option<i64>) -> Result<bool> {
+    let (taken,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE lower(email) = lower($1) AND NOT deleted \
+         AND uid IS DISTINCT FROM $2)",
+    )
+    .bind(email)
+    .bind(except_uid)
+    .fetch_one(pool)
+    .await?;
+    Ok(taken)
+}
+
+/// Whether another live account already uses `mobile`.
+pub async fn mobile_taken(pool: &PgPool, mobile: &str, except_uid: Option<i64>) -> Result<bool> {
+    let (taken,): (bool,) = sqlx::query_as(
+        "SELECT EXISTS (SELECT 1 FROM accounts WHERE mobile = $1 AND mobile <> '' AND NOT deleted \
+         AND uid IS DISTINCT FROM $2)",
+    )
+    .bind(mobile)
+    .bind(except_uid)
+    .fetch_one(pool)
+    .await?;
+    Ok(taken)
+}
+
+/// Live subusers whose parent is `uid` (an account with some cannot be removed).
+pub async fn live_subusers(pool: &PgPool, uid: i64) -> Result<i64> {
+    let (n,): (i64,) = sqlx::query_as("SELECT count(*) FROM accounts WHERE parent_uid = $1 AND NOT deleted")
+        .bind(uid)
+        .fetch_one(pool)
+        .await?;
+    Ok(n)
+}
+
+/// Soft-deletes: history (outgoing rows, ledger entries) keeps its owner.
+/// The token is dropped so that it can never authenticate again.
+pub async fn remove(pool: &PgPool, uid: i64) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET deleted = true, token_lookup = NULL, token_sealed = NULL, login_key_lookup = NULL, \
+         revision = revision + 1 WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn set_parent(pool: &PgPool, uid: i64, parent_uid: i64) -> Result<Option<AccountRow>> {
+    Ok(sqlx::query_as(AssertSqlSafe(format!(
+        "UPDATE accounts SET parent_uid = $2, revision = revision + 1 WHERE uid = $1 AND NOT deleted \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(uid)
+    .bind(parent_uid)
+    .fetch_optional(pool)
+    .await?)
+}
+
+pub async fn approved_senders(pool: &PgPool, uid: i64) -> Result<Vec<String>> {
+    let row: Option<(Vec<String>,)> =
+        sqlx::query_as("SELECT approved_senders FROM accounts WHERE uid = $1").bind(uid).fetch_optional(pool).await?;
+    Ok(row.map(|r| r.0).unwrap_or_default())
+}
+
+/// Adds or removes one approved sender ID; returns the list after the change.
+pub async fn set_sender_approved(pool: &PgPool, uid: i64, sender: &str, approved: bool) -> Result<Vec<String>> {
+    let sql = if approved {
+        "UPDATE accounts SET approved_senders = array_append(array_remove(approved_senders, $2), $2) \
+         WHERE uid = $1 RETURNING approved_senders"
+    } else {
+        "UPDATE accounts SET approved_senders = array_remove(approved_senders, $2) WHERE uid = $1 \
+         RETURNING approved_senders"
+    };
+    let row: Option<(Vec<String>,)> = sqlx::query_as(sql).bind(uid).bind(sender).fetch_optional(pool).await?;
+    Ok(row.map(|r| r.0).unwrap_or_default())
+}
+
+/// Stores a new login key (its keyed hash), replacing any earlier one.
+pub async fn set_login_key(pool: &PgPool, uid: i64, lookup: &str, expires_at: OffsetDateTime) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE accounts SET login_key_lookup = $2, login_key_expires_at = $3 WHERE uid = $1 AND NOT deleted",
+    )
+    .bind(uid)
+    .bind(lookup)
+    .bind(expires_at)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Removes and returns the stored login key in one statement, so a key can
+/// be used once even when two ws_login requests race.
+pub async fn take_login_key(pool: &PgPool, uid: i64) -> Result<Option<(String, OffsetDateTime)>> {
+    let row: Option<(Option<String>, Option<OffsetDateTime>)> = sqlx::query_as(
+        "UPDATE accounts a SET login_key_lookup = NULL, login_key_expires_at = NULL \
+         FROM (SELECT uid, login_key_lookup, login_key_expires_at FROM accounts WHERE uid = $1 FOR UPDATE) old \
+         WHERE a.uid = old.uid RETURNING old.login_key_lookup, old.login_key_expires_at",
+    )
+    .bind(uid)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match row {
+        Some((Some(lookup), Some(expires))) => Some((lookup, expires)),
+        _ => None,
+    })
 }

@@ -1,58 +1,13 @@
-//! Incoming messages: keyword owners, the `incoming` table (keyword-routed
+//! Incoming messages: the `incoming` table (keyword-routed
 //! and sandbox messages, `op=in` / `op=sx`) and the `inbox` table (internal
 //! messages, `op=ix`). Written by the query role's routing worker; every
 //! insert is keyed by the stream message's unique key, so a redelivery
 //! changes nothing.
 
-use std::collections::HashMap;
-
 use sqlx::{AssertSqlSafe, PgPool};
 use time::OffsetDateTime;
 
-use crate::{Result, StoreError};
-
-/// Owners of those of `keywords` that are registered.
-pub async fn keyword_owners(pool: &PgPool, keywords: &[String]) -> Result<HashMap<String, i64>> {
-    if keywords.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT keyword, uid FROM keywords WHERE keyword = ANY($1)")
-        .bind(keywords)
-        .fetch_all(pool)
-        .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// Registers `keyword` (already normalised) for `uid`. Adding it again for
-/// the same owner is a no-op; another owner's keyword is a conflict.
-pub async fn add_keyword(pool: &PgPool, keyword: &str, uid: i64) -> Result<()> {
-    sqlx::query("INSERT INTO keywords (keyword, uid) VALUES ($1, $2) ON CONFLICT (keyword) DO NOTHING")
-        .bind(keyword)
-        .bind(uid)
-        .execute(pool)
-        .await?;
-    let (owner,): (i64,) =
-        sqlx::query_as("SELECT uid FROM keywords WHERE keyword = $1").bind(keyword).fetch_one(pool).await?;
-    if owner != uid {
-        return Err(StoreError::Conflict(format!("keyword {keyword} belongs to uid {owner}")));
-    }
-    Ok(())
-}
-
-/// Whether the keyword existed.
-pub async fn remove_keyword(pool: &PgPool, keyword: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM keywords WHERE keyword = $1").bind(keyword).execute(pool).await?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// Every keyword with its owner's uid and username, by keyword.
-pub async fn list_keywords(pool: &PgPool) -> Result<Vec<(String, i64, String)>> {
-    Ok(sqlx::query_as(
-        "SELECT k.keyword, k.uid, a.username FROM keywords k JOIN accounts a ON a.uid = k.uid ORDER BY k.keyword",
-    )
-    .fetch_all(pool)
-    .await?)
-}
+use crate::Result;
 
 /// A routed MO or injected message.
 #[derive(Debug, Clone, PartialEq, Eq)]

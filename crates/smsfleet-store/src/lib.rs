@@ -1,20 +1,21 @@
-//! Postgres access for every role: migrations and plain query functions
-//! grouped by the role that owns the tables. Roles never write SQL; the
+//! Postgres access for every role: migrations and plain query functions,
+//! one module per table or aggregate. Roles never write SQL; the
 //! queries are checked by the integration tests against a real PostgreSQL.
 //!
 //! Batch writes use `unnest` over arrays so one statement carries a whole
 //! batch of messages.
 
-pub mod account_admin;
 pub mod accounts;
 pub mod callbacks;
 pub mod dispatch;
 pub mod incoming;
+pub mod keywords;
 pub mod ledger;
 pub mod phonebook;
 pub mod projection;
 pub mod rates;
 pub mod scheduler;
+pub mod stoplist;
 
 use std::time::Duration;
 

@@ -16,7 +16,9 @@ use std::sync::OnceLock;
 use smsfleet_bus::Bus;
 use smsfleet_contract::Namespace;
 use smsfleet_localinfra::{NatsServer, PostgresOptions, PostgresServer};
+use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
+use smsfleet_telemetry::ReadyFlag;
 
 pub use tokio_util::sync::CancellationToken;
 
@@ -109,6 +111,14 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// What a role under test is started with: this environment's bus and
+    /// database, a readiness flag of its own, and `shutdown`.
+    pub fn context(&self, role: &'static str, shutdown: &CancellationToken) -> RoleContext {
+        RoleContext::new(role, ReadyFlag::default(), shutdown.clone())
+            .with_bus(self.bus.clone())
+            .with_pool(self.pool.clone())
+    }
+
     pub async fn start() -> TestEnv {
         smsfleet_telemetry::install_crypto_provider();
         let s = servers();

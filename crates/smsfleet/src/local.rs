@@ -7,17 +7,18 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use smsfleet_accounts::Secrets;
 use smsfleet_bus::Bus;
 use smsfleet_localinfra::{NatsServer, PostgresOptions, PostgresServer};
+use smsfleet_secrets::Secrets;
 use smsfleet_telemetry::Readiness;
 use tokio::task::JoinSet;
 
 use crate::cli::AllArgs;
-use crate::roles;
+use crate::start::{Resources, RoleConfig};
+use crate::{config, connect};
 
 pub async fn run_all(a: AllArgs) -> anyhow::Result<()> {
-    let _telemetry = smsfleet_telemetry::init("smsfleet").map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    let _telemetry = connect::telemetry("smsfleet")?;
     std::fs::create_dir_all(&a.data_dir).with_context(|| format!("creating {}", a.data_dir.display()))?;
     let data_dir = std::fs::canonicalize(&a.data_dir)?;
     let shutdown = smsfleet_telemetry::shutdown_on_signal();
@@ -88,7 +89,7 @@ async fn run_fleet(
     database_url: &str,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> anyhow::Result<()> {
-    let ns = roles::namespace(&a.namespace)?;
+    let ns = connect::namespace(&a.namespace)?;
     let bus = Bus::connect(nats_url, ns, "smsfleet-all").await?;
     bus.provision().await?;
     let pool = smsfleet_store::connect(database_url, 32).await?;
@@ -104,115 +105,40 @@ async fn run_fleet(
     let sim_listener = tokio::net::TcpListener::bind(a.simulator_listen).await.context("simulator listen")?;
     let dlr_listener = tokio::net::TcpListener::bind(a.dlr_listen).await.context("dlr listen")?;
     let http_listener = tokio::net::TcpListener::bind(a.http.listen).await.context("http listen")?;
-    let dispatcher_config = match a.routes.as_deref() {
-        Some(routes) => roles::dispatcher_config(routes)?,
+    let listen = http_listener.local_addr()?;
+    let dispatcher = match a.routes.as_deref() {
+        Some(routes) => config::dispatcher(routes)?,
         None => smsfleet_dispatcher::DispatcherConfig {
             routes: vec![local_sim_route(sim_listener.local_addr()?, dlr_listener.local_addr()?)?],
             ..Default::default()
         },
     };
-    let sim_config = roles::simulator_config(&a.sim, None);
-
-    macro_rules! spawn_role {
-        ($name:literal, $fut:expr) => {{
-            let fut = $fut;
-            let stop = shutdown.clone();
-            tasks.spawn(async move {
-                let r = fut.await.map_err(anyhow::Error::from);
-                if r.is_err() {
-                    // One role failing takes the process down, as separate
-                    // processes would be restarted by their supervisor.
-                    stop.cancel();
-                }
-                ($name, r)
-            });
-        }};
+    let fleet = [
+        (RoleConfig::Simulator(config::simulator(&a.sim, None)), Some(sim_listener)),
+        (RoleConfig::Accounts(Default::default()), None),
+        (RoleConfig::Query(Default::default()), None),
+        (RoleConfig::Callbacks(Default::default()), None),
+        (RoleConfig::Ledger(Default::default()), None),
+        (RoleConfig::Scheduler(Default::default()), None),
+        (RoleConfig::Dispatcher(dispatcher), None),
+        (RoleConfig::Dlr(Default::default()), Some(dlr_listener)),
+        (RoleConfig::Ingress(config::ingress(&a.http)), Some(http_listener)),
+    ];
+    let resources = Resources { bus: Some(bus.clone()), pool: Some(pool.clone()), secrets: Some(secrets) };
+    for (role, listener) in fleet {
+        let name = role.name();
+        let ctx = resources.context(name, &readiness, shutdown.clone(), listener);
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let r = role.run(ctx).await;
+            if r.is_err() {
+                // One role failing takes the process down, as separate
+                // processes would be restarted by their supervisor.
+                stop.cancel();
+            }
+            (name, r)
+        });
     }
-    let s = shutdown.clone();
-    spawn_role!("simulator", smsfleet_simulator::run(sim_config, sim_listener, async move { s.cancelled().await }));
-    spawn_role!(
-        "accounts",
-        smsfleet_accounts::run(
-            bus.clone(),
-            pool.clone(),
-            secrets.clone(),
-            readiness.register("accounts"),
-            shutdown.clone()
-        )
-    );
-    spawn_role!(
-        "query",
-        smsfleet_query::run(
-            bus.clone(),
-            pool.clone(),
-            Default::default(),
-            readiness.register("query"),
-            shutdown.clone()
-        )
-    );
-    spawn_role!(
-        "callbacks",
-        smsfleet_callbacks::run(
-            bus.clone(),
-            pool.clone(),
-            Default::default(),
-            readiness.register("callbacks"),
-            shutdown.clone()
-        )
-    );
-    spawn_role!(
-        "ledger",
-        smsfleet_ledger::run(
-            bus.clone(),
-            pool.clone(),
-            Default::default(),
-            readiness.register("ledger"),
-            shutdown.clone()
-        )
-    );
-    spawn_role!(
-        "scheduler",
-        smsfleet_scheduler::run(
-            bus.clone(),
-            pool.clone(),
-            Default::default(),
-            readiness.register("scheduler"),
-            shutdown.clone()
-        )
-    );
-    spawn_role!(
-        "dispatcher",
-        smsfleet_dispatcher::run(
-            bus.clone(),
-            pool.clone(),
-            dispatcher_config,
-            readiness.register("dispatcher"),
-            shutdown.clone()
-        )
-    );
-    spawn_role!(
-        "dlr",
-        smsfleet_dlr::run(
-            bus.clone(),
-            pool.clone(),
-            Default::default(),
-            dlr_listener,
-            readiness.register("dlr"),
-            shutdown.clone()
-        )
-    );
-    let listen = http_listener.local_addr()?;
-    spawn_role!(
-        "ingress",
-        smsfleet_ingress::run(
-            bus.clone(),
-            secrets.clone(),
-            roles::ingress_config(&a.http),
-            http_listener,
-            readiness.register("ingress"),
-            shutdown.clone()
-        )
-    );
 
     print_welcome(a, listen, admin_token.as_deref());
     let mut first_error = None;
@@ -253,14 +179,14 @@ async fn bootstrap_admin(
     secrets: &Secrets,
 ) -> anyhow::Result<Option<String>> {
     let username = a.admin_user.to_ascii_lowercase();
-    if let Some(row) = smsfleet_store::accounts::by_username(pool, &username).await? {
+    if let Some(row) = smsfleet_accounts::lookup_account(pool, &username).await? {
         return Ok(row.token_sealed.as_deref().and_then(|s| secrets.open(s)));
     }
-    let password = a.admin_password.clone().unwrap_or_else(|| smsfleet_accounts::generate_token()[..16].to_owned());
+    let password = a.admin_password.clone().unwrap_or_else(|| smsfleet_secrets::generate_token()[..16].to_owned());
     let spec = smsfleet_accounts::NewAccountSpec {
         username: username.clone(),
         password: Some(password.clone()),
-        role: 2,
+        role: smsfleet_domain::account::Role::Admin,
         email: String::new(),
         name: "Administrator".to_owned(),
         webservices_ip: "127.0.0.1, ::1".to_owned(),

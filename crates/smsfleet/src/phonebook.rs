@@ -6,7 +6,7 @@ use smsfleet_accounts::phonebook::{self, MAX_GROUP_MEMBERS};
 use smsfleet_store::PgPool;
 
 use crate::cli::{PhonebookCommand, PhonebookGroupCommand};
-use crate::roles::connect_bus;
+use crate::connect;
 
 pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
     match command {
@@ -15,9 +15,9 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
             // Checked whole before anything is written.
             let contacts = phonebook::parse_csv(std::io::BufReader::new(file))
                 .with_context(|| format!("{}: nothing imported", a.file.display()))?;
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            let bus = connect_bus(&a.bus, "cli").await?;
+            let bus = connect::bus(&a.bus, "cli").await?;
             let outcome = phonebook::import(&pool, &bus, uid, &contacts).await.with_context(|| {
                 format!("{}: nothing imported (groups hold at most {MAX_GROUP_MEMBERS})", a.file.display())
             })?;
@@ -31,30 +31,31 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PhonebookCommand::Group { command: PhonebookGroupCommand::Add(a) } => {
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            let bus = connect_bus(&a.bus, "cli").await?;
+            let bus = connect::bus(&a.bus, "cli").await?;
             let g = phonebook::add_group(&pool, &bus, uid, &a.code, &a.name).await?;
             println!("gpid={} code={} name={}", g.gpid, g.code, g.name);
             Ok(())
         }
         PhonebookCommand::Group { command: PhonebookGroupCommand::Remove(a) } => {
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            let bus = connect_bus(&a.bus, "cli").await?;
+            let bus = connect::bus(&a.bus, "cli").await?;
             let g = phonebook::remove_group(&pool, &bus, uid, &a.code).await?;
             println!("removed gpid={} code={}", g.gpid, g.code);
             Ok(())
         }
         PhonebookCommand::List(a) => {
-            let pool = smsfleet_store::connect(&a.store.database_url, 2).await?;
+            let pool = connect::store(&a.store, true).await?;
             let uid = uid_of(&pool, &a.user).await?;
-            for snapshot in smsfleet_store::phonebook::groups_of(&pool, uid).await? {
+            let (groups, contacts) = phonebook::list(&pool, uid).await?;
+            for snapshot in groups {
                 let g = &snapshot.group;
                 let members = snapshot.members.join(";");
                 println!("group gpid={} code={} name={} members={members}", g.gpid, g.code, g.name);
             }
-            for c in smsfleet_store::phonebook::contacts_of(&pool, uid).await? {
+            for c in contacts {
                 println!("contact pid={} mobile={} name={} email={} tags={}", c.pid, c.mobile, c.name, c.email, c.tags);
             }
             Ok(())
@@ -63,8 +64,5 @@ pub async fn execute(command: PhonebookCommand) -> anyhow::Result<()> {
 }
 
 async fn uid_of(pool: &PgPool, username: &str) -> anyhow::Result<i64> {
-    let row = smsfleet_store::accounts::by_username(pool, &username.to_ascii_lowercase())
-        .await?
-        .with_context(|| format!("no account {username:?}"))?;
-    Ok(row.uid)
+    Ok(smsfleet_accounts::find_account(pool, username).await?.uid)
 }

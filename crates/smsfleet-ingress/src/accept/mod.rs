@@ -202,7 +202,7 @@ fn submission(req: &SendRequest, queue: &QueueCode, sendable: &[usize], ids: &[S
         sender: req.sender.clone(),
         text: req.text.clone(),
         footer: req.footer.clone(),
-        encoding: req.encoding.into(),
+        encoding: req.encoding,
         flash: req.flash,
         segments: req.segments,
         msg_type: req.msg_type.clone(),

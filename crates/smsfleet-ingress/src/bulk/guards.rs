@@ -37,7 +37,7 @@ async fn check_credentials(app: &App, r: &Required, client: IpAddr) -> Result<Ar
     if !app.bulk.credentials.contains(account.uid, account.revision, &fingerprint) {
         let password = r.password.clone();
         // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let ok = tokio::task::spawn_blocking(move || smsfleet_accounts::verify_password(&hash, &password))
+        let ok = tokio::task::spawn_blocking(move || smsfleet_secrets::verify_password(&hash, &password))
             .await
             .unwrap_or(false);
         if !ok {

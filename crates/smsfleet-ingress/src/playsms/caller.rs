@@ -5,7 +5,8 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use smsfleet_contract::{AccountRole, AccountState};
+use smsfleet_contract::AccountState;
+use smsfleet_domain::account::Role;
 use smsfleet_playsms::Params;
 
 use super::error::ApiError;
@@ -22,7 +23,7 @@ pub(crate) fn user(app: &App, p: &Params, client: IpAddr) -> Result<Arc<AccountS
 
 /// Admin ops: token authentication plus the admin role (ERR 600 otherwise).
 pub(crate) fn admin(app: &App, p: &Params, client: IpAddr) -> Result<Arc<AccountState>, ApiError> {
-    authenticate(app, p, client).filter(|a| a.role == AccountRole::Admin).ok_or(ApiError::new(ERR_ADMIN))
+    authenticate(app, p, client).filter(|a| a.role == Role::Admin).ok_or(ApiError::new(ERR_ADMIN))
 }
 
 fn authenticate(app: &App, p: &Params, client: IpAddr) -> Option<Arc<AccountState>> {

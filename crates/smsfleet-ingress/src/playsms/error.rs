@@ -2,8 +2,13 @@
 //! ops, an `info` text. playSMS's own text for the code (`error_string`)
 //! comes from its table in `smsfleet_playsms::envelope`, looked up when the
 //! reply is rendered.
+//!
+//! The accounts role answers with what went wrong ([`AccountError`]); this
+//! is the one place that turns it into the playSMS code and `info` text of
+//! the op that asked (byte for byte what playSMS answers).
 
-use smsfleet_contract::AccountReply;
+use smsfleet_contract::{AccountCommand, AccountReply};
+use smsfleet_domain::account::{AccountError, normalize_username};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ApiError {
@@ -19,13 +24,75 @@ impl ApiError {
 }
 
 /// The one mapping of an accounts-role answer that is not the op's success
-/// onto an ERR: the code it names (with its `info`), else `failed` (the
-/// op's "fail to …" code), also when the role could not be reached.
-pub(crate) fn account_error(reply: Option<AccountReply>, failed: u16) -> ApiError {
+/// onto an ERR: the refusal's code for `cmd` (with its `info`), else
+/// `failed` (the op's "fail to …" code), also when the role could not be
+/// reached.
+pub(crate) fn account_error(cmd: &AccountCommand, reply: Option<AccountReply>, failed: u16) -> ApiError {
     match reply {
-        Some(AccountReply::Refused { code, info }) => ApiError { code, info: Some(info) },
-        Some(AccountReply::Error(code)) => ApiError::new(code),
+        Some(AccountReply::Refused(e)) => {
+            let (code, info) = playsms_refusal(cmd, &e);
+            ApiError { code, info }
+        }
         Some(_) | None => ApiError::new(failed),
+    }
+}
+
+/// playSMS's code, and its `info` text where it sends one.
+pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, Option<String>) {
+    use AccountError as E;
+    let info = |code: u16, text: String| (code, Some(text));
+    match cmd {
+        // playSMS answers ERR 100 when the update fails.
+        AccountCommand::SetToken { .. } | AccountCommand::UseLoginKey { .. } => (100, None),
+        AccountCommand::SetBanned { banned, .. } => {
+            let (unknown, failed) = if *banned { (611, 612) } else { (613, 614) };
+            (if *e == E::UnknownAccount { unknown } else { failed }, None)
+        }
+        AccountCommand::Add(add) => match e {
+            E::MissingField => (603, None),
+            E::InvalidUsername { username } => info(604, format!("Invalid username format (username: {username})")),
+            E::InvalidEmail { email } => info(604, format!("Your email format is invalid ({email})")),
+            E::UsernameTaken { username } => info(604, format!("Account already exists (username: {username})")),
+            E::EmailTaken { email } => info(604, format!("Email is already in use by other username (email: {email})")),
+            E::MobileTaken { mobile } => {
+                info(604, format!("Mobile is already in use by other username (mobile: {mobile})"))
+            }
+            E::InvalidIpList { list } => info(604, format!("Invalid webservices IP allow-list ({list})")),
+            E::InvalidToken => info(604, "Invalid webservices token (letters and digits only)".to_owned()),
+            _ => {
+                let username = normalize_username(add.username.trim()).unwrap_or_default();
+                info(604, format!("Fail to add account (username: {username})"))
+            }
+        },
+        AccountCommand::Remove { .. } => match e {
+            E::UnknownAccount => (605, None),
+            E::Immune { username } => info(606, format!("User is immune to deletion (username: {username})")),
+            E::HasSubusers => {
+                info(606, "Unable to delete this user until all subusers under this user have been removed".to_owned())
+            }
+            _ => (606, None),
+        },
+        AccountCommand::SetParent { .. } => (if *e == E::UnknownAccount { 607 } else { 608 }, None),
+        AccountCommand::Preferences { .. } => match e {
+            E::UnknownAccount | E::NothingToChange => (615, None),
+            E::InvalidEmail { email } => info(616, format!("Your email format is invalid ({email})")),
+            E::EmailTaken { email } => info(616, format!("Email is already in use by other username (email: {email})")),
+            E::MobileTaken { mobile } => {
+                info(616, format!("Mobile is already in use by other username (mobile: {mobile})"))
+            }
+            E::PasswordTooShort => info(616, "Password must be at least 5 characters long".to_owned()),
+            _ => (616, None),
+        },
+        AccountCommand::Configuration { .. } => match e {
+            E::UnknownAccount | E::NothingToChange => (617, None),
+            E::InvalidTimezone => info(618, "Invalid timezone".to_owned()),
+            E::FooterTooLong => info(618, "Footer is too long (30 characters at most)".to_owned()),
+            E::InvalidLocalLength => info(618, "Invalid local number length".to_owned()),
+            E::SenderNotApproved => info(618, "Invalid sender ID".to_owned()),
+            _ => (618, None),
+        },
+        AccountCommand::SetLoginKey { .. } => (626, None),
+        AccountCommand::AddStop { .. } => (if *e == E::AlreadyListed { 627 } else { 102 }, None),
     }
 }
 
@@ -35,9 +102,36 @@ mod tests {
 
     #[test]
     fn account_replies_to_codes() {
-        assert_eq!(account_error(Some(AccountReply::Error(609)), 608), ApiError::new(609));
-        let refused = AccountReply::Refused { code: 604, info: "Invalid timezone".into() };
-        assert_eq!(account_error(Some(refused), 618), ApiError { code: 604, info: Some("Invalid timezone".into()) });
-        assert_eq!(account_error(None, 626), ApiError::new(626));
+        let conf = AccountCommand::Configuration { username: "x".into(), changes: Default::default() };
+        let refused = AccountReply::Refused(AccountError::InvalidTimezone);
+        assert_eq!(
+            account_error(&conf, Some(refused), 618),
+            ApiError { code: 618, info: Some("Invalid timezone".into()) }
+        );
+        let key = AccountCommand::SetLoginKey { username: "x".into() };
+        assert_eq!(account_error(&key, None, 626), ApiError::new(626));
+    }
+
+    #[test]
+    fn the_same_error_gets_each_ops_code() {
+        let unknown = AccountError::UnknownAccount;
+        let remove = AccountCommand::Remove { username: "x".into() };
+        let parent = AccountCommand::SetParent { username: "x".into(), parent: "y".into() };
+        let ban = AccountCommand::SetBanned { username: "x".into(), banned: true };
+        let unban = AccountCommand::SetBanned { username: "x".into(), banned: false };
+        assert_eq!(playsms_refusal(&remove, &unknown), (605, None));
+        assert_eq!(playsms_refusal(&parent, &unknown), (607, None));
+        assert_eq!(playsms_refusal(&ban, &unknown), (611, None));
+        assert_eq!(playsms_refusal(&unban, &AccountError::NotAllowed), (614, None));
+    }
+
+    #[test]
+    fn a_failed_add_names_the_normalized_username() {
+        let add = AccountCommand::Add(Box::new(smsfleet_contract::NewAccountCommand {
+            username: " Alice ".into(),
+            ..Default::default()
+        }));
+        let (code, info) = playsms_refusal(&add, &AccountError::StorageFailure);
+        assert_eq!((code, info.as_deref()), (604, Some("Fail to add account (username: alice)")));
     }
 }

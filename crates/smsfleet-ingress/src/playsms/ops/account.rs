@@ -23,7 +23,7 @@ const ACCOUNTS_TIMEOUT: Duration = Duration::from_secs(10);
 /// Sends an account command; applies a changed account locally first.
 /// `None` when the accounts role could not be reached.
 pub(super) async fn account_command(app: &App, cmd: &AccountCommand) -> Option<AccountReply> {
-    match app.bus.request::<_, AccountReply>(app.bus.namespace().accounts_service(), cmd, ACCOUNTS_TIMEOUT).await {
+    match app.bus.request(smsfleet_contract::services::ACCOUNTS, cmd, ACCOUNTS_TIMEOUT).await {
         Ok(reply) => {
             if let AccountReply::Done { account: Some(account), .. } = &reply {
                 app.cache.apply(StateEvent::Account(account.clone()));
@@ -51,7 +51,7 @@ async fn change(app: &App, cmd: AccountCommand, failed: u16) -> Result<Payload, 
             }
             Ok(Payload::Ok(payload))
         }
-        other => Err(account_error(other, failed)),
+        other => Err(account_error(&cmd, other, failed)),
     }
 }
 

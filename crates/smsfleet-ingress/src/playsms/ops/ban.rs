@@ -25,6 +25,6 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr, banned: bool) 
             app.cache.apply(StateEvent::Account(account));
             Ok(Payload::ok())
         }
-        other => Err(account_error(other, failed)),
+        other => Err(account_error(&cmd, other, failed)),
     }
 }

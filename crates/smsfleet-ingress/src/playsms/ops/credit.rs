@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
-use smsfleet_contract::{CreditChangeReply, CreditChangeRequest, CreditReply, CreditRequest};
+use smsfleet_contract::{CreditChangeReply, CreditChangeRequest, CreditRequest};
 use smsfleet_domain::{Credit, QueueCode};
 use smsfleet_playsms::{Node, Params, float_cast};
 
@@ -22,7 +22,7 @@ const LEDGER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The ledger's balance of `uid`; `None` when it cannot be had.
 pub(super) async fn balance_of(app: &App, uid: i64) -> Option<Credit> {
     let req = CreditRequest { uid };
-    match app.bus.request::<_, CreditReply>(app.bus.namespace().credit_service(), &req, app.query_timeout).await {
+    match app.bus.request(smsfleet_contract::services::CREDIT, &req, app.query_timeout).await {
         Ok(r) => r.balance.parse::<Credit>().ok(),
         Err(e) => {
             tracing::error!(error = %e, "credit query failed");
@@ -63,8 +63,7 @@ pub(crate) async fn change(app: &App, p: &Params, client: IpAddr, deduct: bool) 
         uid: account.uid,
         amount: signed.normalize().to_string(),
     };
-    let reply =
-        app.bus.request::<_, CreditChangeReply>(app.bus.namespace().ledger_service(), &req, LEDGER_TIMEOUT).await;
+    let reply = app.bus.request(smsfleet_contract::services::LEDGER_CREDIT, &req, LEDGER_TIMEOUT).await;
     match reply {
         Ok(CreditChangeReply::Balance(balance)) => {
             let balance = balance.parse::<Credit>().unwrap_or_default();

@@ -27,7 +27,7 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payl
         limit: limit_param(p),
         last: int_param(p, "last"),
     };
-    let reply: Result<DsReply, _> = app.bus.request(app.bus.namespace().ds_service(), &req, app.query_timeout).await;
+    let reply: Result<DsReply, _> = app.bus.request(smsfleet_contract::services::DS, &req, app.query_timeout).await;
     match reply {
         Ok(DsReply::Rows(rows)) => Ok(Payload::List(rows.into_iter().map(row_node).collect())),
         Ok(DsReply::Error(code)) => Err(ApiError::new(code)),

@@ -7,9 +7,10 @@
 use std::net::IpAddr;
 
 use smsfleet_contract::{
-    AccountRole, IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, IncomingRow,
-    SCHEMA_VERSION, StreamKind,
+    IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, IncomingRow, SCHEMA_VERSION,
+    StreamKind,
 };
+use smsfleet_domain::account::Role;
 use smsfleet_domain::clock::now_ms;
 use smsfleet_playsms::{Node, Params};
 
@@ -61,7 +62,7 @@ pub(crate) async fn inject(app: &App, p: &Params, client: IpAddr) -> Result<Payl
 /// as in playSMS).
 pub(crate) async fn list(app: &App, p: &Params, client: IpAddr, list: IncomingList) -> Result<Payload, ApiError> {
     let account = caller::user(app, p, client)?;
-    if list == IncomingList::Sx && account.role != AccountRole::Admin {
+    if list == IncomingList::Sx && account.role != Role::Admin {
         return Err(ApiError::new(ERR_EMPTY));
     }
     let text = |key: &str| p.get_nonempty(key).map(str::to_owned);
@@ -76,7 +77,7 @@ pub(crate) async fn list(app: &App, p: &Params, client: IpAddr, list: IncomingLi
         last: int_param(p, "last"),
     };
     let reply: Result<IncomingReply, _> =
-        app.bus.request(app.bus.namespace().incoming_service(), &req, app.query_timeout).await;
+        app.bus.request(smsfleet_contract::services::INCOMING, &req, app.query_timeout).await;
     match reply {
         Ok(IncomingReply::Rows(rows)) => Ok(Payload::List(rows.into_iter().map(|r| row_node(r, list)).collect())),
         Ok(IncomingReply::Error(code)) => Err(ApiError::new(code)),

@@ -17,9 +17,10 @@ use crate::playsms::reply::{self, Payload};
 pub(crate) async fn set(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
     caller::admin(app, p, client)?;
     let username = optional(p, "data_username").ok_or(ApiError::new(625))?;
-    match account_command(app, &AccountCommand::SetLoginKey { username }).await {
+    let cmd = AccountCommand::SetLoginKey { username };
+    match account_command(app, &cmd).await {
         Some(AccountReply::LoginKey { login_key }) => Ok(Payload::one("login_key", login_key)),
-        other => Err(account_error(other, 626)),
+        other => Err(account_error(&cmd, other, 626)),
     }
 }
 

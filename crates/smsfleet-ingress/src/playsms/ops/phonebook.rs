@@ -38,8 +38,7 @@ fn search_params(p: &Params) -> (String, u32) {
 }
 
 async fn search(app: &App, req: PhonebookRequest) -> Result<Payload, ApiError> {
-    let subject = app.bus.namespace().phonebook_service();
-    match app.bus.request::<_, PhonebookReply>(subject, &req, app.query_timeout).await {
+    match app.bus.request(smsfleet_contract::services::PHONEBOOK, &req, app.query_timeout).await {
         Ok(PhonebookReply::Contacts(items)) => Ok(found(items.into_iter().map(contact_node).collect())),
         Ok(PhonebookReply::Groups(items)) => Ok(found(items.into_iter().map(group_node).collect())),
         Ok(PhonebookReply::Unavailable) => Err(ApiError::new(ERR_UNAVAILABLE)),

@@ -2,7 +2,7 @@
 
 use std::net::IpAddr;
 
-use smsfleet_contract::{AccountRole, LastIdsReply, LastIdsRequest};
+use smsfleet_contract::{LastIdsReply, LastIdsRequest};
 use smsfleet_playsms::{Node, Params, envelope};
 
 use super::credit::balance_of;
@@ -15,19 +15,12 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payl
     let account = caller::user(app, p, client)?;
     let credit = balance_of(app, account.uid).await.unwrap_or_else(|| app.cache.balance(account.uid));
     let req = LastIdsRequest { uid: account.uid };
-    let last = app
-        .bus
-        .request::<_, LastIdsReply>(app.bus.namespace().last_ids_service(), &req, app.query_timeout)
-        .await
-        .unwrap_or_else(|e| {
+    let last =
+        app.bus.request(smsfleet_contract::services::LAST_IDS, &req, app.query_timeout).await.unwrap_or_else(|e| {
             tracing::error!(error = %e, "last ids query failed");
             LastIdsReply::default()
         });
-    let status = match account.role {
-        AccountRole::Admin => 2,
-        AccountRole::User => 3,
-        AccountRole::Subuser => 4,
-    };
+    let status = account.role.code();
     let user = Node::map()
         .with("username", account.username.clone())
         .with("uid", account.uid)

@@ -21,12 +21,13 @@ const ERR_EMPTY: u16 = 102;
 pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
     caller::user(app, p, client)?;
     let Some(number) = optional(p, "from") else { return Ok(Payload::Bare) };
-    match account_command(app, &AccountCommand::AddStop { number }).await {
+    let cmd = AccountCommand::AddStop { number };
+    match account_command(app, &cmd).await {
         Some(AccountReply::Stopped { number }) => {
             let state = StopState { v: SCHEMA_VERSION, number, uid: None, listed: true };
             app.cache.apply(StateEvent::Stop(state));
             Ok(Payload::ok())
         }
-        other => Err(account_error(other, ERR_EMPTY)),
+        other => Err(account_error(&cmd, other, ERR_EMPTY)),
     }
 }

@@ -36,13 +36,14 @@ pub(crate) async fn get_token(app: &App, p: &Params, client: IpAddr) -> Result<P
 
 pub(crate) async fn set_token(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
     let account = caller::user(app, p, client)?;
-    match account_command(app, &AccountCommand::SetToken { uid: account.uid }).await {
+    let cmd = AccountCommand::SetToken { uid: account.uid };
+    match account_command(app, &cmd).await {
         Some(AccountReply::Token { token, account }) => {
             // Apply at once, so the old token fails on this replica from the
             // very next request; others follow through the state feed.
             app.cache.apply(StateEvent::Account(account));
             Ok(Payload::one("token", token))
         }
-        other => Err(account_error(other, ERR_AUTH)),
+        other => Err(account_error(&cmd, other, ERR_AUTH)),
     }
 }

@@ -1,4 +1,7 @@
-//! Token and password protection.
+//! Token and password protection, derived from the one server key an
+//! operator configures. Its own crate because the ingress (which checks
+//! tokens and passwords) and the accounts role (which sets them) both need
+//! it, and the ingress should not depend on a role.
 
 use aes_gcm::aead::{Aead, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};

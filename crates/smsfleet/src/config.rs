@@ -1,0 +1,57 @@
+//! Command-line settings turned into the roles' typed configs. `smsfleet
+//! <role>` and `smsfleet all` share these, so a flag means the same in both.
+
+use std::time::Duration;
+
+use anyhow::bail;
+
+use crate::cli;
+
+pub fn ingress(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConfig {
+    smsfleet_ingress::IngressConfig {
+        max_destinations: s.max_destinations,
+        max_segments: s.max_parts,
+        default_sender: s.default_sender.clone(),
+        validity: Duration::from_secs(s.validity_hours * 3600),
+        bulk: smsfleet_ingress::BulkSettings {
+            ip_blacklist: s.bulk_ip_blacklist.clone(),
+            spam_patterns: s
+                .bulk_spam_patterns
+                .split('|')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            duplicate_window: Duration::from_secs(s.bulk_duplicate_window_secs),
+        },
+        login_guard: smsfleet_ingress::GuardSettings {
+            limit: s.login_attempt_limit,
+            window: Duration::from_secs(s.login_window_secs),
+            block_for: Duration::from_secs(s.login_block_secs),
+        },
+        web_root: s.web_root.clone(),
+        trusted_proxies: s.trusted_proxies.clone(),
+        ..Default::default()
+    }
+}
+
+pub fn dispatcher(routes: &str) -> anyhow::Result<smsfleet_dispatcher::DispatcherConfig> {
+    let routes = smsfleet_dispatcher::parse_routes(routes)?;
+    if routes.is_empty() {
+        bail!("at least one route is needed (SMSFLEET_ROUTES)");
+    }
+    Ok(smsfleet_dispatcher::DispatcherConfig { routes, ..Default::default() })
+}
+
+pub fn simulator(s: &cli::SimulatorSettings, dlr_url: Option<String>) -> smsfleet_simulator::SimulatorConfig {
+    let list = |v: &str| v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    smsfleet_simulator::SimulatorConfig {
+        dlr_url,
+        dlr_latency: Duration::from_millis(s.sim_dlr_latency_ms),
+        fail_prefixes: list(&s.sim_fail_prefixes),
+        reject_prefixes: list(&s.sim_reject_prefixes),
+        max_mps: (s.sim_max_mps > 0).then_some(s.sim_max_mps),
+        per_connection_mps: (s.sim_per_connection_mps > 0).then_some(s.sim_per_connection_mps),
+        ..Default::default()
+    }
+}
