@@ -118,3 +118,33 @@ async fn state_feed_replays_last_values_then_follows() {
         eventually(Duration::from_secs(5), || async { (seen.lock().unwrap().last() == Some(&4)).then_some(()) }).await;
     assert!(followed.is_some());
 }
+
+/// Issue 12.1: the feed must report caught-up on every fresh start, even
+/// when the snapshots are republished during its replay (as the accounts
+/// role does at its own start-up), so that no replayed message need carry a
+/// pending count of 0.
+#[tokio::test]
+async fn state_feed_catches_up_on_fifty_fresh_starts_while_snapshots_are_republished() {
+    const SUBJECTS: i64 = 2;
+    let env = TestEnv::start().await;
+    let snapshot = |uid: i64, revision: i64| BalanceState { v: SCHEMA_VERSION, uid, revision, balance: "1".into() };
+    let mut failed = Vec::new();
+    for start in 1..=50 {
+        // A fresh namespace per start, as a fresh `smsfleet all` has.
+        let ns = smsfleet_contract::Namespace::new(&format!("{}s{start}", env.ns.as_str())).unwrap();
+        let bus = smsfleet_bus::Bus::connect(&env.nats_url, ns.clone(), "feed-start").await.unwrap();
+        bus.provision().await.unwrap();
+        for uid in 0..SUBJECTS {
+            bus.publish_state(ns.balance_state_subject(uid), &snapshot(uid, 0)).await.unwrap();
+        }
+        let mut feed = StateFeed::start(&bus, |_| {}).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(start as u64 % 5)).await;
+        for uid in 0..SUBJECTS {
+            bus.publish_state(ns.balance_state_subject(uid), &snapshot(uid, 1)).await.unwrap();
+        }
+        if feed.wait_caught_up(Duration::from_secs(3)).await.is_err() {
+            failed.push(start);
+        }
+    }
+    assert!(failed.is_empty(), "these of 50 fresh starts did not catch up: {failed:?}");
+}
