@@ -515,7 +515,10 @@ async fn submit(app: &App, p: &Params, client: IpAddr, scheduled: bool) -> Respo
     };
     let sendable: Vec<&Msisdn> =
         plan.targets.iter().filter_map(|t| if let Target::Send(n) = t { Some(n) } else { None }).collect();
-    let ids = app.next_ids(sendable.len());
+    let Some(ids) = app.next_ids(sendable.len()) else {
+        forget(&recorded);
+        return code_only(code::INTERNAL);
+    };
     if !sendable.is_empty() {
         let rates = app.cache.rates();
         let total: Credit = sendable.iter().map(|d| charge_for(&rates, d.digits(), plan.segments)).sum();

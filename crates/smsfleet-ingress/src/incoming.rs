@@ -36,7 +36,9 @@ pub(crate) async fn op_inject(app: &App, p: &Params, client: IpAddr) -> Node {
     let (Some(from), Some(msg)) = (p.get_nonempty("from"), p.get_nonempty("msg")) else {
         return envelope::err(ERR_INJECT_EMPTY, now_ts());
     };
-    let Some(id) = app.next_ids(1).first().copied() else { return envelope::err(ERR_INJECT, now_ts()) };
+    let Some(id) = app.next_ids(1).and_then(|ids| ids.first().copied()) else {
+        return envelope::err(ERR_INJECT, now_ts());
+    };
     let message = IncomingMessage {
         v: SCHEMA_VERSION,
         key: format!("inject:{}", id.0),

@@ -26,7 +26,7 @@ use axum::Router;
 use axum::routing::{any, get, post};
 use axum::serve::ListenerExt;
 use smsfleet_accounts::Secrets;
-use smsfleet_bus::{Bus, StateFeed, WorkerLease};
+use smsfleet_bus::{Bus, StateFeed, WorkerIds, WorkerLease};
 use smsfleet_domain::{SmsLogId, SnowflakeGenerator};
 use tokio_util::sync::CancellationToken;
 
@@ -93,6 +93,8 @@ pub(crate) struct App {
     pub secrets: Secrets,
     pub publisher: publisher::Publisher,
     pub ids: Arc<Mutex<SnowflakeGenerator>>,
+    /// The leased worker id `ids` must use; it changes if the lease is lost.
+    pub worker_ids: WorkerIds,
     pub pv_limits: Arc<pv::PvLimits>,
     pub validity: Duration,
     pub query_timeout: Duration,
@@ -138,16 +140,17 @@ impl App {
         });
     }
 
-    pub fn next_ids(&self, n: usize) -> Vec<SmsLogId> {
-        let now = time::OffsetDateTime::now_utc();
-        let ms = (now.unix_timestamp_nanos() / 1_000_000) as u64;
-        match self.ids.lock() {
-            Ok(mut g) => (0..n).map(|_| g.next(ms)).collect(),
-            Err(poisoned) => {
-                let mut g = poisoned.into_inner();
-                (0..n).map(|_| g.next(ms)).collect()
-            }
+    /// `n` new ids, or `None` while no worker-id lease is held.
+    pub fn next_ids(&self, n: usize) -> Option<Vec<SmsLogId>> {
+        let worker_id = self.worker_ids.current()?;
+        let mut g = self.ids.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if g.worker_id() != worker_id {
+            // A lease taken again on another id: the id's previous holder
+            // stopped using it before its lease expired, i.e. before ours.
+            *g = SnowflakeGenerator::new(worker_id).ok()?;
         }
+        let ms = smsfleet_domain::clock::now_ms() as u64;
+        Some((0..n).map(|_| g.next(ms)).collect())
     }
 }
 
@@ -178,8 +181,9 @@ pub async fn run(
     let feed_cache = cache.clone();
     let mut feed = StateFeed::start(&bus, move |e| feed_cache.apply(e)).await?;
     let lease = WorkerLease::acquire(&bus).await?;
+    let first_worker_id = lease.worker_id().ok_or(smsfleet_bus::BusError::NoWorkerId)?;
     let generator =
-        SnowflakeGenerator::new(lease.worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
+        SnowflakeGenerator::new(first_worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
     feed.wait_caught_up(Duration::from_secs(60)).await?;
     let app = App {
         bus: bus.clone(),
@@ -187,6 +191,7 @@ pub async fn run(
         secrets,
         publisher: publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch),
         ids: Arc::new(Mutex::new(generator)),
+        worker_ids: lease.ids(),
         pv_limits: Arc::new(pv::PvLimits {
             max_destinations: config.max_destinations,
             max_segments: config.max_segments,
@@ -199,22 +204,9 @@ pub async fn run(
         web_root: Arc::from(config.web_root.as_str()),
         trusted_proxies: Arc::from(config.trusted_proxies.as_str()),
     };
-    // A lost lease means our ids could collide with another replica's:
-    // stop taking requests rather than risk it.
+    // A lost lease is taken again by the lease itself (no ids meanwhile);
+    // it lives as long as the server.
     let stop = shutdown.child_token();
-    let watchdog = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if lease.is_lost() {
-                    tracing::error!("worker-id lease lost: stopping the ingress");
-                    stop.cancel();
-                    return;
-                }
-            }
-        })
-    };
     ready.set(true);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
     let listener = listener.tap_io(|tcp| {
@@ -226,7 +218,7 @@ pub async fn run(
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     ready.set(false);
-    watchdog.abort();
+    drop(lease);
     drop(feed);
     let _ = bus.flush().await;
     served?;

@@ -244,7 +244,7 @@ async fn op_pv(app: &App, p: &Params, client: std::net::IpAddr) -> Node {
         return failed_send("");
     }
     let queue = QueueCode::from_bytes(rand::random());
-    let ids = app.next_ids(plan.destinations.len());
+    let Some(ids) = app.next_ids(plan.destinations.len()) else { return failed_send("") };
     let now = time::OffsetDateTime::now_utc();
     let accepted_at_ms = (now.unix_timestamp_nanos() / 1_000_000) as i64;
     let schedule_at_ms = plan.schedule_at.map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64);

@@ -141,6 +141,39 @@ impl TestEnv {
     }
 }
 
+/// A nats-server of one test's own, for outages: it can be stopped and
+/// started again on the same port and store, so clients reconnect to it.
+pub struct PrivateNats {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: Option<NatsServer>,
+}
+
+impl PrivateNats {
+    pub async fn start() -> PrivateNats {
+        let dir = tempfile::Builder::new().prefix("smsfleet-nats-").tempdir().expect("tempdir");
+        let server = NatsServer::start(dir.path()).await.expect("start nats-server");
+        PrivateNats { port: server.port(), server: Some(server), dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server gracefully (SIGTERM), as an operator's restart does.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("stop nats-server");
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server = Some(NatsServer::start_on(self.dir.path(), self.port).await.expect("restart nats-server"));
+    }
+}
+
 /// Polls `check` until it returns `Some` or `timeout` passes.
 pub async fn eventually<T, F, Fut>(timeout: std::time::Duration, mut check: F) -> Option<T>
 where
