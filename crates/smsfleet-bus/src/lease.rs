@@ -116,6 +116,11 @@ async fn take(bus: &Bus, worker_id: u16, expected: u64, life: Duration) -> Resul
 /// Takes a lease: first `previous` again (still ours, or expired and free),
 /// then any free id.
 async fn take_any(bus: &Bus, previous: Option<Taken>, life: Duration) -> Option<Taken> {
+    // Publishes to a server that is not there would only wait out their
+    // timeouts (and be sent later, when they no longer matter).
+    if !bus.is_connected() {
+        return None;
+    }
     if let Some(p) = previous {
         let id = p.held.worker_id;
         for expected in [p.sequence, 0] {
