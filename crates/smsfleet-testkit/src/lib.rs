@@ -73,12 +73,16 @@ fn start_servers() -> Servers {
 }
 
 /// Statics are never dropped, so the servers would outlive the test
-/// process. A tiny shell watches our pid and, once it is gone, stops the
-/// servers' process groups and removes their temp dir.
+/// process but for their watchdogs (see `smsfleet-localinfra`), which stop
+/// them once our pid is gone. A tiny shell then waits for their process
+/// groups to end (at most 30 s) and removes their temp dir.
 fn reap_after_exit(groups: &[u32], dir: &std::path::Path) {
-    let kills: String = groups.iter().map(|g| format!("kill -INT -{g} 2>/dev/null; ")).collect();
+    let waits: String = groups
+        .iter()
+        .map(|g| format!("i=0; while kill -0 -{g} 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done; "))
+        .collect();
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {kills} sleep 3; rm -rf '{dir}'",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {waits} rm -rf '{dir}'",
         pid = std::process::id(),
         dir = dir.display()
     );
