@@ -24,7 +24,7 @@ use async_nats::jetstream;
 use smsfleet_contract::{Namespace, Topology};
 
 pub use error::BusError;
-pub use lease::WorkerLease;
+pub use lease::{WorkerIds, WorkerLease};
 pub use publish::Published;
 pub use service::serve_requests;
 pub use state::{StateEvent, StateFeed};

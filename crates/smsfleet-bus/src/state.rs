@@ -81,8 +81,14 @@ where
     F: FnMut(StateEvent),
 {
     let mut stream = bus.stream_handle(StreamKind::State).await?;
-    let empty = stream.info().await.map_err(|e| BusError::Consume(e.to_string()))?.state.messages == 0;
-    if empty {
+    let info = stream.info().await.map_err(|e| BusError::Consume(e.to_string()))?;
+    // Everything that existed when we subscribed has been applied once a
+    // message at or past the stream's last sequence of that moment arrives.
+    // A message's own pending count is not enough: nats-server 2.9 reports
+    // it wrongly when snapshots are republished during the replay, so the 0
+    // may never come (issue 12.1).
+    let replayed_up_to = info.state.last_sequence;
+    if info.state.messages == 0 {
         caught_up.send_replace(true);
     }
     let consumer = stream
@@ -117,7 +123,8 @@ where
             Some(e) => apply(e),
             None => tracing::warn!(subject = %msg.subject, "ignoring unreadable state message"),
         }
-        if msg.info().map(|i| i.pending == 0).unwrap_or(false) {
+        let replay_done = msg.info().map(|i| i.stream_sequence >= replayed_up_to || i.pending == 0).unwrap_or(false);
+        if replay_done {
             caught_up.send_replace(true);
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use smsfleet_bus::{HandlerError, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
 use smsfleet_contract::{BalanceState, SCHEMA_VERSION, StatusBatch, StreamKind};
-use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
+use smsfleet_testkit::{CancellationToken, PrivateNats, TestEnv, eventually};
 
 fn batch(id: &str) -> StatusBatch {
     StatusBatch { v: SCHEMA_VERSION, batch_id: id.to_owned(), events: vec![], released_queues: vec![id.to_owned()] }
@@ -137,7 +137,7 @@ async fn worker_id_leases_are_exclusive() {
     for _ in 0..5 {
         held.push(WorkerLease::acquire(&env.bus).await.unwrap());
     }
-    let mut ids: Vec<u16> = held.iter().map(|l| l.worker_id).collect();
+    let mut ids: Vec<u16> = held.iter().map(|l| l.worker_id().unwrap()).collect();
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 5);
@@ -168,4 +168,65 @@ async fn state_feed_replays_last_values_then_follows() {
     let followed =
         eventually(Duration::from_secs(5), || async { (seen.lock().unwrap().last() == Some(&4)).then_some(()) }).await;
     assert!(followed.is_some());
+}
+
+/// Issue 12.1: the feed must report caught-up on every fresh start, even
+/// when the snapshots are republished during its replay (as the accounts
+/// role does at its own start-up), so that no replayed message need carry a
+/// pending count of 0.
+#[tokio::test]
+async fn state_feed_catches_up_on_fifty_fresh_starts_while_snapshots_are_republished() {
+    const SUBJECTS: i64 = 2;
+    let env = TestEnv::start().await;
+    let snapshot = |uid: i64, revision: i64| BalanceState { v: SCHEMA_VERSION, uid, revision, balance: "1".into() };
+    let mut failed = Vec::new();
+    for start in 1..=50 {
+        // A fresh namespace per start, as a fresh `smsfleet all` has.
+        let ns = smsfleet_contract::Namespace::new(&format!("{}s{start}", env.ns.as_str())).unwrap();
+        let bus = smsfleet_bus::Bus::connect(&env.nats_url, ns.clone(), "feed-start").await.unwrap();
+        bus.provision().await.unwrap();
+        for uid in 0..SUBJECTS {
+            bus.publish_state(ns.balance_state_subject(uid), &snapshot(uid, 0)).await.unwrap();
+        }
+        let mut feed = StateFeed::start(&bus, |_| {}).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(start as u64 % 5)).await;
+        for uid in 0..SUBJECTS {
+            bus.publish_state(ns.balance_state_subject(uid), &snapshot(uid, 1)).await.unwrap();
+        }
+        if feed.wait_caught_up(Duration::from_secs(3)).await.is_err() {
+            failed.push(start);
+        }
+    }
+    assert!(failed.is_empty(), "these of 50 fresh starts did not catch up: {failed:?}");
+}
+
+/// Issue 14.3: a lease that expires in a NATS outage is taken again once
+/// NATS is back, and no id is issued with it from before it could expire
+/// until it is held again.
+#[tokio::test]
+async fn a_lease_lost_in_an_outage_is_taken_again() {
+    let mut nats = PrivateNats::start().await;
+    let ns = smsfleet_contract::Namespace::new("leaseoutage").unwrap();
+    let bus = smsfleet_bus::Bus::connect(&nats.url(), ns, "lease-outage").await.unwrap();
+    bus.provision().await.unwrap();
+    let lease = WorkerLease::acquire(&bus).await.unwrap();
+    let ids = lease.ids();
+    let first = ids.current().expect("a fresh lease");
+
+    nats.stop().await;
+    let down = std::time::Instant::now();
+    let refused = eventually(Duration::from_secs(35), || async { ids.current().is_none().then_some(()) }).await;
+    assert!(refused.is_some(), "ids were still issued with a lease that had expired");
+    // The server drops a lease 30 s after it was written, which was before
+    // the outage began.
+    assert!(down.elapsed() < Duration::from_secs(30), "ids were issued until {:?} into the outage", down.elapsed());
+    // Stay down until the lease has expired on the server too.
+    tokio::time::sleep(Duration::from_secs(31).saturating_sub(down.elapsed())).await;
+
+    nats.restart().await;
+    let again = eventually(Duration::from_secs(30), || async { ids.current() }).await;
+    assert_eq!(again, Some(first), "the lease was not taken again (its id was free)");
+    // It is really held: nobody else gets that id now.
+    let other = WorkerLease::acquire(&bus).await.unwrap();
+    assert_ne!(other.worker_id(), again);
 }

@@ -114,10 +114,11 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
     let feed_cache = cache.clone();
     let mut feed = StateFeed::start(&bus, move |e| feed_cache.apply(e)).await?;
     let lease = WorkerLease::acquire(&bus).await?;
+    let first_worker_id = lease.worker_id().ok_or(smsfleet_bus::BusError::NoWorkerId)?;
     let generator =
-        SnowflakeGenerator::new(lease.worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
+        SnowflakeGenerator::new(first_worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
     feed.wait_caught_up(Duration::from_secs(60)).await?;
-    let ids = IdSource::new(generator);
+    let ids = IdSource::new(generator, lease.ids());
     let publisher = publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch);
     let duplicates = DuplicateWindow::new(config.bulk.duplicate_window, 100_000);
     let app = App {
@@ -138,22 +139,9 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
         web_root: Arc::from(config.web_root.as_str()),
         trusted_proxies: Arc::from(config.trusted_proxies.as_str()),
     };
-    // A lost lease means our ids could collide with another replica's:
-    // stop taking requests rather than risk it.
+    // A lost lease is taken again by the lease itself (no ids meanwhile);
+    // it lives as long as the server.
     let stop = shutdown.child_token();
-    let watchdog = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if lease.is_lost() {
-                    tracing::error!("worker-id lease lost: stopping the ingress");
-                    stop.cancel();
-                    return;
-                }
-            }
-        })
-    };
     ready.set(true);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
     let listener = listener.tap_io(|tcp| {
@@ -165,7 +153,7 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
         .with_graceful_shutdown(async move { stop.cancelled().await })
         .await;
     ready.set(false);
-    watchdog.abort();
+    drop(lease);
     drop(feed);
     let _ = bus.flush().await;
     served?;

@@ -162,3 +162,77 @@ async fn init_twice_is_an_error_not_a_panic() {
         guard.shutdown();
     }
 }
+
+/// Set for the child process of the two-signal tests: the folder it reports through.
+const SIGNAL_CHILD_DIR: &str = "SMSFLEET_SIGNAL_CHILD_DIR";
+
+/// A role whose graceful stop takes a minute (a backlog); run as a child of the tests below.
+#[tokio::test]
+async fn signal_child_drains_slowly() {
+    let Some(dir) = std::env::var_os(SIGNAL_CHILD_DIR) else { return };
+    let dir = std::path::PathBuf::from(dir);
+    let shutdown = smsfleet_telemetry::shutdown_on_signal();
+    std::fs::write(dir.join("ready"), "").unwrap();
+    shutdown.cancelled().await;
+    std::fs::write(dir.join("draining"), "").unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+}
+
+/// Issue 12.3: the first signal starts the graceful stop, the second exits at once.
+fn second_signal_exits_at_once(signal: &str, status: i32) {
+    let dir = scratch_dir();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "signal_child_drains_slowly", "--nocapture"])
+        .env(SIGNAL_CHILD_DIR, &dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let send = |what: &str| {
+        let pid = child.id().to_string();
+        assert!(std::process::Command::new("kill").args([what, &pid]).status().unwrap().success());
+    };
+    wait_for_file(&dir.join("ready"));
+    send(signal);
+    wait_for_file(&dir.join("draining"));
+    let second = std::time::Instant::now();
+    send(signal);
+    let deadline = second + std::time::Duration::from_secs(5);
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the second {signal} did not stop the process");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(exit.code(), Some(status));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_second_ctrl_c_exits_at_once() {
+    second_signal_exits_at_once("-INT", 130);
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    second_signal_exits_at_once("-TERM", 143);
+}
+
+/// A fresh folder for one child (tempfile is not a dependency of this crate).
+fn scratch_dir() -> std::path::PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let dir = std::env::temp_dir().join(format!("smsfleet-signal-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn wait_for_file(path: &std::path::Path) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !path.exists() {
+        assert!(std::time::Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -75,12 +75,16 @@ fn start_servers() -> Servers {
 }
 
 /// Statics are never dropped, so the servers would outlive the test
-/// process. A tiny shell watches our pid and, once it is gone, stops the
-/// servers' process groups and removes their temp dir.
+/// process but for their watchdogs (see `smsfleet-localinfra`), which stop
+/// them once our pid is gone. A tiny shell then waits for their process
+/// groups to end (at most 30 s) and removes their temp dir.
 fn reap_after_exit(groups: &[u32], dir: &std::path::Path) {
-    let kills: String = groups.iter().map(|g| format!("kill -INT -{g} 2>/dev/null; ")).collect();
+    let waits: String = groups
+        .iter()
+        .map(|g| format!("i=0; while kill -0 -{g} 2>/dev/null && [ $i -lt 60 ]; do sleep 0.5; i=$((i+1)); done; "))
+        .collect();
     let script = format!(
-        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {kills} sleep 3; rm -rf '{dir}'",
+        "while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; {waits} rm -rf '{dir}'",
         pid = std::process::id(),
         dir = dir.display()
     );
@@ -148,6 +152,39 @@ impl TestEnv {
             ..Default::default()
         };
         smsfleet_store::accounts::create(&self.pool, &new).await.expect("create test account")
+    }
+}
+
+/// A nats-server of one test's own, for outages: it can be stopped and
+/// started again on the same port and store, so clients reconnect to it.
+pub struct PrivateNats {
+    dir: tempfile::TempDir,
+    port: u16,
+    server: Option<NatsServer>,
+}
+
+impl PrivateNats {
+    pub async fn start() -> PrivateNats {
+        let dir = tempfile::Builder::new().prefix("smsfleet-nats-").tempdir().expect("tempdir");
+        let server = NatsServer::start(dir.path()).await.expect("start nats-server");
+        PrivateNats { port: server.port(), server: Some(server), dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server gracefully (SIGTERM), as an operator's restart does.
+    pub async fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            server.stop().await.expect("stop nats-server");
+        }
+    }
+
+    /// Starts it again on the same port and store.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.server = Some(NatsServer::start_on(self.dir.path(), self.port).await.expect("restart nats-server"));
     }
 }
 

@@ -134,7 +134,12 @@ impl Acceptor {
                 forget_duplicates();
                 return Err(Refusal::NoCredit);
             }
-            ids = self.ids.next_ids(sendable.len());
+            // No worker-id lease (a NATS outage): nothing can be stored.
+            let Some(new_ids) = self.ids.next_ids(sendable.len()) else {
+                forget_duplicates();
+                return Err(Refusal::NotStored { queue });
+            };
+            ids = new_ids;
             let submission = submission(req, &queue, &sendable, &ids);
             match store(self.publisher.submit(submission), req.checks.store_timeout).await {
                 Ok(()) => {}
