@@ -76,6 +76,11 @@ async fn mo_inject_and_inbox_messages_reach_in_ix_and_sx() {
         .unwrap();
     assert_eq!(stray.status(), 200);
     assert_eq!(mo(&f, &[("from", "628999000004"), ("text", "no id")]).await, 400);
+    // A route name with CR/LF (it would land in a NATS header) is refused
+    // with 400; it used to panic the handler and close the connection.
+    let hostile = reqwest::get(format!("{}/mo/a%0D%0AX:1?from=1&id=x", f.dlr)).await.unwrap();
+    assert_eq!(hostile.status(), 400);
+    assert_eq!(reqwest::get(format!("{}/mo/a%20b?from=1&id=x", f.dlr)).await.unwrap().status(), 400);
 
     // The keyword's owner sees it in `in`, after the keyword, once.
     let alice_in = [("u", "alice"), ("h", alice.as_str()), ("op", "in")];

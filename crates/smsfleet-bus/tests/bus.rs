@@ -25,6 +25,22 @@ async fn same_message_id_is_stored_once() {
     assert_eq!(a.sequence, b.sequence);
 }
 
+/// A message id from outside input (a route name in a URL) with CR/LF used
+/// to panic inside async-nats; it is an error now, and a batch with one bad
+/// id stores none of its messages.
+#[tokio::test]
+async fn a_message_id_that_cannot_be_a_header_is_an_error_not_a_panic() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.subject(StreamKind::Status);
+    let bad = "mo:a\r\nX:1:x";
+    let err = env.bus.publish(subject.clone(), bad, &batch("b")).await.unwrap_err();
+    assert!(matches!(err, smsfleet_bus::BusError::Codec { .. }), "{err}");
+    let items = vec![(subject.clone(), "good".to_owned(), batch("good")), (subject, bad.to_owned(), batch("bad"))];
+    assert!(env.bus.publish_all(items).await.is_err());
+    let mut stream = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Status)).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 0);
+}
+
 #[tokio::test]
 async fn transient_failures_are_retried_and_poison_is_dead_lettered() {
     let env = TestEnv::start().await;

@@ -28,10 +28,25 @@ pub(crate) struct WireMo {
     id: String,
 }
 
+/// Longest route name we take; like the id it becomes part of the key.
+const MAX_ROUTE_LEN: usize = 64;
+
+/// A route name is a configured name, never free text: letters, digits,
+/// `_`, `-`, `.`. Checked before any key is built, because the key becomes
+/// a NATS header and a subject-like identifier.
+fn valid_route(route: &str) -> bool {
+    !route.is_empty()
+        && route.len() <= MAX_ROUTE_LEN
+        && route.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// Checks an MO and turns it into the stream message.
 pub(crate) fn convert(route: &str, mo: WireMo, received_at_ms: i64) -> Result<IncomingMessage, String> {
+    if !valid_route(route) {
+        return Err("route must be 1 to 64 letters, digits, '_', '-' or '.'".to_owned());
+    }
     let (from, id) = (mo.from.trim(), mo.id.trim());
-    if route.is_empty() || from.is_empty() || id.is_empty() {
+    if from.is_empty() || id.is_empty() {
         return Err("need a route, from and id".to_owned());
     }
     if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
@@ -130,5 +145,15 @@ mod tests {
         assert!(convert("sim", mo("62", " "), 0).is_err());
         assert!(convert("sim", mo("62", &"x".repeat(201)), 0).is_err());
         assert!(convert("sim", mo("62", "a\nb"), 0).is_err());
+    }
+
+    #[test]
+    fn route_names_are_plain() {
+        for bad in ["", "a\r\nX:1", "a b", "a/b", "a:b", "a*", "é", &"r".repeat(65)] {
+            assert!(convert(bad, mo("62", "1"), 0).is_err(), "{bad:?} accepted");
+        }
+        for good in ["sim", "Route_1", "up-stream.eu", &"r".repeat(64)] {
+            assert!(convert(good, mo("62", "1"), 0).is_ok(), "{good:?} refused");
+        }
     }
 }
