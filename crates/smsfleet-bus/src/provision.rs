@@ -10,8 +10,35 @@ use smsfleet_contract::{ConsumerSpec, Retention, StreamSpec};
 
 use crate::{Bus, BusError};
 
+/// JetStream keeps at most five copies of a stream.
+pub const MAX_STREAM_REPLICAS: usize = 5;
+
 impl Bus {
+    /// Streams provisioned through this bus keep `replicas` copies on as
+    /// many servers of the cluster (1 for a single server).
+    pub fn with_stream_replicas(mut self, replicas: usize) -> Result<Bus, BusError> {
+        if !(1..=MAX_STREAM_REPLICAS).contains(&replicas) {
+            return Err(BusError::Provision {
+                what: "streams".to_owned(),
+                detail: format!("SMSFLEET_STREAM_REPLICAS must be 1 to {MAX_STREAM_REPLICAS}, not {replicas}"),
+            });
+        }
+        self.stream_replicas = replicas;
+        Ok(self)
+    }
+
+    pub fn stream_replicas(&self) -> usize {
+        self.stream_replicas
+    }
+
     pub async fn provision(&self) -> Result<(), BusError> {
+        // A single nats-server 2.9 accepts "3 replicas" and keeps one copy,
+        // so a replicated fleet would silently not be: refuse instead.
+        let server = self.client.server_info();
+        if self.stream_replicas > 1 && server.cluster.is_none() {
+            let said = format!("server {} at {}:{} is not in a cluster", server.server_name, server.host, server.port);
+            return Err(BusError::Provision { what: "streams".to_owned(), detail: self.explain(&said) });
+        }
         for spec in &self.topology.streams {
             self.ensure_stream(spec).await?;
         }
@@ -34,11 +61,16 @@ impl Bus {
             max_messages_per_subject: if spec.max_msgs_per_subject > 0 { spec.max_msgs_per_subject } else { -1 },
             duplicate_window: Duration::from_secs(spec.duplicate_window_secs),
             storage: stream::StorageType::File,
+            num_replicas: self.stream_replicas,
             allow_direct: true,
             ..Default::default()
         }
     }
 
+    /// Creates the stream, or updates it where it differs from the spec:
+    /// subjects, limits, and a replica count below `SMSFLEET_STREAM_REPLICAS`
+    /// (raised with a log line; the server copies the data in the
+    /// background). More replicas than configured are kept, with a warning.
     async fn ensure_stream(&self, spec: &StreamSpec) -> Result<(), BusError> {
         let config = self.stream_config(spec);
         let name = config.name.clone();
@@ -48,12 +80,32 @@ impl Bus {
             Ok(mut existing) => {
                 let info = existing.info().await.map_err(|e| err(&e))?;
                 let current = &info.config;
+                let mut config = config;
+                if current.num_replicas < config.num_replicas {
+                    tracing::info!(
+                        stream = %name,
+                        from = current.num_replicas,
+                        to = config.num_replicas,
+                        "raising the stream's replica count"
+                    );
+                } else if current.num_replicas > config.num_replicas {
+                    // A CLI run or a role started without the setting must
+                    // not quietly drop a cluster's copies.
+                    tracing::warn!(
+                        stream = %name,
+                        kept = current.num_replicas,
+                        configured = config.num_replicas,
+                        "stream has more replicas than SMSFLEET_STREAM_REPLICAS; keeping them (lower them with the nats CLI)"
+                    );
+                    config.num_replicas = current.num_replicas;
+                }
                 if current.subjects != config.subjects
                     || current.max_age != config.max_age
                     || current.max_messages_per_subject != config.max_messages_per_subject
                     || current.duplicate_window != config.duplicate_window
+                    || current.num_replicas != config.num_replicas
                 {
-                    self.js.update_stream(config).await.map_err(|e| err(&e))?;
+                    self.js.update_stream(config).await.map_err(|e| err(&self.explain(&e)))?;
                 }
                 Ok(())
             }
@@ -61,12 +113,28 @@ impl Bus {
                 Ok(_) => Ok(()),
                 // Another replica created it between our get and create.
                 Err(_) if self.js.get_stream(&name).await.is_ok() => Ok(()),
-                Err(e) => Err(err(&e)),
+                Err(e) => Err(err(&self.explain(&e))),
             },
         }
     }
 
+    /// The server's answer to a replica count it cannot place is terse
+    /// ("insufficient resources", or none at all on a single 2.9 server):
+    /// say what the operator has to change.
+    fn explain(&self, server_said: &dyn std::fmt::Display) -> String {
+        let replicas = self.stream_replicas;
+        if replicas > 1 {
+            format!(
+                "SMSFLEET_STREAM_REPLICAS={replicas} needs a JetStream cluster of at least {replicas} servers \
+                 ({server_said}); use 1 for a single server"
+            )
+        } else {
+            server_said.to_string()
+        }
+    }
+
     pub(crate) fn consumer_config(&self, spec: &ConsumerSpec) -> consumer::pull::Config {
+        // `num_replicas` stays 0: a durable consumer follows its stream.
         consumer::pull::Config {
             durable_name: Some(spec.durable.to_owned()),
             description: Some(format!("pulled by the {} role", spec.role)),

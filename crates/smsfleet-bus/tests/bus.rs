@@ -246,3 +246,38 @@ async fn a_lease_lost_in_an_outage_is_taken_again() {
     let other = WorkerLease::acquire(&bus).await.unwrap();
     assert_ne!(other.worker_id(), again);
 }
+
+fn fresh_namespace() -> smsfleet_contract::Namespace {
+    smsfleet_contract::Namespace::new(&format!("r{}", rand::random::<u64>() % 1_000_000_000_000)).unwrap()
+}
+
+#[tokio::test]
+async fn streams_get_the_configured_replica_count() {
+    let env = TestEnv::start().await;
+    let ns = fresh_namespace();
+    let bus = smsfleet_bus::Bus::connect(&env.nats_url, ns.clone(), "test").await.unwrap();
+    let bus = bus.with_stream_replicas(1).unwrap();
+    bus.provision().await.unwrap();
+    let mut stream = bus.jetstream().get_stream(ns.stream_name(StreamKind::Submit)).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().config.num_replicas, 1);
+    // Provisioning again with the same count changes nothing and succeeds.
+    bus.provision().await.unwrap();
+}
+
+#[tokio::test]
+async fn three_replicas_on_one_server_is_a_clear_error() {
+    let env = TestEnv::start().await;
+    // New streams…
+    let bus = smsfleet_bus::Bus::connect(&env.nats_url, fresh_namespace(), "test").await.unwrap();
+    let err = bus.with_stream_replicas(3).unwrap().provision().await.unwrap_err().to_string();
+    assert!(err.contains("SMSFLEET_STREAM_REPLICAS=3 needs a JetStream cluster of at least 3 servers"), "{err}");
+    // …and raising the replicas of existing ones (the test env's, R1).
+    let bus = smsfleet_bus::Bus::connect(&env.nats_url, env.ns.clone(), "test").await.unwrap();
+    let err = bus.with_stream_replicas(3).unwrap().provision().await.unwrap_err().to_string();
+    assert!(err.contains("needs a JetStream cluster of at least 3 servers"), "{err}");
+    // Out of JetStream's range before any server is asked.
+    for bad in [0, 6] {
+        let bus = smsfleet_bus::Bus::connect(&env.nats_url, env.ns.clone(), "test").await.unwrap();
+        assert!(bus.with_stream_replicas(bad).is_err());
+    }
+}

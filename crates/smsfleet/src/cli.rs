@@ -228,9 +228,16 @@ pub struct StoreArgs {
 
 #[derive(Debug, Args, Clone)]
 pub struct BusArgs {
-    /// NATS server URL (JetStream enabled).
+    /// NATS server URL (JetStream enabled), or a comma-separated list of a
+    /// cluster's servers: `nats://a:4222,nats://b:4222`.
     #[arg(long, env = "NATS_URL")]
     pub nats_url: String,
+    /// Copies of every stream (1 to 5); more than 1 needs a JetStream
+    /// cluster of at least that many servers. Provisioning changes existing
+    /// streams to this count.
+    #[arg(long, env = "SMSFLEET_STREAM_REPLICAS", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=5))]
+    pub stream_replicas: u8,
     /// Prefix of every stream and subject; two fleets can share a NATS cluster.
     #[arg(long, env = "SMSFLEET_NAMESPACE", default_value = "smsfleet")]
     pub namespace: String,

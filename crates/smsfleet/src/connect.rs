@@ -18,7 +18,9 @@ pub fn namespace(name: &str) -> anyhow::Result<Namespace> {
 /// Connects and provisions the contract's streams, so a command run before
 /// any role still finds them.
 pub async fn bus(a: &cli::BusArgs, name: &str) -> anyhow::Result<Bus> {
-    let bus = Bus::connect(&a.nats_url, namespace(&a.namespace)?, &format!("smsfleet-{name}")).await?;
+    let bus = Bus::connect(&a.nats_url, namespace(&a.namespace)?, &format!("smsfleet-{name}"))
+        .await?
+        .with_stream_replicas(usize::from(a.stream_replicas))?;
     bus.provision().await?;
     Ok(bus)
 }
