@@ -281,3 +281,91 @@ async fn three_replicas_on_one_server_is_a_clear_error() {
         assert!(bus.with_stream_replicas(bad).is_err());
     }
 }
+
+/// Three nats-servers forming one JetStream cluster on free local ports,
+/// stopped (and their store removed) when dropped.
+struct Cluster {
+    children: Vec<std::process::Child>,
+    dir: std::path::PathBuf,
+    url: String,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let free_port = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = std::env::temp_dir().join(format!("smsfleet-cluster-{}", rand::random::<u64>()));
+        let (client, route): (Vec<u16>, Vec<u16>) = (0..3).map(|_| (free_port(), free_port())).unzip();
+        let routes: Vec<String> = route.iter().map(|p| format!("nats-route://127.0.0.1:{p}")).collect();
+        let mut children = Vec::new();
+        for i in 0..3 {
+            let store = dir.join(format!("n{i}"));
+            std::fs::create_dir_all(&store).unwrap();
+            let conf = format!(
+                "server_name: n{i}\nlisten: 127.0.0.1:{}\njetstream {{ store_dir: {:?} }}\n\
+                 cluster {{ name: smsfleet-test, listen: 127.0.0.1:{}, routes: [{}] }}\n",
+                client[i],
+                store.display().to_string(),
+                route[i],
+                routes.join(", ")
+            );
+            let conf_path = dir.join(format!("n{i}.conf"));
+            std::fs::write(&conf_path, conf).unwrap();
+            let bin = ["/usr/sbin/nats-server", "/usr/bin/nats-server"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap_or("nats-server");
+            children.push(
+                std::process::Command::new(bin)
+                    .arg("-c")
+                    .arg(&conf_path)
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+        }
+        let url = client.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(",");
+        Cluster { children, dir, url }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// On a real 3-node cluster (reached through the server list), R1 streams
+/// are raised to R3 and keep a copy on every node.
+#[tokio::test]
+async fn a_three_node_cluster_gets_streams_with_three_replicas() {
+    let cluster = Cluster::start();
+    let ns = fresh_namespace();
+    // The meta leader takes a moment to be elected after the servers start.
+    let provisioned = eventually(Duration::from_secs(20), || async {
+        let bus = smsfleet_bus::Bus::connect(&cluster.url, ns.clone(), "test").await.ok()?;
+        bus.provision().await.ok()?;
+        Some(bus)
+    })
+    .await;
+    let bus = provisioned.expect("R1 provisioning on the cluster");
+    let bus = bus.with_stream_replicas(3).unwrap();
+    bus.provision().await.unwrap();
+    let copies = eventually(Duration::from_secs(20), || async {
+        let mut stream = bus.jetstream().get_stream(ns.stream_name(StreamKind::Submit)).await.ok()?;
+        let info = stream.info().await.ok()?;
+        let followers = info.cluster.as_ref().map_or(0, |c| c.replicas.len());
+        (info.config.num_replicas == 3 && followers == 2).then_some(followers + 1)
+    })
+    .await;
+    assert_eq!(copies, Some(3));
+    // A role started without the setting keeps the cluster's copies.
+    let plain = smsfleet_bus::Bus::connect(&cluster.url, ns.clone(), "test").await.unwrap();
+    plain.provision().await.unwrap();
+    let mut stream = plain.jetstream().get_stream(ns.stream_name(StreamKind::Submit)).await.unwrap();
+    assert_eq!(stream.info().await.unwrap().config.num_replicas, 3);
+}
