@@ -38,7 +38,7 @@ impl Default for RouteLimits {
 /// The upstream's protocol and its own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Protocol {
-    /// smsfleet's simulator, over its JSON protocol (`smsfleet_simulator::protocol`).
+    /// smsfleet's simulator, over its JSON protocol (`smsfleet_sim_protocol`).
     Sim(SimSettings),
 }
 

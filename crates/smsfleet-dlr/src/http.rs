@@ -14,7 +14,7 @@ use serde::Deserialize;
 use smsfleet_bus::Bus;
 use smsfleet_contract::{DLR_CALLBACK_PATH, DlrBatch, DlrOutcome, DlrReport, RouteId, SCHEMA_VERSION, StreamKind};
 use smsfleet_domain::clock::{now_ms, unix_ms};
-use smsfleet_simulator::protocol::{Report, ReportBatch};
+use smsfleet_sim_protocol::{Report, ReportBatch};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 

@@ -10,7 +10,7 @@
 
 mod dlr;
 mod http;
-pub mod protocol;
+pub use smsfleet_sim_protocol as protocol;
 mod ratelimit;
 mod store;
 

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use futures_util::future::BoxFuture;
 use smsfleet_contract::{RouteId, dlr_callback_url};
-use smsfleet_simulator::protocol::{ACCEPTED, SubmitMessage, SubmitRequest, SubmitResponse, SubmitResult};
+use smsfleet_sim_protocol::{ACCEPTED, SubmitMessage, SubmitRequest, SubmitResponse, SubmitResult};
 
 use super::{OutboundMessage, Upstream, Verdict};
 use crate::route::SimSettings;

@@ -58,7 +58,7 @@ pub struct SubmitResult<'a> {
 
 /// What `/messages/{ref}` returns: the accepted content plus how often the ref was submitted.
 #[derive(Debug, Serialize)]
-pub(crate) struct MessageView<'a> {
+pub struct MessageView<'a> {
     #[serde(rename = "ref")]
     pub reference: &'a str,
     pub id: String,
@@ -94,7 +94,7 @@ pub struct Report<'a> {
 }
 
 #[derive(Debug, Serialize)]
-pub(crate) struct StatsView {
+pub struct StatsView {
     pub submits: u64,
     pub accepted: u64,
     pub rejected: u64,
