@@ -96,14 +96,15 @@ pub enum IngressError {
     Serve(#[from] std::io::Error),
 }
 
-/// The HTTP routes, for tests and for embedding.
+/// The HTTP routes, for tests and for embedding. The state is shared
+/// behind one `Arc`: axum clones it for every request.
 pub(crate) fn router(app: App) -> Router {
     Router::new()
         .route("/index.php", any(playsms::index))
         .route("/playsms/api.php", post(playsms::json_api))
         .route("/bulksms/bulksms", get(bulk::bulksms).post(bulk::bulksms))
         .route("/bulksms/schedulemsg", get(bulk::schedulemsg).post(bulk::schedulemsg))
-        .with_state(app)
+        .with_state(Arc::new(app))
 }
 
 /// Runs the ingress until `shutdown`; in-flight requests finish first.

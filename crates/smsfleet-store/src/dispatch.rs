@@ -88,10 +88,10 @@ pub async fn record_sent(pool: &PgPool, sent: &[(i64, Vec<String>)]) -> Result<(
     }
     sqlx::query(
         "WITH sent AS ( \
-           UPDATE dispatch_log SET state = 1, updated_at = now() WHERE smslog_id = ANY($1) RETURNING smslog_id, route \
+           UPDATE dispatch_log SET state = 1, updated_at = now() WHERE smslog_id = ANY($1) RETURNING smslog_id, route, uid \
          ) \
-         INSERT INTO dispatch_part (smslog_id, part, route, upstream_id) \
-         SELECT t.id, t.part, sent.route, t.up \
+         INSERT INTO dispatch_part (smslog_id, part, route, upstream_id, uid) \
+         SELECT t.id, t.part, sent.route, t.up, sent.uid \
          FROM unnest($2::bigint[], $3::smallint[], $4::text[]) AS t(id, part, up) JOIN sent ON sent.smslog_id = t.id \
          ON CONFLICT (smslog_id, part) DO UPDATE SET upstream_id = excluded.upstream_id",
     )
@@ -132,8 +132,7 @@ pub async fn lookup_upstream(
     upstream_ids: &[String],
 ) -> Result<HashMap<String, (i64, i64)>> {
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT p.upstream_id, p.smslog_id, d.uid FROM dispatch_part p JOIN dispatch_log d USING (smslog_id) \
-         WHERE p.route = $1 AND p.upstream_id = ANY($2)",
+        "SELECT upstream_id, smslog_id, uid FROM dispatch_part WHERE route = $1 AND upstream_id = ANY($2)",
     )
     .bind(route)
     .bind(upstream_ids)

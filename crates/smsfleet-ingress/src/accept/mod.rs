@@ -113,7 +113,9 @@ impl Acceptor {
         Self { cache, publisher, ids, duplicates: Arc::new(duplicates) }
     }
 
-    #[tracing::instrument(name = "accept", skip_all, fields(uid = req.account.uid, api = ?req.api))]
+    // Debug level: every door already opens a request span, and a second
+    // span per message is measurable on the one-recipient hot path.
+    #[tracing::instrument(level = "debug", name = "accept", skip_all, fields(uid = req.account.uid, api = ?req.api))]
     pub async fn accept(&self, req: &SendRequest) -> Result<Accepted, Refusal> {
         check_text(req)?;
         let uid = req.account.uid;

@@ -2,6 +2,7 @@
 //! the numbers to the accept path, render each destination's line.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -16,13 +17,21 @@ use crate::accept::{Checks, Fate, Refusal, SendRequest};
 use crate::app::App;
 use crate::body::{self, Bodies};
 
-pub async fn bulksms(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+pub async fn bulksms(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let client = app.client_ip(peer, req.headers());
     let p = body::params(req, Bodies::FormOnly).await;
     submit(&app, &p, client, false).await
 }
 
-pub async fn schedulemsg(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+pub async fn schedulemsg(
+    State(app): State<Arc<App>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
     let client = app.client_ip(peer, req.headers());
     let p = body::params(req, Bodies::FormOnly).await;
     submit(&app, &p, client, true).await

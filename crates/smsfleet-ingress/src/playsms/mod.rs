@@ -10,6 +10,7 @@ mod ops;
 mod reply;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -21,7 +22,7 @@ use self::reply::{Payload, reply};
 use crate::app::App;
 use crate::body::{self, Bodies};
 
-pub async fn index(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
+pub async fn index(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
     let client = app.client_ip(peer, req.headers());
     let params = body::params(req, Bodies::FormAndMultipart).await;
     let app_name = params.get("app").unwrap_or("").to_ascii_lowercase();
@@ -33,7 +34,7 @@ pub async fn index(State(app): State<App>, ConnectInfo(peer): ConnectInfo<Socket
 
 /// `POST /playsms/api.php` with a JSON object; `user`/`token` stand for `u`/`h`.
 pub async fn json_api(
-    State(app): State<App>,
+    State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
