@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use smsfleet_contract::StreamKind;
 use smsfleet_testkit::eventually;
 
 use crate::fleet::Fleet;
@@ -246,8 +247,11 @@ async fn schedulemsg_with_a_gmt_offset_is_released_at_the_utc_instant() {
     let r = f.bulk(SCHED, &q).await;
     let id = submitted_id(&r, "919800000020");
     let id_s = id.to_string();
-    // Before its instant it is not in ds.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Before its instant it is not in ds, once the ledger, the scheduler
+    // and the projection have done all they do with it.
+    f.wait_consumer_idle(StreamKind::Submit, "ledger").await;
+    f.wait_consumer_idle(StreamKind::Schedule, "scheduler").await;
+    f.wait_consumer_idle(StreamKind::Submit, "projection").await;
     assert!(time::OffsetDateTime::now_utc() < at);
     assert!(ds_rows(&f, "later", &token, &[("smslog_id", &id_s)]).await.is_empty(), "visible before release");
     let rows = eventually(Duration::from_secs(90), || async {
@@ -362,7 +366,12 @@ async fn dlr_callback_is_pushed_and_retried_after_a_500() {
     })
     .await;
     assert!(drained.is_some(), "outbox row not removed after the 200");
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The callbacks role has handled every submission and status, and the
+    // dlr=0 message got no target: nothing can ever be pushed for it.
+    f.wait_consumer_idle(StreamKind::Submit, "callbacks").await;
+    f.wait_consumer_idle(StreamKind::Status, "callbacks").await;
+    let target = smsfleet_store::callbacks::has_target(&f.env.pool, quiet_id).await.unwrap();
+    assert!(!target, "a push target recorded for the dlr=0 message");
     let s = seen.lock().unwrap();
     assert_eq!(s.len(), 2);
     let quiet_id = quiet_id.to_string();

@@ -234,4 +234,24 @@ impl Fleet {
     pub async fn sim_stats(&self) -> serde_json::Value {
         reqwest::get(format!("{}/stats", self.simulator)).await.expect("stats").json().await.expect("json")
     }
+
+    /// Waits until the durable `consumer` of `kind` has been handed and has
+    /// acked everything its stream holds: whatever that role does with the
+    /// messages so far is done, so a test can assert that something did
+    /// not happen without sleeping.
+    pub async fn wait_consumer_idle(&self, kind: smsfleet_contract::StreamKind, consumer: &str) {
+        let js = self.env.bus.jetstream().clone();
+        let stream = self.env.ns.stream_name(kind);
+        let idle = smsfleet_testkit::eventually(Duration::from_secs(30), || {
+            let (js, stream) = (js.clone(), stream.clone());
+            async move {
+                let stream = js.get_stream(stream).await.ok()?;
+                let mut c: async_nats::jetstream::consumer::PullConsumer = stream.get_consumer(consumer).await.ok()?;
+                let info = c.info().await.ok()?;
+                (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
+            }
+        })
+        .await;
+        assert!(idle.is_some(), "{consumer} on {kind:?} never caught up");
+    }
 }

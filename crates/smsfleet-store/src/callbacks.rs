@@ -130,3 +130,12 @@ pub async fn drop_orphans(pool: &PgPool, older_than_secs: f64) -> Result<u64> {
 pub async fn pending(pool: &PgPool) -> Result<Vec<(i64, i32)>> {
     Ok(sqlx::query_as("SELECT smslog_id, attempts FROM callback_outbox ORDER BY smslog_id").fetch_all(pool).await?)
 }
+
+/// Whether a push target exists for the message (it does only for
+/// `dlr=1` messages of an account with a callback URL).
+pub async fn has_target(pool: &PgPool, smslog_id: i64) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM callback_targets WHERE smslog_id = $1)")
+        .bind(smslog_id)
+        .fetch_one(pool)
+        .await?)
+}
