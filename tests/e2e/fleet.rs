@@ -67,7 +67,7 @@ impl Fleet {
             ports.insert(p, port());
         }
         Fleet {
-            server_key: smsfleet_accounts::Secrets::generate_key(),
+            server_key: smsfleet_secrets::Secrets::generate_key(),
             ingress: format!("http://127.0.0.1:{}", ports["ingress"]),
             simulator: format!("http://127.0.0.1:{}", ports["simulator"]),
             dlr: format!("http://127.0.0.1:{}", ports["dlr"]),

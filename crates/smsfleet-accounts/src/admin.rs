@@ -13,7 +13,7 @@ use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{self as store, AccountRow, ConfigurationUpdate, NewAccount, PreferenceUpdate};
 use time::{Duration, OffsetDateTime};
 
-use crate::service::{publish, to_state, with_secrets};
+use crate::state::{publish, to_state};
 use smsfleet_secrets::{Secrets, generate_token, hash_password};
 
 /// A login key is for a link opened at once; an unused one expires.
@@ -21,6 +21,25 @@ pub const LOGIN_KEY_TTL: Duration = Duration::hours(1);
 
 /// The bootstrap admin: playSMS's uid 1, which cannot be banned or removed.
 const FIRST_ADMIN_UID: i64 = 1;
+
+/// A new account's row with its secrets in the only forms ever stored: the
+/// token as a keyed lookup hash and sealed under the server key, the
+/// password as one argon2 hash for both APIs. Every way of creating an
+/// account goes through here.
+pub(crate) fn with_secrets(
+    profile: NewAccount,
+    secrets: &Secrets,
+    token: Option<&str>,
+    password_hash: Option<String>,
+) -> NewAccount {
+    NewAccount {
+        token_lookup: token.map(|t| secrets.token_lookup(t)),
+        token_sealed: token.map(|t| secrets.seal(t)),
+        bulk_password_hash: password_hash.clone(),
+        password_hash,
+        ..profile
+    }
+}
 
 fn refused(e: AccountError) -> AccountReply {
     AccountReply::Refused(e)
@@ -401,7 +420,7 @@ pub async fn add_stop(pool: &PgPool, bus: &Bus, number: &str) -> AccountReply {
     let digits = n.digits().to_owned();
     match smsfleet_store::stoplist::add_stop(pool, &digits).await {
         Ok(true) => {
-            if let Err(e) = crate::service::publish_stop(bus, None, &digits, true).await {
+            if let Err(e) = crate::state::publish_stop(bus, None, &digits, true).await {
                 tracing::error!(error = %e, "stop-list entry not published");
             }
             AccountReply::Stopped { number: digits }

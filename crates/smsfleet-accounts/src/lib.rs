@@ -8,13 +8,15 @@
 //! published in the clear.
 
 mod admin;
+mod error;
 pub mod phonebook;
 mod service;
+mod state;
 
 pub use admin::LOGIN_KEY_TTL;
-// Kept while callers move to `smsfleet_secrets`.
+pub use error::AccountsError;
 pub use service::{
-    AccountChanges, AccountsConfig, AccountsError, NewAccountSpec, create_account, find_account, lookup_account,
-    publish_all, publish_stop, run, set_sender_approved, set_stop, to_state, update_account,
+    AccountChanges, AccountsConfig, NewAccountSpec, create_account, find_account, lookup_account, run,
+    set_sender_approved, set_stop, update_account,
 };
-pub use smsfleet_secrets::{Secrets, SecretsError, generate_token, hash_password, verify_password};
+pub use state::{publish_all, publish_stop, to_state};

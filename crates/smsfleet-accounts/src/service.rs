@@ -5,71 +5,16 @@
 use std::time::Duration;
 
 use smsfleet_bus::{Bus, serve_requests};
-use smsfleet_contract::{AccountCommand, AccountReply, AccountState, SCHEMA_VERSION, StopState, services};
+use smsfleet_contract::{AccountCommand, AccountReply, services};
 use smsfleet_domain::account::{AccountError, Role};
 use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
 use smsfleet_store::accounts::{AccountRow, AccountSettings, NewAccount, TokenUpdate};
 
-use crate::admin;
+use crate::admin::{self, with_secrets};
+use crate::error::AccountsError;
+use crate::state::{publish, publish_all, publish_stop, to_state};
 use smsfleet_secrets::{Secrets, generate_token, hash_password};
-
-#[derive(Debug, thiserror::Error)]
-pub enum AccountsError {
-    #[error(transparent)]
-    Context(#[from] smsfleet_runtime::MissingResource),
-    #[error(transparent)]
-    Store(#[from] smsfleet_store::StoreError),
-    #[error(transparent)]
-    Bus(#[from] smsfleet_bus::BusError),
-    #[error(transparent)]
-    Secrets(#[from] crate::SecretsError),
-    #[error("invalid account: {0}")]
-    Invalid(String),
-}
-
-pub fn to_state(row: &AccountRow) -> AccountState {
-    AccountState {
-        v: SCHEMA_VERSION,
-        uid: row.uid,
-        revision: row.revision,
-        username: row.username.clone(),
-        email: row.email.clone(),
-        name: row.name.clone(),
-        mobile: row.mobile.clone(),
-        role: Role::from_code(row.role).unwrap_or(Role::Subuser),
-        parent_uid: row.parent_uid,
-        banned: row.banned,
-        deleted: row.deleted,
-        webservices_enabled: row.webservices_enabled,
-        webservices_ip: row.webservices_ip.clone(),
-        token_lookup: row.token_lookup.clone(),
-        token_sealed: row.token_sealed.clone(),
-        password_hash: row.password_hash.clone(),
-        bulk_password_hash: row.bulk_password_hash.clone(),
-        timezone: row.timezone.clone(),
-        footer: row.footer.clone(),
-        sender: row.sender.clone(),
-        templates: row.templates.clone(),
-        dlr_callback_url: row.dlr_callback_url.clone(),
-    }
-}
-
-pub(crate) async fn publish(bus: &Bus, row: &AccountRow) -> Result<(), AccountsError> {
-    bus.publish_state(bus.namespace().account_state_subject(row.uid), &to_state(row)).await?;
-    Ok(())
-}
-
-/// Publishes one stop-list (`uid` None) or do-not-disturb entry.
-pub async fn publish_stop(bus: &Bus, uid: Option<i64>, digits: &str, listed: bool) -> Result<(), AccountsError> {
-    let subject = match uid {
-        None => bus.namespace().stop_state_subject(digits),
-        Some(uid) => bus.namespace().dnd_state_subject(uid, digits),
-    };
-    let state = StopState { v: SCHEMA_VERSION, number: digits.to_owned(), uid, listed };
-    bus.publish_state(subject, &state).await?;
-    Ok(())
-}
 
 /// Writes a stop-list or do-not-disturb entry to Postgres, then publishes it.
 pub async fn set_stop(
@@ -90,19 +35,6 @@ pub async fn set_stop(
     Ok(digits)
 }
 
-/// Republishes every account, so a fresh or purged state stream is complete.
-pub async fn publish_all(bus: &Bus, pool: &PgPool) -> Result<usize, AccountsError> {
-    let rows = smsfleet_store::accounts::all(pool).await?;
-    for row in &rows {
-        publish(bus, row).await?;
-    }
-    for (uid, digits) in smsfleet_store::stoplist::all_stops(pool).await? {
-        publish_stop(bus, uid, &digits, true).await?;
-    }
-    crate::phonebook::publish_groups(pool, bus, None).await?;
-    Ok(rows.len())
-}
-
 /// What an operator gives to create an account from the CLI.
 #[derive(Debug, Clone, Default)]
 pub struct NewAccountSpec {
@@ -121,25 +53,6 @@ pub struct NewAccountSpec {
     pub templates: Vec<String>,
     /// Bulk API delivery-report callback URL.
     pub dlr_callback_url: Option<String>,
-}
-
-/// A new account's row with its secrets in the only forms ever stored: the
-/// token as a keyed lookup hash and sealed under the server key, the
-/// password as one argon2 hash for both APIs. Every way of creating an
-/// account goes through here.
-pub(crate) fn with_secrets(
-    profile: NewAccount,
-    secrets: &Secrets,
-    token: Option<&str>,
-    password_hash: Option<String>,
-) -> NewAccount {
-    NewAccount {
-        token_lookup: token.map(|t| secrets.token_lookup(t)),
-        token_sealed: token.map(|t| secrets.seal(t)),
-        bulk_password_hash: password_hash.clone(),
-        password_hash,
-        ..profile
-    }
 }
 
 /// Creates an account with webservices enabled and a token (an extension:
