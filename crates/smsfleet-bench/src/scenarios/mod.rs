@@ -5,16 +5,20 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::ensure;
 use bytes::Bytes;
-use smsfleet_loadgen::{
-    CheckResponse, MakeRequest, Method, Outcome, Pace, Plan, RequestSpec, RunReport, Worker, connect_many, run,
-};
+use smsfleet_loadgen::{CheckResponse, MakeRequest, Method, Pace, Plan, RequestSpec, RunReport, connect_many, run};
 
 use crate::fleet::{Fleet, FleetSpec, Infra};
 use crate::procs::{self, Usage};
+
+mod ceilings;
+mod pipeline;
+
+pub use ceilings::serve_fixed;
+use ceilings::{ceiling_http, ceiling_jetstream};
+use pipeline::{campaign, end_to_end, scale_out};
 
 pub const ALL: [&str; 7] =
     ["ceiling-jetstream", "ceiling-http", "ingress-pv", "bulk-pv", "end-to-end", "campaign", "scale-out"];
@@ -247,108 +251,6 @@ async fn fleet_scenario(
     outcome
 }
 
-struct JetStreamWorker {
-    js: async_nats::jetstream::Context,
-    subject: String,
-    payload: Bytes,
-}
-
-impl Worker for JetStreamWorker {
-    async fn call(&mut self, index: u64) -> Outcome {
-        let msg = async_nats::jetstream::message::PublishMessage::build()
-            .payload(self.payload.clone())
-            .message_id(format!("c{index}"));
-        match self.js.send_publish(self.subject.clone(), msg).await {
-            Ok(ack) => match ack.await {
-                Ok(_) => Outcome::Ok,
-                Err(_) => Outcome::Failed,
-            },
-            Err(_) => Outcome::Failed,
-        }
-    }
-}
-
-/// Raw JetStream publishes with acks: a file-stored stream like the
-/// submit stream, one message (with a Nats-Msg-Id) per request, the same
-/// concurrency as ingress-pv, on one connection as the ingress has.
-async fn ceiling_jetstream(infra: &mut Infra, sizes: &Sizes, result: &mut ScenarioResult) -> anyhow::Result<()> {
-    let client = async_nats::connect(infra.nats.url()).await?;
-    let js = async_nats::jetstream::new(client);
-    let stream = "BENCH_CEILING";
-    let _ = js.delete_stream(stream).await;
-    js.create_stream(async_nats::jetstream::stream::Config {
-        name: stream.into(),
-        subjects: vec!["benchceiling.>".into()],
-        storage: async_nats::jetstream::stream::StorageType::File,
-        duplicate_window: Duration::from_secs(120),
-        ..Default::default()
-    })
-    .await
-    .map_err(|e| anyhow::anyhow!("creating the ceiling stream: {e}"))?;
-    let payload = Bytes::from(vec![b'x'; SUBMISSION_BYTES]);
-    let workers: Vec<JetStreamWorker> = (0..sizes.connections)
-        .map(|_| JetStreamWorker { js: js.clone(), subject: "benchceiling.submit".into(), payload: payload.clone() })
-        .collect();
-    let watched = infra.watched();
-    let baseline = procs::start(&watched);
-    let report = run(workers, Plan { total: sizes.single_requests, pace: Pace::Closed }).await;
-    result.usage = procs::finish(&watched, &baseline);
-    let _ = js.delete_stream(stream).await;
-    ensure_no_failures("ceiling-jetstream", &report)?;
-    result.metrics.insert("requests_per_s".into(), report.per_second);
-    result.runs.insert("closed".into(), report);
-    Ok(())
-}
-
-/// The same HTTP stack as the ingress (axum on hyper, multi-threaded tokio)
-/// in its own process, answering every request with a fixed pv-like body.
-async fn ceiling_http(infra: &mut Infra, sizes: &Sizes, result: &mut ScenarioResult) -> anyhow::Result<()> {
-    let port = smsfleet_localinfra::free_port()?;
-    let mut server = tokio::process::Command::new(std::env::current_exe()?)
-        .args(["serve-fixed", "--listen", &format!("127.0.0.1:{port}")])
-        .stdin(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the fixed-body server")?;
-    let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
-        if Instant::now() > deadline {
-            bail!("fixed-body server did not listen");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut watched = infra.watched();
-    if let Some(pid) = server.id() {
-        watched.push(procs::Watched { name: "fixed-body-server".into(), pid, with_children: false });
-    }
-    let workers = connect_many(&base, sizes.connections, single_pv("0123456789abcdef"), pv_ok()).await?;
-    let baseline = procs::start(&watched);
-    let report = run(workers, Plan { total: sizes.single_requests, pace: Pace::Closed }).await;
-    result.usage = procs::finish(&watched, &baseline);
-    let _ = server.start_kill();
-    let _ = server.wait().await;
-    ensure_no_failures("ceiling-http", &report)?;
-    result.metrics.insert("requests_per_s".into(), report.per_second);
-    result.runs.insert("closed".into(), report);
-    Ok(())
-}
-
-/// The fixed body: the shape of a one-destination pv answer.
-pub const FIXED_BODY: &str = r#"{"data":[{"status":"OK","error":"0","smslog_id":"1","queue":"0123456789abcdef0123456789abcdef","to":"628000000000"}],"error_string":null,"timestamp":1700000000}"#;
-
-/// Serves FIXED_BODY on every path until killed (ceiling-http's server).
-pub async fn serve_fixed(listen: &str) -> anyhow::Result<()> {
-    let app = axum::Router::new()
-        .fallback(|| async { ([(axum::http::header::CONTENT_TYPE, "application/json; charset=utf-8")], FIXED_BODY) });
-    // Set up as the ingress sets up its listener.
-    let listener = axum::serve::ListenerExt::tap_io(tokio::net::TcpListener::bind(listen).await?, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app).await?;
-    Ok(())
-}
-
 fn ratio(value: f64, ceiling: Option<f64>) -> Option<f64> {
     ceiling.filter(|c| *c > 0.0).map(|c| value / c)
 }
@@ -434,196 +336,11 @@ async fn send_messages(
 }
 
 /// Accepted and delivered counts at one instant (seconds since the start).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    pub t: f64,
-    pub accepted: u64,
-    pub delivered: u64,
-}
-
-/// Accept-to-delivered latency percentiles (ms) from the accepted and
-/// delivered curves, taking messages as delivered in the order accepted
-/// (first in, first out): message k was accepted when the accepted count
-/// reached k and delivered when the delivered count did. The resolution is
-/// the sampling interval.
-pub fn curve_latency_ms(samples: &[Sample], total: u64, quantiles: &[f64]) -> Vec<f64> {
-    let first = |k: u64, pick: fn(&Sample) -> u64| samples.iter().find(|s| pick(s) >= k).map(|s| s.t);
-    let points = total.clamp(1, 1_000);
-    let mut latencies: Vec<f64> = (1..=points)
-        .filter_map(|i| {
-            let k = (i * total).div_ceil(points);
-            Some((first(k, |s| s.delivered)? - first(k, |s| s.accepted)?).max(0.0) * 1000.0)
-        })
-        .collect();
-    latencies.sort_by(f64::total_cmp);
-    quantiles
-        .iter()
-        .map(|q| {
-            if latencies.is_empty() {
-                return 0.0;
-            }
-            let idx = ((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1;
-            latencies[idx]
-        })
-        .collect()
-}
-
-struct Tracked {
-    report: RunReport,
-    all_accepted: Duration,
-    all_delivered: Duration,
-    samples: Vec<Sample>,
-}
-
-/// Sends `total` messages while sampling accepted and delivered counts
-/// every 200 ms, until all are delivered in the projection.
-async fn send_and_track(
-    fleet: &Fleet,
-    total: u64,
-    per_request: usize,
-    connections: usize,
-    timeout: Duration,
-) -> anyhow::Result<Tracked> {
-    let accepted = Arc::new(AtomicU64::new(0));
-    let started = Instant::now();
-    let send = async {
-        let report = send_messages(fleet, total, per_request, connections, 0, accepted.clone()).await?;
-        Ok::<_, anyhow::Error>((report, started.elapsed()))
-    };
-    let sample = async {
-        let mut samples = Vec::new();
-        loop {
-            let delivered = fleet.delivered().await?;
-            let t = started.elapsed();
-            samples.push(Sample { t: t.as_secs_f64(), accepted: accepted.load(Ordering::Relaxed), delivered });
-            if delivered >= total {
-                return Ok::<_, anyhow::Error>((samples, t));
-            }
-            if t > timeout {
-                bail!("only {delivered} of {total} messages delivered after {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    let ((report, all_accepted), (samples, all_delivered)) = tokio::try_join!(send, sample)?;
-    Ok(Tracked { report, all_accepted, all_delivered, samples })
-}
-
-async fn end_to_end(fleet: &mut Fleet, sizes: &Sizes, result: &mut ScenarioResult) -> anyhow::Result<()> {
-    let total = sizes.e2e_messages;
-    let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
-    let t = send_and_track(fleet, total, 100, 8, timeout).await?;
-    let latency = curve_latency_ms(&t.samples, total, &[0.5, 0.99]);
-    let delivered_per_s = total as f64 / t.all_delivered.as_secs_f64();
-    result.metrics.insert("messages".into(), total as f64);
-    result.metrics.insert("accepted_per_s".into(), total as f64 / t.all_accepted.as_secs_f64());
-    result.metrics.insert("messages_per_s".into(), delivered_per_s);
-    result.metrics.insert("accept_to_delivered_p50_ms".into(), latency[0]);
-    result.metrics.insert("accept_to_delivered_p99_ms".into(), latency[1]);
-    result.goals.push(at_least("messages/s delivered", delivered_per_s, 10_000.0));
-    result.runs.insert("accept".into(), t.report);
-    Ok(())
-}
-
-async fn campaign(fleet: &mut Fleet, sizes: &Sizes, result: &mut ScenarioResult) -> anyhow::Result<()> {
-    let total = sizes.campaign_recipients;
-    let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
-    let t = send_and_track(fleet, total, 1_000, sizes.connections.min(16), timeout).await?;
-    let (accepted, delivered) = (t.all_accepted.as_secs_f64(), t.all_delivered.as_secs_f64());
-    // Visible in ds: the query role answers from the projection.
-    let ds = reqwest::Client::new()
-        .get(format!("{}/index.php", fleet.ingress))
-        .query(&[("app", "ws"), ("u", "bench"), ("h", fleet.token.as_str()), ("op", "ds"), ("count", "1")])
-        .send()
-        .await?
-        .text()
-        .await?;
-    ensure!(ds.contains("\"status\":3"), "ds does not show a delivered message: {ds}");
-    let latency = curve_latency_ms(&t.samples, total, &[0.5, 0.99]);
-    result.metrics.insert("recipients".into(), total as f64);
-    result.metrics.insert("all_accepted_s".into(), accepted);
-    result.metrics.insert("all_delivered_s".into(), delivered);
-    result.metrics.insert("accepted_per_s".into(), total as f64 / accepted);
-    result.metrics.insert("delivered_per_s".into(), total as f64 / delivered);
-    result.metrics.insert("accept_to_delivered_p50_ms".into(), latency[0]);
-    result.metrics.insert("accept_to_delivered_p99_ms".into(), latency[1]);
-    let scale = total as f64 / 1_000_000.0;
-    result.goals.push(below(&format!("seconds to accept {total}"), accepted, 15.0 * scale));
-    result.goals.push(below(&format!("seconds until {total} delivered and in ds"), delivered, 120.0 * scale));
-    result.runs.insert("accept".into(), t.report);
-    Ok(())
-}
-
-fn stat(v: &serde_json::Value, key: &str) -> u64 {
-    v.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
-}
-
-/// Sends `n` messages and measures the upstream's accept rate between 10 %
-/// and 90 % of them (steady state: without the first chunk's trip through
-/// ingress and ledger, or the last batch's tail).
-async fn dispatch_phase(fleet: &Fleet, n: u64, first_request: u64, timeout: Duration) -> anyhow::Result<f64> {
-    fleet.reset_sim_stats().await?;
-    let started = Instant::now();
-    let (low, high) = (n / 10, n * 9 / 10);
-    let mut at_low = None;
-    let send = send_messages(fleet, n, 100, 8, first_request, Arc::new(AtomicU64::new(0)));
-    let watch = async {
-        loop {
-            let stats = fleet.sim_stats().await?;
-            let accepted = stat(&stats, "accepted");
-            let now = started.elapsed().as_secs_f64();
-            if accepted >= low && at_low.is_none() {
-                at_low = Some((now, accepted));
-            }
-            if accepted >= high
-                && let Some((t0, a0)) = at_low
-                && now > t0
-            {
-                return Ok::<_, anyhow::Error>((accepted - a0) as f64 / (now - t0));
-            }
-            if started.elapsed() > timeout {
-                bail!("only {accepted} of {n} messages reached the simulator after {timeout:?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    let (_, rate) = tokio::try_join!(send, watch)?;
-    // Every message reaches the upstream exactly once.
-    loop {
-        let stats = fleet.sim_stats().await?;
-        let accepted = stat(&stats, "accepted");
-        if accepted >= n {
-            ensure!(accepted == n, "the simulator accepted {accepted} messages for {n} sent");
-            ensure!(stat(&stats, "duplicate_submits") == 0, "messages were submitted twice: {stats}");
-            return Ok(rate);
-        }
-        if started.elapsed() > timeout {
-            bail!("only {accepted} of {n} messages reached the simulator after {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn scale_out(fleet: &mut Fleet, sizes: &Sizes, result: &mut ScenarioResult) -> anyhow::Result<()> {
-    let n = sizes.scale_messages;
-    let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
-    let one = dispatch_phase(fleet, n, 0, timeout).await?;
-    fleet.wait_delivered(n, timeout).await?;
-    fleet.spawn_dispatcher().await?;
-    let two = dispatch_phase(fleet, n, n.div_ceil(100), timeout).await?;
-    // Every message exactly once: all delivered, none twice at the upstream.
-    fleet.wait_delivered(2 * n, timeout).await?;
-    result.metrics.insert("one_dispatcher_msgs_per_s".into(), one);
-    result.metrics.insert("two_dispatchers_msgs_per_s".into(), two);
-    result.metrics.insert("scale_ratio".into(), two / one);
-    result.metrics.insert("per_connection_mps_limit".into(), f64::from(sizes.scale_per_connection_mps));
-    result.goals.push(at_least("two dispatchers / one", two / one, 1.8));
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use super::pipeline::{Sample, curve_latency_ms};
 
     fn s(t: f64, accepted: u64, delivered: u64) -> Sample {
         Sample { t, accepted, delivered }
