@@ -17,14 +17,32 @@ async fn ban_reaches_every_ingress_replica_within_a_second() {
         f.cli(&["account", "create", "--username", "boss", "--password", "bosspass1", "--role", "admin"]).await;
     let admin = admin_out.split("token=").nth(1).unwrap().trim().to_owned();
     let user = f.user("dave").await;
+    let sub_out =
+        f.cli(&["account", "create", "--username", "sam", "--password", "sampass12", "--role", "subuser"]).await;
+    let sub = sub_out.split("token=").nth(1).unwrap().trim().to_owned();
     for base in [f.ingress.clone(), other.clone()] {
         let ready = eventually(Duration::from_secs(5), || async {
             let a = f.ws_at(&base, &[("u", "boss"), ("h", &admin), ("op", "cr")]).await;
             let u = f.ws_at(&base, &[("u", "dave"), ("h", &user), ("op", "cr")]).await;
-            (a["status"] == "OK" && u["status"] == "OK").then_some(())
+            let s = f.ws_at(&base, &[("u", "sam"), ("h", &sub), ("op", "cr")]).await;
+            (a["status"] == "OK" && u["status"] == "OK" && s["status"] == "OK").then_some(())
         })
         .await;
         assert!(ready.is_some(), "accounts not visible on {base}");
+    }
+    // sam is dave's subuser: dave's ban shuts sam out too (issue 12.7).
+    let r = f
+        .ws(&[("u", "boss"), ("h", &admin), ("op", "parentset"), ("data_username", "sam"), ("data_parent", "dave")])
+        .await;
+    assert_eq!(r["status"], "OK", "{r}");
+    for base in [f.ingress.clone(), other.clone()] {
+        let known = eventually(Duration::from_secs(5), || async {
+            let r =
+                f.ws_at(&base, &[("u", "boss"), ("h", &admin), ("op", "parentget"), ("data_username", "sam")]).await;
+            (r["parent"] == "dave").then_some(())
+        })
+        .await;
+        assert!(known.is_some(), "sam's parent not known on {base}");
     }
 
     // Not an admin: 600.
@@ -54,6 +72,14 @@ async fn ban_reaches_every_ingress_replica_within_a_second() {
     .await;
     assert!(there.is_some());
     assert!(banned.elapsed() < Duration::from_secs(1), "took {:?}", banned.elapsed());
+    let sam_here = f.ws(&[("u", "sam"), ("h", &sub), ("op", "cr")]).await;
+    assert_eq!(sam_here["error"], "100", "a banned parent's subuser is refused at once");
+    let sam_there = eventually(Duration::from_secs(5), || async {
+        let r = f.ws_at(&other, &[("u", "sam"), ("h", &sub), ("op", "cr")]).await;
+        (r["error"] == "100").then_some(())
+    })
+    .await;
+    assert!(sam_there.is_some(), "and on the other replica");
     let r = f.ws(&[("u", "boss"), ("h", &admin), ("op", "accountban"), ("data_username", "dave")]).await;
     assert_eq!(r["status"], "OK", "banning twice is fine");
 
@@ -65,4 +91,12 @@ async fn ban_reaches_every_ingress_replica_within_a_second() {
     })
     .await;
     assert!(back.is_some());
+    for base in [f.ingress.clone(), other.clone()] {
+        let sam_back = eventually(Duration::from_secs(5), || async {
+            let r = f.ws_at(&base, &[("u", "sam"), ("h", &sub), ("op", "cr")]).await;
+            (r["status"] == "OK").then_some(())
+        })
+        .await;
+        assert!(sam_back.is_some(), "the parent's unban lets its subuser back in on {base}");
+    }
 }

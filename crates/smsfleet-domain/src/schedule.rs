@@ -42,13 +42,18 @@ pub fn format_offset(o: UtcOffset) -> String {
 }
 
 /// Reads a playSMS `schedule` value in the account's offset and returns the
-/// UTC instant. Accepts `YYYY-MM-DD hh:mm:ss`, `YYYY-MM-DD hh:mm` and the
-/// ISO `T` separator.
+/// UTC instant. Accepts `YYYY-MM-DD hh:mm:ss`, `YYYY-MM-DD hh:mm`, the ISO
+/// `T` separator, and a date alone, `YYYY-MM-DD`, which is midnight of that
+/// day (playSMS's `strtotime` reads it so).
 pub fn parse_schedule(s: &str, offset: UtcOffset) -> Option<OffsetDateTime> {
     let s = s.trim().replace('T', " ");
     let with_secs = format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     let without_secs = format_description!("[year]-[month]-[day] [hour]:[minute]");
-    let local = PrimitiveDateTime::parse(&s, with_secs).or_else(|_| PrimitiveDateTime::parse(&s, without_secs)).ok()?;
+    let date_only = format_description!("[year]-[month]-[day]");
+    let local = PrimitiveDateTime::parse(&s, with_secs)
+        .or_else(|_| PrimitiveDateTime::parse(&s, without_secs))
+        .or_else(|_| Date::parse(&s, date_only).map(Date::midnight))
+        .ok()?;
     Some(local.assume_offset(offset).to_offset(UtcOffset::UTC))
 }
 
@@ -151,6 +156,17 @@ mod tests {
         let neg = parse_offset("-0500").unwrap();
         assert_eq!(parse_schedule("2030-01-01 10:00:00", neg).unwrap(), datetime!(2030-01-01 15:00:00 UTC));
         assert!(parse_schedule("tomorrow", o).is_none());
+    }
+
+    #[test]
+    fn a_date_alone_is_midnight_in_the_account_zone() {
+        let o = parse_offset("+0700").unwrap();
+        assert_eq!(parse_schedule("2030-01-01", o).unwrap(), datetime!(2029-12-31 17:00:00 UTC));
+        assert_eq!(parse_schedule(" 2030-01-01 ", UtcOffset::UTC).unwrap(), datetime!(2030-01-01 00:00:00 UTC));
+        let neg = parse_offset("-0500").unwrap();
+        assert_eq!(parse_schedule("2030-01-01", neg).unwrap(), datetime!(2030-01-01 05:00:00 UTC));
+        assert!(parse_schedule("2030-02-30", o).is_none());
+        assert!(parse_schedule("2030-01", o).is_none());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! The one request-body reader of every front door: the playSMS endpoint
 //! (form or multipart), its JSON-POST variant and the bulk API (form
 //! only). Like PHP's `$_REQUEST`, body values override the query's; a body
-//! that cannot be read counts as empty.
+//! that cannot be read counts as empty, and so does the body of any method
+//! but POST (PHP fills `$_POST` for POST only).
 
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::header;
+use axum::http::{Method, header};
 use smsfleet_playsms::Params;
 
 /// Largest form body read; a bigger one counts as empty.
@@ -20,6 +21,9 @@ pub enum Bodies {
 /// The query merged with the body's form fields (files skipped).
 pub async fn params(req: Request, bodies: Bodies) -> Params {
     let query = Params::from_query(req.uri().query().unwrap_or(""));
+    if req.method() != Method::POST {
+        return query;
+    }
     let content_type =
         req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
     let body = if bodies == Bodies::FormAndMultipart && content_type.starts_with("multipart/form-data") {

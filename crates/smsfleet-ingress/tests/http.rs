@@ -3,11 +3,13 @@
 //! ingress the way they do in production: on the state stream.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use smsfleet_contract::{AccountState, SCHEMA_VERSION, StreamKind, SubmitBatch};
+use std::time::Duration;
+
+use smsfleet_contract::{AccountState, BalanceState, GroupState, SCHEMA_VERSION, StopState, StreamKind, SubmitBatch};
 use smsfleet_domain::account::Role;
 use smsfleet_ingress::IngressConfig;
 use smsfleet_secrets::{Secrets, generate_token, hash_password};
-use smsfleet_testkit::{CancellationToken, TestEnv};
+use smsfleet_testkit::{CancellationToken, TestEnv, eventually};
 
 struct Ingress {
     env: TestEnv,
@@ -25,39 +27,73 @@ impl Drop for Ingress {
 
 const BULK_PASSWORD: &str = "bulk-secret";
 
+/// A user with webservices on from 127.0.0.1, `token` and [`BULK_PASSWORD`].
+fn account(secrets: &Secrets, uid: i64, username: &str, token: &str) -> AccountState {
+    AccountState {
+        v: SCHEMA_VERSION,
+        uid,
+        revision: 1,
+        username: username.into(),
+        email: String::new(),
+        name: String::new(),
+        mobile: String::new(),
+        role: Role::User,
+        parent_uid: None,
+        banned: false,
+        deleted: false,
+        webservices_enabled: true,
+        webservices_ip: "127.0.0.1".into(),
+        token_lookup: Some(secrets.token_lookup(token)),
+        token_sealed: Some(secrets.seal(token)),
+        password_hash: None,
+        bulk_password_hash: Some(hash_password(BULK_PASSWORD).unwrap()),
+        timezone: "+0000".into(),
+        footer: String::new(),
+        sender: String::new(),
+        templates: Vec::new(),
+        dlr_callback_url: None,
+    }
+}
+
+/// One entry of the state stream, as the accounts role and the ledger
+/// publish them.
+enum State {
+    Account(Box<AccountState>),
+    Balance(BalanceState),
+    Group(GroupState),
+    Stop(StopState),
+}
+
+async fn publish(env: &TestEnv, state: &State) {
+    let (bus, ns) = (&env.bus, &env.ns);
+    match state {
+        State::Account(a) => bus.publish_state(ns.account_state_subject(a.uid), a.as_ref()).await,
+        State::Balance(b) => bus.publish_state(ns.balance_state_subject(b.uid), b).await,
+        State::Group(g) => bus.publish_state(ns.group_state_subject(g.uid, g.gpid), g).await,
+        State::Stop(e) => bus.publish_state(ns.stop_state_subject(&e.number), e).await,
+    }
+    .unwrap();
+}
+
 impl Ingress {
     /// An ingress that knows `alice` (webservices from 127.0.0.1, a token
     /// and a bulk password). Requests sent before it serves wait in the
     /// listener's backlog, so nothing here polls for readiness.
     async fn start() -> Ingress {
+        Ingress::start_with(|_| Vec::new()).await
+    }
+
+    /// Like [`Ingress::start`], with more state (accounts, balances, groups,
+    /// the stop list) on the state stream before the ingress replays it.
+    async fn start_with(more_state: impl FnOnce(&Secrets) -> Vec<State>) -> Ingress {
         let env = TestEnv::start().await;
         let secrets = Secrets::from_hex(&Secrets::generate_key()).unwrap();
         let token = generate_token();
-        let alice = AccountState {
-            v: SCHEMA_VERSION,
-            uid: 2,
-            revision: 1,
-            username: "alice".into(),
-            email: String::new(),
-            name: String::new(),
-            mobile: String::new(),
-            role: Role::User,
-            parent_uid: None,
-            banned: false,
-            deleted: false,
-            webservices_enabled: true,
-            webservices_ip: "127.0.0.1".into(),
-            token_lookup: Some(secrets.token_lookup(&token)),
-            token_sealed: Some(secrets.seal(&token)),
-            password_hash: None,
-            bulk_password_hash: Some(hash_password(BULK_PASSWORD).unwrap()),
-            timezone: "+0000".into(),
-            footer: String::new(),
-            sender: String::new(),
-            templates: Vec::new(),
-            dlr_callback_url: None,
-        };
+        let alice = account(&secrets, 2, "alice", &token);
         env.bus.publish_state(env.ns.account_state_subject(alice.uid), &alice).await.unwrap();
+        for state in more_state(&secrets) {
+            publish(&env, &state).await;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let shutdown = CancellationToken::new();
@@ -161,4 +197,142 @@ async fn bulk_answers_1701_with_the_stored_id() {
         .get("/bulksms/bulksms?username=alice&password=wrong&type=0&dlr=0&destination=1&source=A&message=hi")
         .await;
     assert_eq!(r.text().await.unwrap(), "1703");
+}
+
+/// The token of `sub` (uid 4), a subuser of `reseller` (uid 3).
+const SUB_TOKEN: &str = "5ab0000000000000000000000000000f";
+
+/// `reseller` (uid 3), the parent of `sub`; it never logs in here.
+fn reseller(banned: bool, revision: i64, secrets: &Secrets) -> State {
+    State::Account(Box::new(AccountState { banned, revision, ..account(secrets, 3, "reseller", &generate_token()) }))
+}
+
+/// Issue 12.7: playSMS refuses a subuser whose parent is banned (ERR 100);
+/// so do we, at every door, and the parent's own snapshot is all it takes
+/// either way.
+#[tokio::test]
+async fn a_subuser_of_a_banned_parent_is_refused_at_every_door_until_the_unban() {
+    let ingress = Ingress::start_with(|secrets| {
+        let sub = AccountState { role: Role::Subuser, parent_uid: Some(3), ..account(secrets, 4, "sub", SUB_TOKEN) };
+        vec![reseller(true, 1, secrets), State::Account(Box::new(sub))]
+    })
+    .await;
+    let bulk = format!(
+        "/bulksms/bulksms?username=sub&password={BULK_PASSWORD}&type=0&dlr=0&destination=919999999999&source=ACME&message=hi"
+    );
+    let cr = format!("/index.php?app=ws&u=sub&h={SUB_TOKEN}&op=cr");
+    let pv = format!("/index.php?app=ws&u=sub&h={SUB_TOKEN}&op=pv&to=628111000001&msg=hi");
+    let json = |r: reqwest::Response| async move { r.json::<serde_json::Value>().await.unwrap() };
+    assert_eq!(json(ingress.get(&pv).await).await["error"], "100");
+    assert_eq!(json(ingress.get(&cr).await).await["error"], "100");
+    assert_eq!(ingress.get(&bulk).await.text().await.unwrap(), "1709");
+
+    // The unban is a newer snapshot of the parent only (1709 is no failed
+    // login, so polling with it cannot trip the login guard).
+    let secrets = Secrets::from_hex(&Secrets::generate_key()).unwrap();
+    publish(&ingress.env, &reseller(false, 2, &secrets)).await;
+    let sent = eventually(Duration::from_secs(5), || async {
+        let body = ingress.get(&bulk).await.text().await.unwrap();
+        body.starts_with("1701|").then_some(())
+    })
+    .await;
+    assert!(sent.is_some(), "the unban reaches the subuser");
+    assert_eq!(json(ingress.get(&pv).await).await["data"][0]["status"], "OK");
+
+    publish(&ingress.env, &reseller(true, 3, &secrets)).await;
+    let refused = eventually(Duration::from_secs(5), || async {
+        (ingress.get(&bulk).await.text().await.unwrap() == "1709").then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "the ban reaches the subuser");
+    assert_eq!(json(ingress.get(&cr).await).await["error"], "100");
+}
+
+/// Issue 12.15: `op=credit` is the balance as bare text, `0.00` for a
+/// caller who does not authenticate.
+#[tokio::test]
+async fn op_credit_answers_the_balance_as_plain_text() {
+    let ingress = Ingress::start_with(|_| {
+        let balance = BalanceState { v: SCHEMA_VERSION, uid: 2, revision: 1, balance: "87.5".into() };
+        vec![State::Balance(balance)]
+    })
+    .await;
+    let r = ingress.get(&format!("/index.php?app=ws&u=alice&h={}&op=credit", ingress.token)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.headers()["pragma"], "no-cache");
+    assert_eq!(r.text().await.unwrap(), "87.50");
+    let r = ingress.get("/index.php?app=ws&u=alice&h=00000000000000000000000000000000&op=CREDIT").await;
+    assert_eq!(r.headers()["content-type"], "text/plain");
+    assert_eq!(r.text().await.unwrap(), "0.00");
+    // playSMS's own clients call it without credentials: no failed logins.
+    for _ in 0..12 {
+        assert_eq!(ingress.get("/index.php?app=ws&op=credit").await.text().await.unwrap(), "0.00");
+    }
+    let r = ingress.get(&format!("/index.php?app=ws&u=alice&h={}&op=credit", ingress.token)).await;
+    assert_eq!(r.text().await.unwrap(), "87.50", "not blocked by the login guard");
+}
+
+/// Issue 12.17: PHP reads form bodies for POST only; a PUT's body is not
+/// read.
+#[tokio::test]
+async fn only_a_post_body_is_read() {
+    let ingress = Ingress::start().await;
+    let form = format!("u=alice&h={}&op=cr", ingress.token);
+    let send = |method: reqwest::Method| {
+        ingress
+            .http
+            .request(method, format!("{}/index.php?app=ws", ingress.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form.clone())
+            .send()
+    };
+    let posted: serde_json::Value = send(reqwest::Method::POST).await.unwrap().json().await.unwrap();
+    assert_eq!(posted["status"], "OK", "{posted}");
+    let put: serde_json::Value = send(reqwest::Method::PUT).await.unwrap().json().await.unwrap();
+    assert_eq!(put.as_object().map(|o| o.len()), Some(2), "no op, the bare envelope: {put}");
+    assert!(put["error_string"].is_null() && put["timestamp"].is_i64(), "{put}");
+}
+
+/// Issue 12.11: a stop-listed number gets playSMS's ERR 200 item next to
+/// the OK items, whether it was typed or came from a group; a request
+/// that sends nothing fails as a whole.
+#[tokio::test]
+async fn stop_listed_numbers_get_an_err_200_item_in_place() {
+    let ingress = Ingress::start_with(|_| {
+        let friends = GroupState {
+            v: SCHEMA_VERSION,
+            uid: 2,
+            gpid: 1,
+            revision: 1,
+            code: "FRIENDS".into(),
+            name: "Friends".into(),
+            members: vec!["+628111000101".into(), "08111000102".into()],
+            deleted: false,
+        };
+        let stop = StopState { v: SCHEMA_VERSION, number: "628111000101".into(), uid: None, listed: true };
+        vec![State::Group(friends), State::Stop(stop)]
+    })
+    .await;
+    let pv = |to: &str| format!("/index.php?app=ws&u=alice&h={}&op=pv&to={to}&msg=hi", ingress.token);
+    for to in ["%23FRIENDS,628111000103", "%2B628111000101,08111000102,628111000103"] {
+        let body: serde_json::Value = ingress.get(&pv(to)).await.json().await.unwrap();
+        let items = body["data"].as_array().unwrap();
+        let shape: Vec<(&str, &str, &str)> = items
+            .iter()
+            .map(|i| (i["status"].as_str().unwrap(), i["error"].as_str().unwrap(), i["to"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![("ERR", "200", "+628111000101"), ("OK", "0", "08111000102"), ("OK", "0", "628111000103")],
+            "{to}: {body}"
+        );
+        assert_eq!(items[0]["smslog_id"], 0);
+        assert_eq!(items[0]["queue"], items[1]["queue"], "the request's queue");
+        let batch = ingress.last_batch().await;
+        let sent: Vec<&str> = batch.submissions[0].destinations.iter().map(|d| d.to.as_str()).collect();
+        assert_eq!(sent, vec!["08111000102", "628111000103"], "the stop-listed number is not sent");
+    }
+    let body: serde_json::Value = ingress.get(&pv("628111000101")).await.json().await.unwrap();
+    assert_eq!(body["data"], serde_json::json!([{"status":"ERR","error":"200","smslog_id":"","queue":"","to":""}]));
 }

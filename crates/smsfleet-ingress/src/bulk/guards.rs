@@ -20,7 +20,8 @@ pub fn blacklisted(settings: &BulkSettings, client: IpAddr) -> bool {
 }
 
 /// 1703 for an unknown user or wrong password; 1709 for an account that may
-/// not send; 18 for a client outside the account's allow-list.
+/// not send (banned, removed, a subuser of a banned parent, webservices
+/// off); 18 for a client outside the account's allow-list.
 pub(crate) async fn authenticate(app: &App, r: &Required, client: IpAddr) -> Result<Arc<AccountState>, u16> {
     if app.login_blocked(client) {
         return Err(code::BAD_CREDENTIALS);
@@ -45,7 +46,7 @@ async fn check_credentials(app: &App, r: &Required, client: IpAddr) -> Result<Ar
         }
         app.bulk.credentials.insert(account.uid, account.revision, fingerprint);
     }
-    if account.banned || account.deleted || !account.webservices_enabled {
+    if !crate::auth::active(&app.cache, &account) || !account.webservices_enabled {
         return Err(code::USER_VALIDATION);
     }
     if !ipallow::allows(&account.webservices_ip, client) {

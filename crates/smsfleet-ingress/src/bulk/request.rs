@@ -43,6 +43,21 @@ pub fn required(p: &Params, scheduled: bool) -> Result<Required, u16> {
     Ok(r)
 }
 
+/// Clients often forget to encode the `+` of `gmt` (`gmt=+05:30`,
+/// `gmt=GMT+05:30`), so it arrives as a space, which the PHP-style trim of
+/// every parameter removes when it leads the value. An offset that starts
+/// with a digit, directly or after `GMT` and a space, is therefore read as
+/// positive; `-` needs no encoding and is kept.
+fn unencoded_plus(gmt: &str) -> String {
+    let (prefix, offset) = match gmt.get(..3) {
+        Some(p) if p.eq_ignore_ascii_case("gmt") => (&gmt[..3], &gmt[3..]),
+        _ => ("", gmt),
+    };
+    let unsigned = offset.trim_start().starts_with(|c: char| c.is_ascii_digit());
+    let lost_plus = prefix.is_empty() || offset.starts_with(' ');
+    if unsigned && lost_plus { format!("{prefix} +{}", offset.trim_start()) } else { gmt.to_owned() }
+}
+
 /// One destination of the list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -109,7 +124,7 @@ pub fn plan(r: &Required, limits: &BulkLimits) -> Result<BulkPlan, u16> {
     }
     let schedule_at = match &r.schedule {
         None => None,
-        Some((d, t, g)) => Some(parse_bulk_schedule(d, t, g).map_err(|e| match e {
+        Some((d, t, g)) => Some(parse_bulk_schedule(d, t, &unencoded_plus(g)).map_err(|e| match e {
             BulkScheduleError::Date => code::BAD_DATE,
             BulkScheduleError::Time => code::BAD_TIME,
             BulkScheduleError::Offset => code::BAD_GMT,
@@ -289,6 +304,20 @@ mod tests {
         assert_eq!(go("date=03/03/2030&time=13:45+pm&gmt=%2B05:30").unwrap_err(), code::BAD_TIME);
         assert_eq!(go("date=03/03/2030&time=03:45+pm&gmt=0530").unwrap_err(), code::BAD_GMT);
         assert_eq!(go("date=03/03/2030&time=03:45+pm&gmt=%2B25:00").unwrap_err(), code::BAD_GMT);
+    }
+
+    #[test]
+    fn an_unencoded_plus_in_gmt_is_read_as_plus() {
+        let go = |q: &str| required(&with(q), true).and_then(|r| plan(&r, &limits()));
+        let at = time::macros::datetime!(2030-03-03 10:15:00 UTC);
+        for gmt in ["+05:30", "GMT+05:30", "gmt+05:30", "GMT++05:30", "%2B05:30", "GMT+%2B05:30"] {
+            let q = format!("date=03/03/2030&time=03:45+pm&gmt={gmt}");
+            assert_eq!(go(&q).map(|p| p.schedule_at), Ok(Some(at)), "{gmt}");
+        }
+        let west = time::macros::datetime!(2030-03-04 01:45:00 UTC);
+        assert_eq!(go("date=03/03/2030&time=03:45+pm&gmt=GMT+-10:00").map(|p| p.schedule_at), Ok(Some(west)));
+        assert_eq!(go("date=03/03/2030&time=03:45+pm&gmt=GMT05:30").unwrap_err(), code::BAD_GMT);
+        assert_eq!(go("date=03/03/2030&time=03:45+pm&gmt=+0530").unwrap_err(), code::BAD_GMT);
     }
 
     #[test]

@@ -70,6 +70,7 @@ async fn dispatch(app: &App, p: Params, client: IpAddr) -> Response {
         Op::CreditDeduct => ops::credit::change(app, &p, client, true).await,
         Op::LoginKeySet => ops::login_key::set(app, &p, client).await,
         Op::WsLogin => return ops::login_key::ws_login(app, &p, client).await,
+        Op::Credit => return ops::cr::credit_text(app, &p, client).await,
         Op::Query => ops::query::handle(app, &p, client).await,
         Op::StopList => ops::stoplist::handle(app, &p, client).await,
         Op::GetContact => ops::phonebook::contacts(app, &p, client).await,

@@ -8,6 +8,8 @@ pub(crate) enum Op {
     Pv,
     Ds,
     Cr,
+    /// The `credit` extension op: the balance as bare `text/plain`.
+    Credit,
     GetToken,
     SetToken,
     AccountBan,
@@ -32,10 +34,11 @@ pub(crate) enum Op {
 }
 
 impl Op {
-    const ALL: [Op; 26] = [
+    const ALL: [Op; 27] = [
         Op::Pv,
         Op::Ds,
         Op::Cr,
+        Op::Credit,
         Op::GetToken,
         Op::SetToken,
         Op::AccountBan,
@@ -72,6 +75,7 @@ impl Op {
             Op::Pv => "pv",
             Op::Ds => "ds",
             Op::Cr => "cr",
+            Op::Credit => "credit",
             Op::GetToken => "get_token",
             Op::SetToken => "set_token",
             Op::AccountBan => "accountban",

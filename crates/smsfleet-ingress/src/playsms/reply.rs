@@ -59,6 +59,14 @@ pub(crate) fn unknown_op() -> Response {
     (StatusCode::OK, headers).into_response()
 }
 
+/// A bare `text/plain` answer (the `credit` extension op), with the
+/// session headers of every playSMS answer.
+pub(crate) fn plain_text(body: String) -> Response {
+    let mut headers = session_headers();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    (StatusCode::OK, headers, body).into_response()
+}
+
 /// `ws_login`'s answer, whatever happened.
 pub(crate) fn redirect(location: &str) -> Response {
     let mut r = (StatusCode::FOUND, session_headers()).into_response();
@@ -79,9 +87,17 @@ fn session_headers() -> HeaderMap {
     headers
 }
 
-/// playSMS's ERR 200 item, for a whole send or one destination.
+/// playSMS's ERR 200 item for a whole send that failed (on PHP 7: its
+/// result arrays are empty strings).
 pub(crate) fn send_failed_item(queue: &str) -> Node {
     Node::map().with("status", "ERR").with("error", "200").with("smslog_id", "").with("queue", queue).with("to", "")
+}
+
+/// playSMS's ERR 200 item for one destination of a send that went on: the
+/// defaults `sendsms()` gives every destination (no id, the request's
+/// queue, the number).
+pub(crate) fn destination_failed_item(queue: &str, to: &str) -> Node {
+    Node::map().with("status", "ERR").with("error", "200").with("smslog_id", 0).with("queue", queue).with("to", to)
 }
 
 #[cfg(test)]

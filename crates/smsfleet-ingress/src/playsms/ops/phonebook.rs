@@ -26,7 +26,14 @@ pub(crate) async fn contacts(app: &App, p: &Params, client: IpAddr) -> Result<Pa
 pub(crate) async fn groups(app: &App, p: &Params, client: IpAddr) -> Result<Payload, ApiError> {
     let account = caller::user(app, p, client)?;
     let (keyword, limit) = search_params(p);
+    let keyword = group_keyword(&keyword);
     search(app, PhonebookRequest::Groups { uid: account.uid, keyword, limit }).await
+}
+
+/// playSMS reduces a group search keyword to letters, digits, `_` and `-`
+/// (the characters of a group code) before it searches.
+fn group_keyword(kwd: &str) -> String {
+    kwd.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).collect()
 }
 
 /// `kwd` as given (1.4.7 accepts a single character) and `c` (0, empty or
@@ -103,6 +110,14 @@ mod tests {
             json.starts_with(r#"{"status":"OK","error":"0","data":null,"error_string":null,"timestamp":"#),
             "{json}"
         );
+    }
+
+    #[test]
+    fn group_keywords_keep_letters_digits_underscore_and_dash() {
+        assert_eq!(group_keyword("fri ends!"), "friends");
+        assert_eq!(group_keyword(" Team_A-1 (old)%"), "Team_A-1old");
+        assert_eq!(group_keyword("%_"), "_");
+        assert_eq!(group_keyword("?! "), "");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::accept::{Accepted, Checks, Fate, Refusal, SendRequest};
 use crate::app::{App, SendLimits};
 use crate::playsms::caller;
 use crate::playsms::error::ApiError;
-use crate::playsms::reply::{Payload, send_failed_item};
+use crate::playsms::reply::{Payload, destination_failed_item, send_failed_item};
 
 /// playSMS's ERR 201: `to` or `msg` missing or empty.
 const ERR_EMPTY: u16 = 201;
@@ -171,11 +171,11 @@ pub(crate) async fn handle(app: &App, p: &Params, client: IpAddr) -> Result<Payl
             return Ok(failed_send(""));
         }
     };
+    // A request that sends nothing fails as a whole, as in playSMS.
     if accepted.sent() == 0 && inbox.is_empty() {
         return Ok(failed_send(""));
     }
     let queue = accepted.queue.as_str();
-    let inbox = kept_positions(&accepted, inbox);
     let ims = inbox::send(app, &account, queue, &request.text, &inbox).await;
     let numbers = number_items(&accepted, &request.destinations);
     Ok(Payload::List(inbox::interleave(numbers, ims)))
@@ -186,33 +186,27 @@ fn failed_send(queue: &str) -> Payload {
     Payload::List(vec![send_failed_item(queue)])
 }
 
-/// Numbers on the stop list are dropped, as playSMS's stoplist plugin does:
-/// no item. Each other number gets its id.
+/// One item per number, in the request's order, whether it was typed or
+/// came from a `#group`: an accepted one with its id, a stop-listed one as
+/// playSMS's ERR 200 item for that number, next to the OK items.
 fn number_items(accepted: &Accepted, destinations: &[String]) -> Vec<Node> {
     let queue = accepted.queue.as_str();
     accepted
         .fates
         .iter()
         .zip(destinations)
-        .filter_map(|(fate, to)| match fate {
-            Fate::Accepted(id) => Some(
-                Node::map()
-                    .with("status", "OK")
-                    .with("error", "0")
-                    .with("smslog_id", id.0)
-                    .with("queue", queue)
-                    .with("to", to.as_str()),
-            ),
-            Fate::StopListed | Fate::DoNotDisturb | Fate::Duplicate => None,
+        .map(|(fate, to)| match fate {
+            Fate::Accepted(id) => Node::map()
+                .with("status", "OK")
+                .with("error", "0")
+                .with("smslog_id", id.0)
+                .with("queue", queue)
+                .with("to", to.as_str()),
+            // playSMS's checks have no do-not-disturb list or duplicate
+            // window, so only the stop list refuses a number here.
+            Fate::StopListed | Fate::DoNotDisturb | Fate::Duplicate => destination_failed_item(queue, to),
         })
         .collect()
-}
-
-/// `@user` items keep their place among the numbers left after the stop
-/// list.
-fn kept_positions<T>(accepted: &Accepted, targets: Vec<(usize, T)>) -> Vec<(usize, T)> {
-    let dropped = |before: usize| accepted.fates[..before].iter().filter(|f| !matches!(f, Fate::Accepted(_))).count();
-    targets.into_iter().map(|(position, t)| (position - dropped(position), t)).collect()
 }
 
 #[cfg(test)]
@@ -344,6 +338,8 @@ mod tests {
     fn schedule_in_account_zone() {
         let p = plan(&params("to=1&msg=x&schedule=2030-01-01+10%3A00%3A00"), &account(), &limits()).unwrap();
         assert_eq!(p.schedule_at.unwrap(), time::macros::datetime!(2030-01-01 03:00:00 UTC));
+        let p = plan(&params("to=1&msg=x&schedule=2030-01-01"), &account(), &limits()).unwrap();
+        assert_eq!(p.schedule_at.unwrap(), time::macros::datetime!(2029-12-31 17:00:00 UTC), "midnight at +0700");
         assert_eq!(
             plan(&params("to=1&msg=x&schedule=soon"), &account(), &limits()),
             Err(PvRejection::Failed("unreadable schedule"))
@@ -351,17 +347,24 @@ mod tests {
     }
 
     #[test]
-    fn stop_listed_numbers_leave_no_item_and_move_the_user_items() {
+    fn stop_listed_numbers_get_an_err_200_item_in_their_place() {
         use smsfleet_domain::{QueueCode, SmsLogId};
+        use smsfleet_playsms::render::to_json;
+        let queue = QueueCode::from_bytes([3; 16]);
         let accepted = Accepted {
-            queue: QueueCode::from_bytes([3; 16]),
+            queue: queue.clone(),
             fates: vec![Fate::StopListed, Fate::Accepted(SmsLogId(5)), Fate::StopListed],
         };
-        let destinations = ["1", "2", "3"].map(String::from);
+        let destinations = ["+628111000101", "08111000102", "628111000103"].map(String::from);
         let items = number_items(&accepted, &destinations);
-        assert_eq!(items.len(), 1);
-        assert_eq!(items[0].get("to"), Some(&Node::from("2")));
-        let moved = kept_positions(&accepted, vec![(0, 'a'), (1, 'b'), (2, 'c'), (3, 'd')]);
-        assert_eq!(moved, vec![(0, 'a'), (0, 'b'), (1, 'c'), (1, 'd')]);
+        let json: Vec<String> = items.iter().map(to_json).collect();
+        assert_eq!(
+            json,
+            vec![
+                format!(r#"{{"status":"ERR","error":"200","smslog_id":0,"queue":"{queue}","to":"+628111000101"}}"#),
+                format!(r#"{{"status":"OK","error":"0","smslog_id":5,"queue":"{queue}","to":"08111000102"}}"#),
+                format!(r#"{{"status":"ERR","error":"200","smslog_id":0,"queue":"{queue}","to":"628111000103"}}"#),
+            ]
+        );
     }
 }
