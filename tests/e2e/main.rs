@@ -11,5 +11,6 @@ mod bulk;
 mod fleet;
 mod incoming;
 mod phonebook;
+mod read_your_writes;
 mod spine;
 mod transcripts;

@@ -11,6 +11,7 @@
 
 mod error;
 mod lease;
+mod progress;
 mod provision;
 mod publish;
 mod service;
@@ -25,6 +26,7 @@ use smsfleet_contract::{Namespace, Topology};
 
 pub use error::BusError;
 pub use lease::{WorkerIds, WorkerLease};
+pub use progress::Progress;
 pub use provision::MAX_STREAM_REPLICAS;
 pub use publish::Published;
 pub use service::serve_requests;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smsfleet_bus::{HandlerError, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
+use smsfleet_bus::{HandlerError, Progress, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
 use smsfleet_contract::{BalanceState, SCHEMA_VERSION, StatusBatch, StreamKind};
 use smsfleet_testkit::{CancellationToken, PrivateNats, TestEnv, eventually};
 
@@ -91,6 +91,55 @@ async fn transient_failures_are_retried_and_poison_is_dead_lettered() {
     })
     .await;
     assert_eq!(dead_count, Some(1));
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
+/// The read barrier's basis: a durable is "through" a sequence only once
+/// the handler of every message up to it has returned and been acked.
+#[tokio::test]
+async fn a_consumer_is_through_a_sequence_only_after_its_handler_finished() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.subject(StreamKind::Status);
+    assert_eq!(env.bus.stream_last_sequence(StreamKind::Status).await.unwrap(), 0);
+    env.bus.publish(subject.clone(), "a", &batch("a")).await.unwrap();
+    env.bus.publish(subject, "b", &batch("b")).await.unwrap();
+    let last = env.bus.stream_last_sequence(StreamKind::Status).await.unwrap();
+    assert_eq!(last, 2);
+
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let shutdown = CancellationToken::new();
+    let g = gate.clone();
+    let worker = tokio::spawn(run_worker(
+        env.bus.clone(),
+        WorkerConfig {
+            stream: StreamKind::Status,
+            durable: "projection",
+            batch: 10,
+            concurrency: 1,
+            max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+        },
+        shutdown.clone(),
+        move |_items: Vec<smsfleet_bus::Delivery<StatusBatch>>| {
+            let g = g.clone();
+            async move {
+                g.acquire().await.map_err(HandlerError::transient)?.forget();
+                Ok(())
+            }
+        },
+    ));
+    let soon = || tokio::time::Instant::now() + Duration::from_millis(500);
+    // The consumer exists once the worker started; until the gate opens
+    // nothing is acked.
+    let behind = eventually(Duration::from_secs(10), || async {
+        env.bus.wait_consumer_through(StreamKind::Status, "projection", last, soon()).await.ok()
+    })
+    .await;
+    assert_eq!(behind, Some(Progress::Behind));
+    gate.add_permits(100);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let through = env.bus.wait_consumer_through(StreamKind::Status, "projection", last, deadline).await.unwrap();
+    assert_eq!(through, Progress::Through);
     shutdown.cancel();
     worker.await.unwrap().unwrap();
 }

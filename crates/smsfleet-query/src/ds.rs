@@ -6,7 +6,7 @@
 use smsfleet_contract::{DsReply, DsRequest, DsRow};
 use smsfleet_domain::schedule::format_playsms;
 use smsfleet_store::PgPool;
-use smsfleet_store::projection::{self as store, DsFilter, DsRecord};
+use smsfleet_store::projection::{self as store, DsFilter, DsRead, DsRecord, QueueState};
 
 /// playSMS's page size when `c` is 0 or empty.
 const DEFAULT_ROWS: i64 = 100;
@@ -80,31 +80,27 @@ fn to_row(r: DsRecord) -> DsRow {
 /// service down or leak internals to the client.
 #[tracing::instrument(skip_all, fields(uid = req.uid))]
 pub async fn ds_reply(pool: &PgPool, req: &DsRequest, max_rows: i64) -> DsReply {
-    let filter = ds_filter(req, max_rows);
-    let records = match store::ds(pool, &filter).await {
-        Ok(r) => r,
+    match store::ds_read(pool, &ds_filter(req, max_rows)).await {
+        Ok(read) => answer(read),
         Err(e) => {
             tracing::error!(error = %e, "ds query failed");
-            return DsReply::Error(ERR_NOTHING);
-        }
-    };
-    if !records.is_empty() {
-        return DsReply::Rows(records.into_iter().map(to_row).collect());
-    }
-    let Some(queue) = &filter.queue else {
-        return DsReply::Error(ERR_NOTHING);
-    };
-    // Only the caller's own queues are looked up, so another account's
-    // queue is indistinguishable from an unknown one.
-    match store::queue_released(pool, req.uid, queue).await {
-        Ok(Some(false)) => DsReply::Error(ERR_QUEUE_PENDING),
-        Ok(Some(true)) => DsReply::Error(ERR_QUEUE_DONE),
-        Ok(None) => DsReply::Error(ERR_NOTHING),
-        Err(e) => {
-            tracing::error!(error = %e, "ds queue lookup failed");
             DsReply::Error(ERR_NOTHING)
         }
     }
+}
+
+/// Rows if any matched; otherwise the error that says why. Only the
+/// caller's own queues are looked up, so another account's queue is
+/// indistinguishable from an unknown one.
+fn answer(read: DsRead) -> DsReply {
+    if !read.records.is_empty() {
+        return DsReply::Rows(read.records.into_iter().map(to_row).collect());
+    }
+    DsReply::Error(match read.queue {
+        Some(QueueState::Pending) => ERR_QUEUE_PENDING,
+        Some(QueueState::Done) => ERR_QUEUE_DONE,
+        Some(QueueState::Unknown) | None => ERR_NOTHING,
+    })
 }
 
 #[cfg(test)]
@@ -165,6 +161,15 @@ mod tests {
         assert_eq!(limit(10_000), 10_000);
         assert_eq!(limit(10_001), 10_000);
         assert_eq!(limit(u32::MAX), 10_000);
+    }
+
+    #[test]
+    fn an_empty_answer_says_why() {
+        let empty = |queue| answer(DsRead { records: vec![], queue });
+        assert_eq!(empty(None), DsReply::Error(400));
+        assert_eq!(empty(Some(QueueState::Unknown)), DsReply::Error(400));
+        assert_eq!(empty(Some(QueueState::Pending)), DsReply::Error(401));
+        assert_eq!(empty(Some(QueueState::Done)), DsReply::Error(402));
     }
 
     #[test]

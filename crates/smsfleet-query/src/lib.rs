@@ -10,6 +10,7 @@
 //! the durable consumers and the service queue group, so the role scales out
 //! by running more of it.
 
+mod barrier;
 mod credit;
 mod ds;
 mod incoming;
@@ -19,6 +20,7 @@ mod phonebook;
 mod projection;
 
 use std::future::Future;
+use std::time::Duration;
 
 use smsfleet_bus::{Bus, BusError, WorkerConfig};
 use smsfleet_contract::{BusMessage, IncomingMessage, Service, StatusBatch, StreamKind, SubmitBatch, services};
@@ -49,11 +51,14 @@ pub struct QueryConfig {
     /// Cap on `c`: playSMS has none, but one request must not be able to
     /// pull the whole table through the ingress.
     pub max_rows: i64,
+    /// Longest a `ds`, `in`, `ix` or `sx` waits for the projection to apply
+    /// what was accepted before it arrived (see `barrier`).
+    pub read_barrier: Duration,
 }
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        Self { batch: 256, concurrency: 2, max_rows: 10_000 }
+        Self { batch: 256, concurrency: 2, max_rows: 10_000, read_barrier: Duration::from_secs(2) }
     }
 }
 
@@ -102,8 +107,14 @@ pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError
     });
 
     let max_rows = config.max_rows;
-    tasks.spawn(serve_with_pool("ds service", &bus, services::DS, &pool, &stop, move |p, req| async move {
-        ds_reply(&p, &req, max_rows).await
+    let reads = barrier::ReadBarrier::new(bus.clone(), config.read_barrier);
+    let ds_reads = reads.clone();
+    tasks.spawn(serve_with_pool("ds service", &bus, services::DS, &pool, &stop, move |p, req| {
+        let reads = ds_reads.clone();
+        async move {
+            reads.wait("ds", barrier::OUTGOING).await;
+            ds_reply(&p, &req, max_rows).await
+        }
     }));
     tasks.spawn(serve_with_pool("cr service", &bus, services::CREDIT, &pool, &stop, |p, req| async move {
         credit_reply(&p, &req).await
@@ -119,14 +130,13 @@ pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError
         &stop,
         move |p, req| async move { phonebook_reply(&p, &req, max_rows).await },
     ));
-    tasks.spawn(serve_with_pool(
-        "incoming service",
-        &bus,
-        services::INCOMING,
-        &pool,
-        &stop,
-        move |p, req| async move { incoming_reply(&p, &req, max_rows).await },
-    ));
+    tasks.spawn(serve_with_pool("incoming service", &bus, services::INCOMING, &pool, &stop, move |p, req| {
+        let reads = reads.clone();
+        async move {
+            reads.wait("incoming", barrier::INCOMING).await;
+            incoming_reply(&p, &req, max_rows).await
+        }
+    }));
 
     // One batch at a time, so `in`/`ix`/`sx` ids follow arrival order as
     // playSMS's do; incoming traffic is a trickle next to outgoing.

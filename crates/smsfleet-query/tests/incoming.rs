@@ -118,3 +118,38 @@ async fn routes_by_keyword_and_stores_each_key_once() {
     shutdown.cancel();
     task.await.unwrap().unwrap();
 }
+
+/// The ingress answers `pv` to `@user` once the message is in the stream;
+/// the first `ix` after that, with no retry, lists it (issue 12.6).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_ix_after_the_publish_lists_the_message() {
+    let env = TestEnv::start().await;
+    let alice = env.create_user("alice").await;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
+    // Once this answers, the service is subscribed.
+    list(&env, IncomingList::Ix, alice.uid, |_| true).await;
+
+    let req = IncomingRequest {
+        list: IncomingList::Ix,
+        uid: alice.uid,
+        src: None,
+        dst: None,
+        dt: None,
+        kwd: None,
+        limit: 0,
+        last: None,
+    };
+    let mut incomplete = Vec::new();
+    for i in 1..=20 {
+        publish(&env, &message(&format!("im:q{i}:2"), IncomingKind::Inbox, &format!("hi {i}"), Some(alice.uid))).await;
+        let reply = env.bus.request(smsfleet_contract::services::INCOMING, &req, Duration::from_secs(5)).await.unwrap();
+        if count(&reply) != i {
+            incomplete.push((i, count(&reply)));
+        }
+    }
+    assert!(incomplete.is_empty(), "(published, listed) of incomplete reads: {incomplete:?}");
+
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

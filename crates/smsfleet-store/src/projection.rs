@@ -1,7 +1,7 @@
 //! The query projection: outgoing messages and their queues, written in
 //! batches from the submit and status streams, read by `ds`.
 
-use sqlx::{AssertSqlSafe, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::Result;
@@ -130,7 +130,7 @@ pub async fn apply_status(pool: &PgPool, rows: &[StatusRow]) -> Result<()> {
 }
 
 /// Owner of a queue row created by a release that overtook its submission;
-/// no account has uid 0, so `ds` and `queue_released` never show it.
+/// no account has uid 0, so `ds` never shows it.
 const PLACEHOLDER_UID: i64 = 0;
 
 /// Marks queues released. The submit and status streams are consumed
@@ -179,7 +179,42 @@ pub struct DsRecord {
     pub status: i16,
 }
 
-pub async fn ds(pool: &PgPool, f: &DsFilter) -> Result<Vec<DsRecord>> {
+/// Where a queue stands when `ds` by queue lists nothing: what tells
+/// playSMS's ERR 400, 401 and 402 apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueState {
+    /// Not one of the caller's queues (ERR 400).
+    Unknown,
+    /// Not released yet, or released but its messages not projected yet
+    /// (ERR 401): the caller will see them.
+    Pending,
+    /// Released with its messages projected, none of which matched (ERR 402).
+    Done,
+}
+
+/// One `ds` read: the matching rows, and when there are none and the
+/// filter names a queue, that queue's state.
+pub struct DsRead {
+    pub records: Vec<DsRecord>,
+    pub queue: Option<QueueState>,
+}
+
+/// Reads the rows and the queue's state from one snapshot, so a
+/// submission committed between the two can never look like a queue that
+/// was processed without messages (a false ERR 402).
+pub async fn ds_read(pool: &PgPool, f: &DsFilter) -> Result<DsRead> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    let records = ds_rows(&mut tx, f).await?;
+    let queue = match &f.queue {
+        Some(queue) if records.is_empty() => Some(queue_state(&mut tx, f.uid, queue).await?),
+        _ => None,
+    };
+    tx.commit().await?;
+    Ok(DsRead { records, queue })
+}
+
+async fn ds_rows(conn: &mut PgConnection, f: &DsFilter) -> Result<Vec<DsRecord>> {
     let mut sql = String::from(
         "SELECT o.smslog_id, o.src, o.dst, o.msg, o.dt, o.updated_at, o.status FROM outgoing o \
          JOIN queues q ON q.queue = o.queue WHERE o.uid = $1 AND q.released",
@@ -242,7 +277,7 @@ pub async fn ds(pool: &PgPool, f: &DsFilter) -> Result<Vec<DsRecord>> {
         q = q.bind(v);
     }
     q = q.bind(f.limit);
-    let rows = q.fetch_all(pool).await?;
+    let rows = q.fetch_all(&mut *conn).await?;
     Ok(rows
         .into_iter()
         .map(|(smslog_id, src, dst, msg, dt, updated_at, status)| DsRecord {
@@ -257,14 +292,23 @@ pub async fn ds(pool: &PgPool, f: &DsFilter) -> Result<Vec<DsRecord>> {
         .collect())
 }
 
-/// For ERR 401/402: whether the caller's own queue exists and was released.
-pub async fn queue_released(pool: &PgPool, uid: i64, queue: &str) -> Result<Option<bool>> {
-    let row: Option<(bool,)> = sqlx::query_as("SELECT released FROM queues WHERE queue = $1 AND uid = $2")
-        .bind(queue)
-        .bind(uid)
-        .fetch_optional(pool)
-        .await?;
-    Ok(row.map(|r| r.0))
+/// Only the caller's own queues are found. A release can be projected
+/// before its submission (a placeholder row, see [`release_queues`]), so
+/// "done" also needs the queue's messages to be there.
+async fn queue_state(conn: &mut PgConnection, uid: i64, queue: &str) -> Result<QueueState> {
+    let row: Option<(bool, bool)> = sqlx::query_as(
+        "SELECT q.released, EXISTS (SELECT 1 FROM outgoing o WHERE o.queue = q.queue AND o.uid = q.uid) \
+         FROM queues q WHERE q.queue = $1 AND q.uid = $2",
+    )
+    .bind(queue)
+    .bind(uid)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(match row {
+        None => QueueState::Unknown,
+        Some((true, true)) => QueueState::Done,
+        Some(_) => QueueState::Pending,
+    })
 }
 
 /// Status counts of an account, for tests and the benchmark.
