@@ -60,6 +60,24 @@ async fn admin_ops_manage_accounts_and_credit() {
     assert_eq!(r["error"], "604");
     assert_eq!(r["info"], "Account already exists (username: alice)");
     assert_eq!(r["error_string"], "fail to add account");
+    // playSMS's words for a taken email and a short password (issue 12.16).
+    let mut dup_email = alice_fields;
+    dup_email[1] = ("data_username", "alice2");
+    dup_email[5] = ("data_mobile", "");
+    let r = f.ws(&op(&h, "accountadd", &dup_email)).await;
+    assert_eq!(
+        (r["error"].as_str(), r["info"].as_str()),
+        (Some("604"), Some("Account with this email already exists (email: alice@example.com)")),
+        "{r}"
+    );
+    let mut short = dup_email;
+    short[2] = ("data_password", "abc");
+    let r = f.ws(&op(&h, "accountadd", &short)).await;
+    assert_eq!(
+        (r["error"].as_str(), r["info"].as_str()),
+        (Some("604"), Some("Password should be at least 4 characters")),
+        "{r}"
+    );
 
     // A playSMS-style account has webservices off: get_token says 104 (no token yet).
     let r = f.ws(&[("u", "alice"), ("p", "alicepass1"), ("op", "get_token")]).await;
@@ -116,6 +134,11 @@ async fn admin_ops_manage_accounts_and_credit() {
     assert_eq!(r["status"], "OK");
     let r = f.ws(&op(&h, "parentget", &[("data_username", "bob")])).await;
     assert_eq!(r["parent"], "alice");
+    // Only a user can be a parent: an admin is ERR 608 and changes nothing (issue 12.10).
+    let r = f.ws(&op(&h, "parentset", &[("data_username", "bob"), ("data_parent", "boss")])).await;
+    assert_eq!((r["status"].as_str(), r["error"].as_str()), (Some("ERR"), Some("608")), "{r}");
+    let r = f.ws(&op(&h, "parentget", &[("data_username", "bob")])).await;
+    assert_eq!(r["parent"], "alice");
 
     // accountremove: 605 unknown, 606 for the first admin and for a parent with subusers.
     let r = f.ws(&op(&h, "accountremove", &[("data_username", "nobody")])).await;
@@ -136,8 +159,13 @@ async fn admin_ops_manage_accounts_and_credit() {
         (r["error"].as_str(), r["info"].as_str()),
         (Some("616"), Some("Your email format is invalid (not-an-email)"))
     );
-    let r = f.ws(&op(&h, "accountpref", &[("data_username", "carol"), ("data_password", "abcd")])).await;
-    assert_eq!(r["error"], "616", "a password of 4 characters or fewer: {r}");
+    // playSMS's rule for a new password: at least 4 characters (issue 12.16).
+    let r = f.ws(&op(&h, "accountpref", &[("data_username", "carol"), ("data_password", "abc")])).await;
+    assert_eq!(
+        (r["error"].as_str(), r["info"].as_str()),
+        (Some("616"), Some("Password should be at least 4 characters")),
+        "a password under 4 characters: {r}"
+    );
     let r = f.ws(&op(&h, "accountpref", &[("data_username", "carol"), ("data_password", "newcarolpass")])).await;
     assert_eq!(r["info"], "Preferences have been saved and password updated");
     let r = f.ws(&[("u", "carol"), ("p", "newcarolpass"), ("op", "get_token")]).await;
@@ -161,6 +189,12 @@ async fn admin_ops_manage_accounts_and_credit() {
     assert_eq!((r["amount"].as_f64(), r["balance"].as_f64()), (Some(100.0), Some(100.0)), "{r}");
     let r = f.ws(&op(&h, "creditdeduct", &[("data_username", "carol"), ("data_amount", "-2.5")])).await;
     assert_eq!((r["amount"].as_f64(), r["balance"].as_f64()), (Some(-2.5), Some(97.5)), "{r}");
+    // creditadd adds the amount as given: a negative one deducts; amounts
+    // keep three decimals (issue 12.9).
+    let r = f.ws(&op(&h, "creditadd", &[("data_username", "carol"), ("data_amount", "-7.25")])).await;
+    assert_eq!((r["amount"].as_f64(), r["balance"].as_f64()), (Some(-7.25), Some(90.25)), "{r}");
+    let r = f.ws(&op(&h, "creditadd", &[("data_username", "carol"), ("data_amount", "7.2504")])).await;
+    assert_eq!((r["amount"].as_f64(), r["balance"].as_f64()), (Some(7.2504), Some(97.5)), "{r}");
     for (amount, code) in [("0", "622"), ("abc", "622")] {
         let r = f.ws(&op(&h, "creditadd", &[("data_username", "carol"), ("data_amount", amount)])).await;
         assert_eq!(r["error"], code);

@@ -98,6 +98,9 @@ async fn mo_inject_and_inbox_messages_reach_in_ix_and_sx() {
             && body.starts_with(r#"{"data":[{"id":"#),
         "{body}"
     );
+    // Keywords match regardless of case (issue 12.13).
+    let r = f.ws(&[("u", "alice"), ("h", &alice), ("op", "in"), ("kwd", "idol")]).await;
+    assert_eq!(r["data"][0]["kwd"], "IDOL", "{r}");
     let r = f.ws(&[("u", "alice"), ("h", &alice), ("op", "in"), ("kwd", "NOPE")]).await;
     assert_eq!((r["status"].as_str(), r["error"].as_str()), (Some("ERR"), Some("501")));
     let r = f.ws(&[("u", "alice"), ("h", "wrongtoken"), ("op", "in")]).await;

@@ -138,6 +138,56 @@ async fn insufficient_credit_and_wrong_token() {
     assert!(body.starts_with("<?xml version=\"1.0\"?>\n<response><status>ERR</status><error>100</error>"), "{body}");
 }
 
+/// Issue 12.8, reseller billing as in playSMS: a subuser's send spends its
+/// parent's credit too, and is refused when the parent's balance cannot
+/// cover it even though the subuser's could.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subusers_send_spends_its_parents_credit_too() {
+    let mut f = Fleet::prepare(&[]).await;
+    smsfleet_store::rates::set_default(&f.env.pool, dec("1")).await.unwrap();
+    f.start_roles().await;
+    let carol = f.user("carol").await;
+    let out = f.cli(&["account", "create", "--username", "boss", "--password", "bosspass1", "--role", "admin"]).await;
+    let boss = out.split("token=").nth(1).unwrap().trim().to_owned();
+    let r = f
+        .ws(&[
+            ("u", "boss"),
+            ("h", &boss),
+            ("op", "accountadd"),
+            ("data_status", "4"),
+            ("data_parent", "carol"),
+            ("data_username", "bob"),
+            ("data_password", "bobpass12"),
+            ("data_name", "Bob B"),
+            ("data_email", "bob@example.com"),
+            ("data_enable_webservices", "1"),
+            ("data_webservices_ip", "127.0.0.1"),
+            ("data_token", "auto"),
+        ])
+        .await;
+    assert_eq!(r["status"], "OK", "{r}");
+    let bob = r["token"].as_str().unwrap().to_owned();
+    f.cli(&["account", "credit", "--username", "carol", "--amount", "3"]).await;
+    f.cli(&["account", "credit", "--username", "bob", "--amount", "100"]).await;
+    let balances = || async { (credit(&f, "bob", &bob).await.as_f64(), credit(&f, "carol", &carol).await.as_f64()) };
+    eventually(Duration::from_secs(10), || async { (balances().await == (Some(100.0), Some(3.0))).then_some(()) })
+        .await
+        .expect("credit visible");
+
+    let to = [("u", "bob"), ("h", bob.as_str()), ("op", "pv"), ("to", "628111000001,628111000002"), ("msg", "x")];
+    let ok = f.ws(&to).await;
+    assert_eq!((&ok["data"][0]["status"], &ok["data"][1]["status"]), (&"OK".into(), &"OK".into()), "{ok}");
+    eventually(Duration::from_secs(10), || async { (balances().await == (Some(98.0), Some(1.0))).then_some(()) })
+        .await
+        .expect("both balances charged once");
+    let refused = f.ws(&to).await;
+    assert_eq!(
+        (&refused["data"][0]["status"], &refused["data"][0]["error"]),
+        (&"ERR".into(), &"200".into()),
+        "{refused}"
+    );
+}
+
 /// 2,000 messages; the ledger and then the dispatcher are killed with
 /// SIGKILL mid-flight and restarted. Nothing may be lost, sent twice or
 /// charged twice.

@@ -72,6 +72,10 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
     if required.iter().any(|f| f.trim().is_empty()) {
         return refused(AccountError::MissingField);
     }
+    // playSMS checks the password before anything else.
+    if !account::new_password_acceptable(&cmd.password) {
+        return refused(AccountError::PasswordTooShort);
+    }
     let raw_username = cmd.username.trim();
     let Some(username) = account::normalize_username(raw_username) else {
         return refused(AccountError::InvalidUsername { username: raw_username.to_owned() });
@@ -199,7 +203,8 @@ pub async fn remove(pool: &PgPool, bus: &Bus, username: &str) -> AccountReply {
     }
 }
 
-/// `op=parentset`: 607 when either account is unknown, 608 when the change fails.
+/// `op=parentset`: 607 when either account is unknown, 608 when the parent
+/// may not be one or the change fails.
 pub async fn set_parent(pool: &PgPool, bus: &Bus, username: &str, parent: &str) -> AccountReply {
     let (child, parent) = match (live_account(pool, username).await, live_account(pool, parent).await) {
         (Ok(Some(c)), Ok(Some(p))) => (c, p),
@@ -209,7 +214,10 @@ pub async fn set_parent(pool: &PgPool, bus: &Bus, username: &str, parent: &str) 
             return refused(AccountError::StorageFailure);
         }
     };
-    if child.uid == parent.uid {
+    // playSMS sets only a user (status 3) as parent: an admin or a subuser
+    // as parent is ERR 608, as is an account its own parent.
+    let parent_may_adopt = Role::from_code(parent.role).is_some_and(Role::may_be_set_as_parent);
+    if child.uid == parent.uid || !parent_may_adopt {
         return refused(AccountError::NotAllowed);
     }
     match store::set_parent(pool, child.uid, parent.uid).await {
@@ -273,7 +281,7 @@ pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &Preferenc
         }
     }
     if let Some(p) = password.clone() {
-        if !account::password_long_enough(&p) {
+        if !account::new_password_acceptable(&p) {
             return refused(AccountError::PasswordTooShort);
         }
         match tokio::task::spawn_blocking(move || hash_password(&p)).await {

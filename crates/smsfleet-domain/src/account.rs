@@ -44,6 +44,20 @@ impl Role {
             _ => None,
         }
     }
+
+    /// Whether `parentset` may make this account someone's parent: playSMS
+    /// sets a parent only when it is a user (status 3), never an admin or a
+    /// subuser (ERR 608).
+    pub fn may_be_set_as_parent(self) -> bool {
+        self == Role::User
+    }
+}
+
+/// Reseller billing as playSMS does it: a subuser whose parent is an admin
+/// or a user spends its parent's credit too, so a send needs both balances
+/// to cover it and lowers both. Any other account pays alone.
+pub fn bills_parent(account: Role, parent: Role) -> bool {
+    account == Role::Subuser && matches!(parent, Role::Admin | Role::User)
 }
 
 /// Why the accounts role refused or failed an account change. The role says
@@ -133,6 +147,17 @@ pub fn looks_like_email(u: &str) -> bool {
 /// playSMS refuses passwords of four characters or fewer at login.
 pub fn password_long_enough(p: &str) -> bool {
     p.trim().chars().count() > 4
+}
+
+/// Shortest password `accountadd` and `accountpref` store, in bytes after
+/// trimming (PHP's `strlen`).
+pub const MIN_NEW_PASSWORD_BYTES: usize = 4;
+
+/// playSMS's rule for a password being set: at least four bytes. Looser
+/// than the login rule ([`password_long_enough`]), as in playSMS, where a
+/// four-character password can be set but not used for `get_token`.
+pub fn new_password_acceptable(p: &str) -> bool {
+    p.trim().len() >= MIN_NEW_PASSWORD_BYTES
 }
 
 /// playSMS's email check (`core_sanitize` + filter_var): one `@`, a dotted
@@ -231,6 +256,19 @@ mod tests {
         assert!(!looks_like_email("admin"));
         assert!(!password_long_enough("abcd"));
         assert!(password_long_enough("abcde"));
+        assert!(!new_password_acceptable(" abc "));
+        assert!(new_password_acceptable("abcd"));
+    }
+
+    #[test]
+    fn only_users_become_parents_and_subusers_bill_theirs() {
+        assert!(Role::User.may_be_set_as_parent());
+        assert!(!Role::Admin.may_be_set_as_parent());
+        assert!(!Role::Subuser.may_be_set_as_parent());
+        assert!(bills_parent(Role::Subuser, Role::User));
+        assert!(bills_parent(Role::Subuser, Role::Admin));
+        assert!(!bills_parent(Role::Subuser, Role::Subuser));
+        assert!(!bills_parent(Role::User, Role::User));
     }
 
     #[test]

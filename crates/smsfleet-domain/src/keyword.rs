@@ -11,15 +11,21 @@ pub const MAX_KEYWORD_LEN: usize = 50;
 pub fn split_keyword(text: &str) -> (String, &str) {
     let text = text.trim();
     match text.split_once(' ') {
-        Some((first, rest)) => (first.to_uppercase(), rest.trim()),
-        None => (text.to_uppercase(), ""),
+        Some((first, rest)) => (keyword_key(first), rest.trim()),
+        None => (keyword_key(text), ""),
     }
+}
+
+/// A keyword in the case it is stored and compared in (upper), so that
+/// `vote`, `Vote` and `VOTE` are one keyword wherever one is looked up.
+pub fn keyword_key(word: &str) -> String {
+    word.trim().to_uppercase()
 }
 
 /// A keyword as stored: upper-case, non-empty, without whitespace, so that
 /// [`split_keyword`] can produce it.
 pub fn normalize_keyword(raw: &str) -> Option<String> {
-    let k = raw.trim().to_uppercase();
+    let k = keyword_key(raw);
     let ok = !k.is_empty() && k.chars().count() <= MAX_KEYWORD_LEN && !k.chars().any(char::is_whitespace);
     ok.then_some(k)
 }

@@ -26,11 +26,22 @@ pub(crate) async fn publish_all_balances(bus: &Bus, pool: &PgPool) -> Result<(),
     Ok(())
 }
 
-/// Adds (`amount > 0`) or deducts (`amount < 0`) credit, once per
-/// `reference`: repeating a call with the same reference changes nothing and
-/// returns the current balance, so a CLI or API retry cannot double a
-/// top-up. Runs under the same row lock as charging, so it never races a
-/// batch. Returns the balance after the change and publishes it.
+/// Decimals a credit change keeps: playSMS stores amounts in a column of
+/// three decimals, so `0.0005` adds `0.001` there and here.
+const CREDIT_DECIMALS: u32 = 3;
+
+/// `amount` as playSMS stores it: rounded to [`CREDIT_DECIMALS`], halves
+/// away from zero (MySQL's rounding of a DECIMAL column).
+fn credit_amount(amount: Decimal) -> Decimal {
+    amount.round_dp_with_strategy(CREDIT_DECIMALS, rust_decimal::RoundingStrategy::MidpointAwayFromZero).normalize()
+}
+
+/// Adds (`amount > 0`) or deducts (`amount < 0`) credit, rounded as
+/// `credit_amount` says, once per `reference`: repeating a call with the
+/// same reference changes nothing and returns the current balance, so a
+/// CLI or API retry cannot double a top-up. Runs under the same row lock
+/// as charging, so it never races a batch. Returns the balance after the
+/// change and publishes it.
 pub async fn adjust_credit(
     pool: &PgPool,
     bus: &Bus,
@@ -38,6 +49,7 @@ pub async fn adjust_credit(
     uid: i64,
     amount: Decimal,
 ) -> Result<Decimal, LedgerError> {
+    let amount = credit_amount(amount);
     if amount.is_zero() {
         return Err(LedgerError::ZeroAmount);
     }

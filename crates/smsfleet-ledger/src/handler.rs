@@ -9,9 +9,10 @@ use smsfleet_bus::{Bus, Delivery, HandlerError};
 use smsfleet_contract::{
     DeliveryStatus, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StreamKind, Submission, SubmitBatch,
 };
+use smsfleet_domain::account::{Role, bills_parent};
 use smsfleet_domain::clock::now_ms;
 use smsfleet_domain::{Credit, charge_for};
-use smsfleet_store::{PgPool, ledger};
+use smsfleet_store::{PgConnection, PgPool, ledger};
 
 use crate::plan::{ChargeRequest, Outcome, plan};
 use crate::{SharedRates, credit};
@@ -35,6 +36,9 @@ impl Ctx {
         if submissions.is_empty() {
             return Ok(());
         }
+        let mut tx = self.pool.begin().await.map_err(HandlerError::transient)?;
+        let senders: Vec<i64> = submissions.iter().map(|s| s.uid).collect();
+        let parents = billing_parents(&mut tx, &senders).await?;
         let requests = {
             let rates = self.rates.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             submissions
@@ -42,15 +46,16 @@ impl Ctx {
                 .map(|s| ChargeRequest {
                     reference: reference(s),
                     uid: s.uid,
+                    parent: parents.get(&s.uid).copied(),
                     total: s.destinations.iter().map(|d| charge_for(&rates, &d.to, s.segments)).sum(),
                     messages: i32::try_from(s.destinations.len()).unwrap_or(i32::MAX),
                 })
                 .collect::<Vec<_>>()
         };
 
-        let uids: Vec<i64> = requests.iter().map(|r| r.uid).collect();
+        // Parents are locked with their subusers, all in uid order.
+        let uids: Vec<i64> = requests.iter().flat_map(|r| std::iter::once(r.uid).chain(r.parent)).collect();
         let refs: Vec<String> = requests.iter().map(|r| r.reference.clone()).collect();
-        let mut tx = self.pool.begin().await.map_err(HandlerError::transient)?;
         let locked = ledger::lock_balances(&mut tx, &uids).await.map_err(HandlerError::transient)?;
         let existing = ledger::existing_entries(&mut tx, &refs).await.map_err(HandlerError::transient)?;
         let balances: HashMap<i64, Credit> = locked.iter().map(|(uid, b)| (*uid, Credit::new(b.balance))).collect();
@@ -133,6 +138,21 @@ impl Ctx {
             })
             .collect()
     }
+}
+
+/// The parent each of `uids` spends the credit of, where it has one
+/// ([`bills_parent`]): read in the charging transaction, so a `parentset`
+/// applies to every send charged after it.
+async fn billing_parents(conn: &mut PgConnection, uids: &[i64]) -> Result<HashMap<i64, i64>, HandlerError> {
+    let links = ledger::parent_links(conn, uids).await.map_err(HandlerError::transient)?;
+    Ok(links
+        .into_iter()
+        .filter(|l| match (Role::from_code(l.role), Role::from_code(l.parent_role)) {
+            (Some(account), Some(parent)) => bills_parent(account, parent),
+            _ => false,
+        })
+        .map(|l| (l.uid, l.parent_uid))
+        .collect())
 }
 
 fn rejection(subject: &str, s: &Submission, now: i64) -> (String, String, StatusBatch) {

@@ -1,8 +1,9 @@
 //! The pure part of charging: given the locked balances, the refs already in
 //! the ledger and a batch of submissions' totals, decide each submission in
 //! order and say which entries and balances to write. Kept free of I/O so
-//! the money rules (sequence within a batch, redelivery, free messages) are
-//! unit-tested without a database.
+//! the money rules (sequence within a batch, redelivery, free messages,
+//! subusers spending their parent's credit) are unit-tested without a
+//! database.
 
 use std::collections::HashMap;
 
@@ -19,8 +20,17 @@ pub(crate) const KIND_REJECTED: &str = "rejected";
 pub struct ChargeRequest {
     pub reference: String,
     pub uid: i64,
+    /// The parent whose credit a subuser spends too (reseller billing).
+    pub parent: Option<i64>,
     pub total: Credit,
     pub messages: i32,
+}
+
+/// The ref of the parent's entry for a subuser's charge `reference`. Only
+/// the subuser's ref decides a redelivery; both are written in one
+/// transaction, so neither exists without the other.
+pub fn parent_reference(reference: &str) -> String {
+    format!("{reference}:parent")
 }
 
 /// What became of a submission; a redelivery yields the recorded outcome.
@@ -56,9 +66,11 @@ pub struct Plan {
 
 /// Decides `requests` in order. A ref already in `existing` (or decided
 /// earlier in this batch, when one submission arrives twice) keeps its
-/// outcome and charges nothing. An account without a balance row is
-/// rejected without an entry: the entry's foreign key would refuse it and
-/// poison the whole batch, and a redelivery decides it the same way anyway.
+/// outcome and charges nothing. A request with a parent is charged only
+/// when both balances cover it, and then to both. An account (or parent)
+/// without a balance row is rejected without an entry: the entry's foreign
+/// key would refuse it and poison the whole batch, and a redelivery
+/// decides it the same way anyway.
 pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>, requests: &[ChargeRequest]) -> Plan {
     let mut current: HashMap<i64, Credit> = HashMap::new();
     let mut decided: HashMap<&str, Outcome> = HashMap::new();
@@ -74,32 +86,43 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
             out.outcomes.push(outcome.clone());
             continue;
         }
-        let balance = current.get(&req.uid).copied().or_else(|| balances.get(&req.uid).copied());
-        let outcome = match balance {
+        let payers: Vec<(i64, String)> = std::iter::once((req.uid, req.reference.clone()))
+            .chain(req.parent.map(|p| (p, parent_reference(&req.reference))))
+            .collect();
+        let decisions: Option<Vec<ChargeDecision>> = payers
+            .iter()
+            .map(|(uid, _)| current.get(uid).or_else(|| balances.get(uid)).map(|b| decide(*b, req.total)))
+            .collect();
+        let outcome = match decisions {
             None => Outcome::Rejected,
-            Some(balance) => match decide(balance, req.total) {
-                ChargeDecision::Accept { total, balance_after } => {
-                    current.insert(req.uid, balance_after);
+            Some(decisions) if decisions.iter().all(|d| matches!(d, ChargeDecision::Accept { .. })) => {
+                for ((uid, reference), decision) in payers.into_iter().zip(decisions) {
+                    let ChargeDecision::Accept { total, balance_after } = decision else { continue };
+                    // A free message moves no balance: the parent needs no entry.
+                    if uid != req.uid && total.is_zero() {
+                        continue;
+                    }
+                    current.insert(uid, balance_after);
                     out.entries.push(NewEntry {
-                        reference: req.reference.clone(),
-                        uid: req.uid,
+                        reference,
+                        uid,
                         kind: KIND_CHARGE,
                         amount: -total.0,
                         messages: req.messages,
                     });
-                    Outcome::Charged
                 }
-                ChargeDecision::Reject { .. } => {
-                    out.entries.push(NewEntry {
-                        reference: req.reference.clone(),
-                        uid: req.uid,
-                        kind: KIND_REJECTED,
-                        amount: Decimal::ZERO,
-                        messages: 0,
-                    });
-                    Outcome::Rejected
-                }
-            },
+                Outcome::Charged
+            }
+            Some(_) => {
+                out.entries.push(NewEntry {
+                    reference: req.reference.clone(),
+                    uid: req.uid,
+                    kind: KIND_REJECTED,
+                    amount: Decimal::ZERO,
+                    messages: 0,
+                });
+                Outcome::Rejected
+            }
         };
         decided.insert(req.reference.as_str(), outcome.clone());
         out.outcomes.push(outcome);
@@ -124,7 +147,67 @@ mod tests {
     }
 
     fn req(reference: &str, uid: i64, total: &str) -> ChargeRequest {
-        ChargeRequest { reference: reference.into(), uid, total: c(total), messages: 2 }
+        ChargeRequest { reference: reference.into(), uid, parent: None, total: c(total), messages: 2 }
+    }
+
+    fn sub_req(reference: &str, uid: i64, parent: i64, total: &str) -> ChargeRequest {
+        ChargeRequest { parent: Some(parent), ..req(reference, uid, total) }
+    }
+
+    #[test]
+    fn a_subuser_charge_lowers_its_parents_balance_too() {
+        let balances = HashMap::from([(1, c("10")), (2, c("20"))]);
+        let p = plan(&balances, &HashMap::new(), &[sub_req("submit:a", 2, 1, "6"), req("submit:b", 1, "3")]);
+        assert_eq!(p.outcomes, vec![Outcome::Charged, Outcome::Charged]);
+        assert_eq!(p.balances, vec![(1, c("1").0), (2, c("14").0)]);
+        let entries: Vec<_> = p.entries.iter().map(|e| (e.reference.as_str(), e.uid, e.kind, e.amount)).collect();
+        assert_eq!(
+            entries,
+            vec![
+                ("submit:a", 2, "charge", c("-6").0),
+                ("submit:a:parent", 1, "charge", c("-6").0),
+                ("submit:b", 1, "charge", c("-3").0),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_parent_without_credit_refuses_its_subusers_send() {
+        let balances = HashMap::from([(1, c("5")), (2, c("100"))]);
+        let p = plan(&balances, &HashMap::new(), &[sub_req("submit:a", 2, 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected]);
+        assert!(p.balances.is_empty());
+        assert_eq!((p.entries.len(), p.entries[0].uid, p.entries[0].kind), (1, 2, "rejected"));
+        // Nor does the parent's credit stand in for the subuser's.
+        let balances = HashMap::from([(1, c("100")), (2, c("5"))]);
+        let p = plan(&balances, &HashMap::new(), &[sub_req("submit:a", 2, 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected]);
+        // A parent without a balance row: rejected without an entry.
+        let p = plan(&HashMap::from([(2, c("100"))]), &HashMap::new(), &[sub_req("submit:a", 2, 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected]);
+        assert!(p.entries.is_empty());
+    }
+
+    #[test]
+    fn a_redelivered_subuser_charge_charges_neither_again() {
+        let balances = HashMap::from([(1, c("10")), (2, c("20"))]);
+        let existing = HashMap::from([("submit:a".to_owned(), "charge".to_owned())]);
+        let p = plan(&balances, &existing, &[sub_req("submit:a", 2, 1, "6"), sub_req("submit:a", 2, 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Charged, Outcome::Charged]);
+        assert!(p.entries.is_empty() && p.balances.is_empty() && p.replayed);
+        // Twice in one batch: each balance charged once.
+        let p = plan(&balances, &HashMap::new(), &[sub_req("submit:b", 2, 1, "6"), sub_req("submit:b", 2, 1, "6")]);
+        assert_eq!(p.entries.len(), 2);
+        assert_eq!(p.balances, vec![(1, c("4").0), (2, c("14").0)]);
+    }
+
+    #[test]
+    fn a_free_subuser_message_writes_no_parent_entry() {
+        let balances = HashMap::from([(1, c("-5")), (2, c("0"))]);
+        let p = plan(&balances, &HashMap::new(), &[sub_req("submit:a", 2, 1, "0")]);
+        assert_eq!(p.outcomes, vec![Outcome::Charged]);
+        assert_eq!(p.entries.len(), 1);
+        assert!(p.balances.is_empty());
     }
 
     #[test]

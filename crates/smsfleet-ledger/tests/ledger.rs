@@ -146,6 +146,49 @@ async fn charges_once_under_redelivery_and_dispatches_chunks() {
     tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
 }
 
+async fn balance_of(env: &TestEnv, uid: i64) -> Decimal {
+    smsfleet_store::ledger::balance(&env.pool, uid).await.unwrap().unwrap().0
+}
+
+/// Issue 12.8, reseller billing as in playSMS: a subuser's send is charged
+/// to the subuser and its parent alike, exactly once under redelivery, and
+/// refused when the parent's credit cannot cover it.
+#[tokio::test]
+async fn a_subuser_charge_counts_against_its_parent_exactly_once() {
+    let env = TestEnv::start().await;
+    let parent = account(&env, "10").await;
+    let bob = smsfleet_store::accounts::NewAccount {
+        username: "bob".into(),
+        role: 4,
+        parent_uid: Some(parent),
+        timezone: "+0000".into(),
+        ..Default::default()
+    };
+    let sub = smsfleet_store::accounts::create(&env.pool, &bob).await.unwrap().uid;
+    adjust_credit(&env.pool, &env.bus, "topup:bob", sub, d("100")).await.unwrap();
+    let (token, handle) = start(&env, 100);
+
+    // 3 destinations × 2 segments × 0.5 = 3.0, from both balances, once.
+    let first = submission("QS1", sub, 3, 2);
+    publish_submit(&env, "b1", vec![first.clone()]).await;
+    let seq = publish_submit(&env, "b2", vec![first]).await;
+    ledger_acked(&env, seq).await;
+    assert_eq!((balance_of(&env, sub).await, balance_of(&env, parent).await), (d("97"), d("7")));
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, sub).await.unwrap(), (d("3"), 3));
+    wait_balance_state(&env, parent, "7").await;
+    wait_balance_state(&env, sub, "97").await;
+
+    // 8 destinations × 2 segments × 0.5 = 8: the subuser could pay, its parent cannot.
+    let seq = publish_submit(&env, "b3", vec![submission("QS2", sub, 8, 2)]).await;
+    ledger_acked(&env, seq).await;
+    assert_eq!((balance_of(&env, sub).await, balance_of(&env, parent).await), (d("97"), d("7")));
+    let rejected: StatusBatch = last_on(&env, StreamKind::Status, &env.ns.subject(StreamKind::Status)).await;
+    assert_eq!(rejected.batch_id, "rejected.QS2");
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn insufficient_credit_is_rejected_with_a_failed_status() {
     let env = TestEnv::start().await;
@@ -211,4 +254,18 @@ async fn credit_adjustments_are_idempotent_by_reference() {
     let state = wait_balance_state(&env, uid, "7.5").await;
     assert_eq!(state.revision, 2);
     assert!(adjust_credit(&env.pool, &env.bus, "x", 999_999, d("1")).await.is_err());
+}
+
+/// Issue 12.9: amounts are kept to playSMS's three decimals, halves away
+/// from zero; one that rounds to nothing changes nothing.
+#[tokio::test]
+async fn credit_adjustments_round_to_three_decimals() {
+    let env = TestEnv::start().await;
+    let uid = account(&env, "10").await;
+    assert_eq!(adjust_credit(&env.pool, &env.bus, "a", uid, d("0.12345")).await.unwrap(), d("10.123"));
+    assert_eq!(adjust_credit(&env.pool, &env.bus, "b", uid, d("0.0005")).await.unwrap(), d("10.124"));
+    assert_eq!(adjust_credit(&env.pool, &env.bus, "c", uid, d("-1.0005")).await.unwrap(), d("9.123"));
+    assert!(adjust_credit(&env.pool, &env.bus, "d", uid, d("0.0004")).await.is_err());
+    let (balance, _) = smsfleet_store::ledger::balance(&env.pool, uid).await.unwrap().unwrap();
+    assert_eq!(balance, d("9.123"));
 }

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use smsfleet_bus::{Delivery, HandlerError};
 use smsfleet_contract::{IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, IncomingRow};
-use smsfleet_domain::keyword::split_keyword;
+use smsfleet_domain::keyword::{keyword_key, split_keyword};
 use smsfleet_domain::schedule::format_playsms;
 use smsfleet_store::PgPool;
 use smsfleet_store::incoming::{
@@ -123,7 +123,10 @@ pub fn incoming_filter(req: &IncomingRequest, max_rows: i64) -> IncomingFilter {
         n => n.min(max_rows),
     };
     let scope = match req.list {
-        IncomingList::In => IncomingScope::Handled { uid: req.uid, keyword: non_empty(&req.kwd) },
+        // Keywords are stored upper-case and match whatever case `kwd` has.
+        IncomingList::In => {
+            IncomingScope::Handled { uid: req.uid, keyword: non_empty(&req.kwd).map(|k| keyword_key(&k)) }
+        }
         IncomingList::Ix => IncomingScope::Inbox { uid: req.uid },
         IncomingList::Sx => IncomingScope::Unhandled,
     };
@@ -237,6 +240,9 @@ mod tests {
             10_000,
         );
         assert_eq!(f.scope, IncomingScope::Handled { uid: 2, keyword: Some("IDOL".into()) });
+        // Issue 12.13: `kwd` matches regardless of case.
+        let vote = incoming_filter(&IncomingRequest { kwd: Some("vote".into()), ..req(IncomingList::In) }, 10_000);
+        assert_eq!(vote.scope, IncomingScope::Handled { uid: 2, keyword: Some("VOTE".into()) });
         assert_eq!(f.sender_like.as_deref(), Some("%8999000002"));
         assert_eq!(f.receiver.as_deref(), Some("1234"));
         assert_eq!(f.dt_like.as_deref(), Some("%2026-11\\_%"));

@@ -1,6 +1,7 @@
 //! Ledger tables. The ledger role runs these inside one transaction per
-//! batch: lock the balances involved, skip entries already written (a
-//! redelivery), write the new entries and balances, commit.
+//! batch: find the parents whose credit subusers spend, lock the balances
+//! involved, skip entries already written (a redelivery), write the new
+//! entries and balances, commit.
 
 use std::collections::HashMap;
 
@@ -27,6 +28,31 @@ pub async fn lock_balances(conn: &mut PgConnection, uids: &[i64]) -> Result<Hash
             .fetch_all(&mut *conn)
             .await?;
     Ok(rows.into_iter().map(|(uid, balance, revision)| (uid, LockedBalance { balance, revision })).collect())
+}
+
+/// An account with a live parent, as the ledger needs it to decide whether
+/// the parent's credit is spent too (roles are playSMS status codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParentLink {
+    pub uid: i64,
+    pub role: i16,
+    pub parent_uid: i64,
+    pub parent_role: i16,
+}
+
+/// Those of `uids` that have a live (not removed) parent, with both roles.
+pub async fn parent_links(conn: &mut PgConnection, uids: &[i64]) -> Result<Vec<ParentLink>> {
+    let rows: Vec<(i64, i16, i64, i16)> = sqlx::query_as(
+        "SELECT c.uid, c.role, p.uid, p.role FROM accounts c JOIN accounts p ON p.uid = c.parent_uid \
+         WHERE c.uid = ANY($1) AND NOT p.deleted",
+    )
+    .bind(uids)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(uid, role, parent_uid, parent_role)| ParentLink { uid, role, parent_uid, parent_role })
+        .collect())
 }
 
 /// Refs among `refs` that already have an entry, with their kind.

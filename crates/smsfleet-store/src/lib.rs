@@ -20,8 +20,8 @@ pub mod stoplist;
 use std::time::Duration;
 
 use sqlx::AssertSqlSafe;
-pub use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+pub use sqlx::{PgConnection, PgPool};
 use std::str::FromStr;
 
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use smsfleet_contract::{AccountState, Api, Destination, Submission};
+use smsfleet_domain::account::bills_parent;
 use smsfleet_domain::clock::{now_ms, unix_ms};
 use smsfleet_domain::{Credit, Encoding, QueueCode, SmsLogId, charge_for};
 use time::OffsetDateTime;
@@ -132,10 +133,13 @@ impl Acceptor {
         if !sendable.is_empty() {
             let rates = self.cache.rates();
             let total: Credit = sendable.iter().map(|&i| charge_for(&rates, &req.destinations[i], req.segments)).sum();
-            if !total.is_zero() && self.cache.balance(uid) < total {
-                forget_duplicates();
-                return Err(Refusal::NoCredit);
-            }
+            let payers = match payers(&self.cache, &req.account, total) {
+                Ok(payers) => payers,
+                Err(refusal) => {
+                    forget_duplicates();
+                    return Err(refusal);
+                }
+            };
             // No worker-id lease (a NATS outage): nothing can be stored.
             let Some(new_ids) = self.ids.next_ids(sendable.len()) else {
                 forget_duplicates();
@@ -151,7 +155,9 @@ impl Acceptor {
                 }
                 Err(StoreFailure::TimedOut) => return Err(Refusal::StoreTimeout),
             }
-            self.cache.spend(uid, total);
+            for payer in payers {
+                self.cache.spend(payer, total);
+            }
             metrics::counter!("smsfleet_ingress_messages_accepted_total").increment(ids.len() as u64);
         }
         let mut ids = ids.into_iter();
@@ -159,6 +165,23 @@ impl Acceptor {
             fates.into_iter().map(|f| f.unwrap_or_else(|| Fate::Accepted(ids.next().unwrap_or(SmsLogId(0))))).collect();
         Ok(Accepted { queue, fates })
     }
+}
+
+/// The accounts whose credit a send of `total` by `account` spends: the
+/// account, and its parent under reseller billing ([`bills_parent`]), as
+/// the ledger will charge them. Refused when a cached balance of either
+/// cannot cover the whole send; a free send is never refused.
+fn payers(cache: &AccountCache, account: &AccountState, total: Credit) -> Result<Vec<i64>, Refusal> {
+    let parent = account
+        .parent_uid
+        .and_then(|p| cache.by_uid(p))
+        .filter(|p| !p.deleted && bills_parent(account.role, p.role))
+        .map(|p| p.uid);
+    let payers: Vec<i64> = std::iter::once(account.uid).chain(parent).collect();
+    if !total.is_zero() && payers.iter().any(|&payer| cache.balance(payer) < total) {
+        return Err(Refusal::NoCredit);
+    }
+    Ok(payers)
 }
 
 /// Each destination's fate before sending (`None`: to be sent), and the
@@ -312,6 +335,40 @@ mod tests {
         let (fates, sendable) = screen(&cache, &window, &req, now);
         assert_eq!(fates, vec![None, Some(StopListed), None, None, None]);
         assert_eq!(sendable, vec![0, 2, 3, 4]);
+    }
+
+    /// Issue 12.8: a subuser's send needs its parent's credit too.
+    #[test]
+    fn a_subuser_spends_its_parents_credit_too() {
+        let cache = AccountCache::default();
+        let balance = |uid, amount: &str| {
+            let v = smsfleet_contract::SCHEMA_VERSION;
+            let state = smsfleet_contract::BalanceState { v, uid, revision: 1, balance: amount.into() };
+            cache.apply(smsfleet_bus::StateEvent::Balance(state));
+        };
+        let carol = AccountState { uid: 4, username: "carol".into(), ..crate::test_fixtures::account() };
+        cache.apply(smsfleet_bus::StateEvent::Account(Box::new(carol.clone())));
+        let bob = AccountState {
+            uid: 5,
+            username: "bob".into(),
+            role: smsfleet_domain::account::Role::Subuser,
+            parent_uid: Some(4),
+            ..crate::test_fixtures::account()
+        };
+        let three: Credit = "3".parse().unwrap();
+        balance(5, "10");
+        balance(4, "2");
+        assert_eq!(payers(&cache, &bob, three), Err(Refusal::NoCredit));
+        assert_eq!(payers(&cache, &bob, Credit::default()), Ok(vec![5, 4]));
+        balance(4, "3");
+        assert_eq!(payers(&cache, &bob, three), Ok(vec![5, 4]));
+        // A user pays alone, whatever its parent_uid says.
+        let alice = AccountState { parent_uid: Some(4), ..crate::test_fixtures::account() };
+        balance(2, "3");
+        assert_eq!(payers(&cache, &alice, three), Ok(vec![2]));
+        // A removed parent no longer pays.
+        cache.apply(smsfleet_bus::StateEvent::Account(Box::new(AccountState { deleted: true, revision: 2, ..carol })));
+        assert_eq!(payers(&cache, &bob, three), Ok(vec![5]));
     }
 
     #[tokio::test(start_paused = true)]

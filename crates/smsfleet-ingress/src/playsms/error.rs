@@ -50,13 +50,12 @@ pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, O
         }
         AccountCommand::Add(add) => match e {
             E::MissingField => (603, None),
-            E::InvalidUsername { username } => info(604, format!("Invalid username format (username: {username})")),
+            E::PasswordTooShort => info(604, password_too_short()),
+            E::InvalidUsername { username } => info(604, invalid_username(username)),
             E::InvalidEmail { email } => info(604, format!("Your email format is invalid ({email})")),
             E::UsernameTaken { username } => info(604, format!("Account already exists (username: {username})")),
-            E::EmailTaken { email } => info(604, format!("Email is already in use by other username (email: {email})")),
-            E::MobileTaken { mobile } => {
-                info(604, format!("Mobile is already in use by other username (mobile: {mobile})"))
-            }
+            E::EmailTaken { email } => info(604, email_taken(email)),
+            E::MobileTaken { mobile } => info(604, mobile_taken(mobile)),
             E::InvalidIpList { list } => info(604, format!("Invalid webservices IP allow-list ({list})")),
             E::InvalidToken => info(604, "Invalid webservices token (letters and digits only)".to_owned()),
             _ => {
@@ -76,11 +75,9 @@ pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, O
         AccountCommand::Preferences { .. } => match e {
             E::UnknownAccount | E::NothingToChange => (615, None),
             E::InvalidEmail { email } => info(616, format!("Your email format is invalid ({email})")),
-            E::EmailTaken { email } => info(616, format!("Email is already in use by other username (email: {email})")),
-            E::MobileTaken { mobile } => {
-                info(616, format!("Mobile is already in use by other username (mobile: {mobile})"))
-            }
-            E::PasswordTooShort => info(616, "Password must be at least 5 characters long".to_owned()),
+            E::EmailTaken { email } => info(616, email_taken(email)),
+            E::MobileTaken { mobile } => info(616, mobile_taken(mobile)),
+            E::PasswordTooShort => info(616, password_too_short()),
             _ => (616, None),
         },
         AccountCommand::Configuration { .. } => match e {
@@ -94,6 +91,30 @@ pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, O
         AccountCommand::SetLoginKey { .. } => (626, None),
         AccountCommand::AddStop { .. } => (if *e == E::AlreadyListed { 627 } else { 102 }, None),
     }
+}
+
+// playSMS's `user_add_validate` texts, shared by accountadd and accountpref
+// (playSMS validates both with it).
+
+fn password_too_short() -> String {
+    format!("Password should be at least {} characters", smsfleet_domain::account::MIN_NEW_PASSWORD_BYTES)
+}
+
+fn invalid_username(username: &str) -> String {
+    let max = smsfleet_domain::account::MAX_USERNAME_LEN;
+    if username.trim().len() > max {
+        format!("Username must be at least 3 characters and maximum {max} characters ({username})")
+    } else {
+        format!("Valid characters for username are alphabets, numbers, dot or dash ({username})")
+    }
+}
+
+fn email_taken(email: &str) -> String {
+    format!("Account with this email already exists (email: {email})")
+}
+
+fn mobile_taken(mobile: &str) -> String {
+    format!("Account with this mobile already exists (mobile: {mobile})")
 }
 
 #[cfg(test)]
@@ -123,6 +144,35 @@ mod tests {
         assert_eq!(playsms_refusal(&parent, &unknown), (607, None));
         assert_eq!(playsms_refusal(&ban, &unknown), (611, None));
         assert_eq!(playsms_refusal(&unban, &AccountError::NotAllowed), (614, None));
+    }
+
+    #[test]
+    fn add_and_pref_refusals_use_playsms_words() {
+        let add = AccountCommand::Add(Box::default());
+        let pref = AccountCommand::Preferences { username: "x".into(), changes: Default::default() };
+        let email = AccountError::EmailTaken { email: "a@example.com".into() };
+        let mobile = AccountError::MobileTaken { mobile: "+628111".into() };
+        let short = AccountError::PasswordTooShort;
+        let text = |cmd: &AccountCommand, e: &AccountError| playsms_refusal(cmd, e);
+        let dup_email = Some("Account with this email already exists (email: a@example.com)".to_owned());
+        assert_eq!(text(&add, &email), (604, dup_email.clone()));
+        assert_eq!(text(&pref, &email), (616, dup_email));
+        let dup_mobile = Some("Account with this mobile already exists (mobile: +628111)".to_owned());
+        assert_eq!(text(&add, &mobile), (604, dup_mobile.clone()));
+        assert_eq!(text(&pref, &mobile), (616, dup_mobile));
+        let short_text = Some("Password should be at least 4 characters".to_owned());
+        assert_eq!(text(&add, &short), (604, short_text.clone()));
+        assert_eq!(text(&pref, &short), (616, short_text));
+        let bad = AccountError::InvalidUsername { username: "a b".into() };
+        assert_eq!(
+            text(&add, &bad).1.as_deref(),
+            Some("Valid characters for username are alphabets, numbers, dot or dash (a b)")
+        );
+        let long = AccountError::InvalidUsername { username: "a".repeat(31) };
+        assert_eq!(
+            text(&add, &long).1,
+            Some(format!("Username must be at least 3 characters and maximum 30 characters ({})", "a".repeat(31)))
+        );
     }
 
     #[test]

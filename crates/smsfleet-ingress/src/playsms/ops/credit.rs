@@ -43,21 +43,24 @@ pub(crate) async fn view(app: &App, p: &Params, client: IpAddr) -> Result<Payloa
     }
 }
 
-/// `op=creditadd` / `op=creditdeduct` through the ledger. `amount` echoes
-/// PHP's `(float) data_amount` as given; `balance` is the balance after the
-/// change (the API documents "updated balance"; playSMS returns its stale
-/// cache there). A deduction may take the balance below zero, as in playSMS.
+/// `op=creditadd` / `op=creditdeduct` through the ledger. As in playSMS,
+/// `creditadd` adds the amount as given, so a negative one deducts, and
+/// `creditdeduct` always deducts its absolute value; the ledger rounds it
+/// to playSMS's three decimals. `amount` echoes PHP's `(float)
+/// data_amount` as given; `balance` is the balance after the change (the
+/// API documents "updated balance"; playSMS returns its stale cache
+/// there). A deduction may take the balance below zero, as in playSMS.
 pub(crate) async fn change(app: &App, p: &Params, client: IpAddr, deduct: bool) -> Result<Payload, ApiError> {
     let (missing, failed) = if deduct { (623, 624) } else { (621, 622) };
     caller::admin(app, p, client)?;
     let username = optional(p, "data_username").ok_or(ApiError::new(missing))?;
     let amount = float_cast(p.get("data_amount").unwrap_or(""));
-    let magnitude = Decimal::try_from(amount.abs()).unwrap_or_default();
-    if magnitude <= Decimal::ZERO {
+    let given = Decimal::try_from(amount).unwrap_or_default();
+    if given.is_zero() {
         return Err(ApiError::new(failed));
     }
     let account = find_user(&app.cache, &username).ok_or(ApiError::new(failed))?;
-    let signed = if deduct { -magnitude } else { magnitude };
+    let signed = if deduct { -given.abs() } else { given };
     let req = CreditChangeRequest {
         reference: QueueCode::from_bytes(rand::random()).to_string(),
         uid: account.uid,
