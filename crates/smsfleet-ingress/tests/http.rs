@@ -1,89 +1,10 @@
 //! The real ingress router on a `127.0.0.1:0` listener against the
-//! testkit's nats-server, spoken to over real HTTP. Accounts reach the
-//! ingress the way they do in production: on the state stream.
+//! testkit's nats-server, spoken to over real HTTP.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use smsfleet_contract::{AccountState, SCHEMA_VERSION, StreamKind, SubmitBatch};
-use smsfleet_domain::account::Role;
-use smsfleet_ingress::IngressConfig;
-use smsfleet_secrets::{Secrets, generate_token, hash_password};
-use smsfleet_testkit::{CancellationToken, TestEnv};
+mod common;
 
-struct Ingress {
-    env: TestEnv,
-    base: String,
-    token: String,
-    http: reqwest::Client,
-    shutdown: CancellationToken,
-}
-
-impl Drop for Ingress {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-    }
-}
-
-const BULK_PASSWORD: &str = "bulk-secret";
-
-impl Ingress {
-    /// An ingress that knows `alice` (webservices from 127.0.0.1, a token
-    /// and a bulk password). Requests sent before it serves wait in the
-    /// listener's backlog, so nothing here polls for readiness.
-    async fn start() -> Ingress {
-        let env = TestEnv::start().await;
-        let secrets = Secrets::from_hex(&Secrets::generate_key()).unwrap();
-        let token = generate_token();
-        let alice = AccountState {
-            v: SCHEMA_VERSION,
-            uid: 2,
-            revision: 1,
-            username: "alice".into(),
-            email: String::new(),
-            name: String::new(),
-            mobile: String::new(),
-            role: Role::User,
-            parent_uid: None,
-            banned: false,
-            deleted: false,
-            webservices_enabled: true,
-            webservices_ip: "127.0.0.1".into(),
-            token_lookup: Some(secrets.token_lookup(&token)),
-            token_sealed: Some(secrets.seal(&token)),
-            password_hash: None,
-            bulk_password_hash: Some(hash_password(BULK_PASSWORD).unwrap()),
-            timezone: "+0000".into(),
-            footer: String::new(),
-            sender: String::new(),
-            templates: Vec::new(),
-            dlr_callback_url: None,
-        };
-        env.bus.publish_state(env.ns.account_state_subject(alice.uid), &alice).await.unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let shutdown = CancellationToken::new();
-        let ctx = env.context("ingress", &shutdown).with_secrets(secrets).with_listener(listener);
-        tokio::spawn(smsfleet_ingress::run(ctx, IngressConfig::default()));
-        Ingress { env, base, token, http: reqwest::Client::new(), shutdown }
-    }
-
-    async fn get(&self, path_and_query: &str) -> reqwest::Response {
-        self.http.get(format!("{}{path_and_query}", self.base)).send().await.unwrap()
-    }
-
-    async fn submit_stream(&self) -> async_nats::jetstream::stream::Stream {
-        self.env.bus.jetstream().get_stream(self.env.ns.stream_name(StreamKind::Submit)).await.unwrap()
-    }
-
-    async fn stored_batches(&self) -> u64 {
-        self.submit_stream().await.info().await.unwrap().state.messages
-    }
-
-    async fn last_batch(&self) -> SubmitBatch {
-        let stream = self.submit_stream().await;
-        let stored = stream.get_last_raw_message_by_subject(&self.env.ns.subject(StreamKind::Submit)).await.unwrap();
-        serde_json::from_slice(&stored.payload).unwrap()
-    }
-}
+use common::{BULK_PASSWORD, Ingress};
 
 #[tokio::test]
 async fn pv_answers_ok_once_the_batch_is_on_the_submit_stream() {

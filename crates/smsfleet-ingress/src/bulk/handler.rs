@@ -18,14 +18,18 @@ use crate::body::{self, Bodies};
 
 pub async fn bulksms(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
     let client = app.client_ip(peer, req.headers());
-    let p = body::params(req, Bodies::FormOnly).await;
-    submit(&app, &p, client, false).await
+    match body::params(req, Bodies::FormOnly).await {
+        Ok(p) => submit(&app, &p, client, false).await,
+        Err(why) => why.answer(code_only(code::INVALID_URL)),
+    }
 }
 
 pub async fn schedulemsg(State(app): State<App>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
     let client = app.client_ip(peer, req.headers());
-    let p = body::params(req, Bodies::FormOnly).await;
-    submit(&app, &p, client, true).await
+    match body::params(req, Bodies::FormOnly).await {
+        Ok(p) => submit(&app, &p, client, true).await,
+        Err(why) => why.answer(code_only(code::INVALID_URL)),
+    }
 }
 
 #[tracing::instrument(name = "bulk.submit", skip_all, fields(scheduled))]
