@@ -155,7 +155,12 @@ async fn a_body_no_door_reads_leaves_the_connection_usable() {
     let ingress = Ingress::start().await;
     let addr = ingress.base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    let post = "POST /index.php?app=ws HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nhello world";
+    // Larger than any read buffer, so the server cannot have taken it in by chance.
+    let text = "x".repeat(1024 * 1024);
+    let post = format!(
+        "POST /index.php?app=ws HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
+        text.len()
+    );
     stream.write_all(post.as_bytes()).await.unwrap();
     let first = read_answer(&mut stream).await.expect("an answer");
     assert!(first.starts_with("HTTP/1.1 200"), "{first}");
