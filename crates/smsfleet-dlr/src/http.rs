@@ -18,6 +18,8 @@ use smsfleet_sim_protocol::{Report, ReportBatch};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::limits::{encoded_len, payload_budget};
+
 /// `POST /dlr/{route}` (JSON batch in the simulator's format),
 /// `GET /dlr/{route}?id=..&status=..` (one report, Kannel style),
 /// `GET|POST /mo/{route}` (incoming messages, see `mo.rs`), `GET /healthz`.
@@ -43,6 +45,8 @@ struct SingleReport {
 enum ReceiveError {
     #[error("malformed report: {0}")]
     Malformed(String),
+    #[error("a report is too large for one message")]
+    TooLarge,
     #[error("cannot store reports: {0}")]
     Bus(#[from] smsfleet_bus::BusError),
 }
@@ -53,6 +57,11 @@ impl IntoResponse for ReceiveError {
             ReceiveError::Malformed(m) => {
                 (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({ "ok": false, "error": m }))).into_response()
             }
+            ReceiveError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                axum::Json(serde_json::json!({ "ok": false, "error": self.to_string() })),
+            )
+                .into_response(),
             ReceiveError::Bus(e) => {
                 // The upstream retries on anything but 2xx, so nothing is lost.
                 tracing::warn!(error = %e, "dlr batch not stored; asking the upstream to retry");
@@ -93,6 +102,10 @@ fn convert(route: &str, reports: Vec<Report<'_>>) -> Result<DlrBatch, ReceiveErr
             if r.id.is_empty() {
                 return Err(ReceiveError::Malformed("empty id".to_owned()));
             }
+            // Postgres text cannot hold a NUL: refused here, not dead-lettered later.
+            if r.id.contains('\0') || r.error_code.as_deref().is_some_and(|c| c.contains('\0')) {
+                return Err(ReceiveError::Malformed("NUL in id or error_code".to_owned()));
+            }
             Ok(DlrReport {
                 outcome: outcome(&r.status)?,
                 error_code: r.error_code.filter(|c| !c.is_empty()).map(Cow::into_owned),
@@ -110,12 +123,56 @@ fn convert(route: &str, reports: Vec<Report<'_>>) -> Result<DlrBatch, ReceiveErr
     })
 }
 
+/// Cuts a batch into batches of at most `budget` JSON bytes each, so a
+/// callback with more reports than one message holds is stored whole (the
+/// parts are published together). One report that cannot fit alone is
+/// [`ReceiveError::TooLarge`].
+fn split(batch: DlrBatch, budget: usize) -> Result<Vec<DlrBatch>, ReceiveError> {
+    let DlrBatch { v, batch_id, route, received_at_ms, reports } = batch;
+    let part = |i: Option<usize>, reports: Vec<DlrReport>| DlrBatch {
+        v,
+        batch_id: i.map_or_else(|| batch_id.clone(), |i| format!("{batch_id}-{i}")),
+        route: route.clone(),
+        received_at_ms,
+        reports,
+    };
+    // The empty batch, with room for a part's "-<n>" suffix.
+    let envelope = encoded_len(&part(Some(usize::MAX), Vec::new()));
+    let mut parts: Vec<Vec<DlrReport>> = Vec::new();
+    let mut used = budget;
+    for report in reports {
+        // Plus one for the comma between reports.
+        let len = encoded_len(&report).saturating_add(1);
+        if envelope.saturating_add(len) > budget {
+            return Err(ReceiveError::TooLarge);
+        }
+        if used.saturating_add(len) > budget || parts.is_empty() {
+            parts.push(Vec::new());
+            used = envelope;
+        }
+        used += len;
+        if let Some(last) = parts.last_mut() {
+            last.push(report);
+        }
+    }
+    if parts.len() == 1 {
+        return Ok(parts.into_iter().map(|reports| part(None, reports)).collect());
+    }
+    Ok(parts.into_iter().enumerate().map(|(i, reports)| part(Some(i), reports)).collect())
+}
+
 /// Stores the reports; reused by any ingress that mounts its own endpoint.
 async fn receive_inner(bus: &Bus, route: &str, reports: Vec<Report<'_>>) -> Result<usize, ReceiveError> {
     let batch = convert(route, reports)?;
-    bus.publish(bus.namespace().subject(StreamKind::Dlr), &batch.batch_id, &batch).await?;
-    metrics::counter!("smsfleet_dlr_received_total").increment(batch.reports.len() as u64);
-    Ok(batch.reports.len())
+    let count = batch.reports.len();
+    let subject = bus.namespace().subject(StreamKind::Dlr);
+    let parts = split(batch, payload_budget(bus))?
+        .into_iter()
+        .map(|part| (subject.clone(), part.batch_id.clone(), part))
+        .collect();
+    bus.publish_all(parts).await?;
+    metrics::counter!("smsfleet_dlr_received_total").increment(count as u64);
+    Ok(count)
 }
 
 #[tracing::instrument(skip_all, fields(route = %route))]
@@ -187,5 +244,33 @@ mod tests {
             || vec![Report { id: "1".into(), reference: None, status: "1".into(), error_code: None, done_at: None }];
         assert!(convert("sim", one()).is_ok());
         assert!(convert("no such/route", one()).is_err());
+        let nul =
+            || vec![Report { id: "1\0".into(), reference: None, status: "1".into(), error_code: None, done_at: None }];
+        assert!(convert("sim", nul()).is_err());
+    }
+
+    #[test]
+    fn a_batch_too_large_for_one_message_is_split_in_order() {
+        let reports = (0..100)
+            .map(|i| Report {
+                id: i.to_string().into(),
+                reference: None,
+                status: "1".into(),
+                error_code: None,
+                done_at: None,
+            })
+            .collect();
+        let batch = convert("sim", reports).unwrap();
+        let whole = encoded_len(&batch);
+        let parts = split(batch.clone(), whole / 3).unwrap();
+        assert!(parts.len() >= 3, "{} parts", parts.len());
+        assert!(parts.iter().all(|p| encoded_len(p) <= whole / 3 && p.route == "sim"));
+        let ids: Vec<&str> = parts.iter().flat_map(|p| p.reports.iter().map(|r| r.upstream_id.as_str())).collect();
+        assert_eq!(ids, batch.reports.iter().map(|r| r.upstream_id.as_str()).collect::<Vec<_>>());
+        let distinct: std::collections::HashSet<&str> = parts.iter().map(|p| p.batch_id.as_str()).collect();
+        assert_eq!(distinct.len(), parts.len());
+        // One message is enough: the batch is kept as it was.
+        assert_eq!(split(batch.clone(), whole + 64).unwrap(), vec![batch.clone()]);
+        assert!(matches!(split(batch, 100), Err(ReceiveError::TooLarge)));
     }
 }

@@ -13,6 +13,7 @@
 //! stores them on the INCOMING stream for the query role to route.
 
 mod http;
+mod limits;
 mod matcher;
 mod mo;
 
@@ -45,11 +46,13 @@ pub struct DlrConfig {
     /// about five minutes of dispatcher lag. Must stay below the consumer's
     /// `max_deliver` (40) so the last try is ours, not the dead letter's.
     pub max_match_attempts: i64,
+    /// Timeouts and connection limits of the callback port.
+    pub http: smsfleet_telemetry::HttpLimits,
 }
 
 impl Default for DlrConfig {
     fn default() -> Self {
-        Self { batch: 32, concurrency: 4, max_match_attempts: 12 }
+        Self { batch: 32, concurrency: 4, max_match_attempts: 12, http: smsfleet_telemetry::HttpLimits::default() }
     }
 }
 
@@ -70,9 +73,7 @@ pub async fn run(mut ctx: RoleContext, config: DlrConfig) -> Result<(), DlrError
     let RoleContext { ready, shutdown, .. } = ctx;
     config.validate()?;
     let addr = listener.local_addr().ok();
-    let server_shutdown = shutdown.clone();
-    let server = axum::serve(listener, router(bus.clone()))
-        .with_graceful_shutdown(async move { server_shutdown.cancelled().await });
+    let server = smsfleet_telemetry::serve(listener, router(bus.clone()), config.http.clone(), shutdown.clone());
     let matcher = matcher::Matcher::new(bus.clone(), pool, config.max_match_attempts);
     let worker = WorkerConfig {
         stream: StreamKind::Dlr,

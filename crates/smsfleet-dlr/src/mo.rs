@@ -12,6 +12,8 @@ use serde::Deserialize;
 use smsfleet_bus::Bus;
 use smsfleet_contract::{IncomingKind, IncomingMessage, SCHEMA_VERSION, StreamKind};
 
+use crate::limits::{encoded_len, payload_budget};
+
 /// Longest upstream id we take; it becomes part of a NATS header.
 const MAX_ID_LEN: usize = 200;
 
@@ -52,6 +54,10 @@ pub(crate) fn convert(route: &str, mo: WireMo, received_at_ms: i64) -> Result<In
     if id.len() > MAX_ID_LEN || id.chars().any(char::is_control) {
         return Err("id too long or not printable".to_owned());
     }
+    // Postgres text cannot hold a NUL: refused here, not dead-lettered later.
+    if [from, mo.to.as_str(), mo.text.as_str()].iter().any(|s| s.contains('\0')) {
+        return Err("NUL in from, to or text".to_owned());
+    }
     Ok(IncomingMessage {
         v: SCHEMA_VERSION,
         key: format!("mo:{route}:{id}"),
@@ -75,6 +81,10 @@ async fn store(bus: &Bus, route: &str, mo: WireMo) -> Response {
         Ok(m) => m,
         Err(why) => return answer(StatusCode::BAD_REQUEST, serde_json::json!({ "ok": false, "error": why })),
     };
+    if encoded_len(&message) > payload_budget(bus) {
+        // Permanent: a retry would never fit either.
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, serde_json::json!({ "ok": false, "error": "MO too large" }));
+    }
     match bus.publish(bus.namespace().subject(StreamKind::Incoming), &message.key, &message).await {
         Ok(_) => {
             metrics::counter!("smsfleet_dlr_mo_received_total").increment(1);
@@ -110,15 +120,19 @@ pub(crate) async fn post_mo(State(bus): State<Bus>, Path(route): Path<String>, r
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
     let parsed = if json {
         match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
-            Ok(body) => serde_json::from_slice::<WireMo>(&body).map_err(|e| e.to_string()),
-            Err(e) => Err(e.to_string()),
+            Ok(body) => serde_json::from_slice::<WireMo>(&body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string())),
+            Err(e) => Err((StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
         }
     } else {
-        axum::Form::<WireMo>::from_request(req, &()).await.map(|f| f.0).map_err(|e| e.body_text())
+        axum::Form::<WireMo>::from_request(req, &()).await.map(|f| f.0).map_err(|e| {
+            // A body over axum's limit is permanent (413), not malformed.
+            let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
+            (status, e.body_text())
+        })
     };
     match parsed {
         Ok(mo) => store(&bus, &route, mo).await,
-        Err(why) => answer(StatusCode::BAD_REQUEST, serde_json::json!({ "ok": false, "error": why })),
+        Err((status, why)) => answer(status, serde_json::json!({ "ok": false, "error": why })),
     }
 }
 
@@ -145,6 +159,13 @@ mod tests {
         assert!(convert("sim", mo("62", " "), 0).is_err());
         assert!(convert("sim", mo("62", &"x".repeat(201)), 0).is_err());
         assert!(convert("sim", mo("62", "a\nb"), 0).is_err());
+    }
+
+    #[test]
+    fn a_nul_anywhere_is_refused() {
+        assert!(convert("sim", mo("62\0", "1"), 0).is_err());
+        assert!(convert("sim", WireMo { text: "a\0b".into(), ..mo("62", "1") }, 0).is_err());
+        assert!(convert("sim", WireMo { to: "1\0".into(), ..mo("62", "1") }, 0).is_err());
     }
 
     #[test]

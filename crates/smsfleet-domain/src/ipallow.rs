@@ -79,15 +79,16 @@ fn in_cidr(net: IpAddr, bits: u8, client: IpAddr) -> bool {
 /// `trusted_proxies` (allow-list syntax; empty = trust none), the client is
 /// the right-most `X-Forwarded-For` address that is not itself a trusted
 /// proxy: entries further left were written by the client and can be
-/// forged. Otherwise the peer is the client. Allow-lists and the
-/// brute-force guard both depend on this being right.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted_proxies: &str) -> IpAddr {
+/// forged. Otherwise the peer is the client. `forwarded_for` holds every
+/// header line in the order received: several lines form one list (RFC
+/// 9110), so a forged first line cannot hide the proxy's own last one.
+/// Allow-lists and the brute-force guard both depend on this being right.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&str], trusted_proxies: &str) -> IpAddr {
     if trusted_proxies.trim().is_empty() || !allows(trusted_proxies, peer) {
         return peer;
     }
-    let Some(chain) = forwarded_for else { return peer };
     let mut client = peer;
-    for hop in chain.rsplit(',').map(str::trim) {
+    for hop in forwarded_for.iter().rev().flat_map(|line| line.rsplit(',')).map(str::trim) {
         let Ok(ip) = hop.parse::<IpAddr>() else { return client };
         client = ip;
         if !allows(trusted_proxies, ip) {
@@ -105,15 +106,29 @@ mod tests {
         let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
         let proxy = ip("10.1.0.5");
         // No trusted proxies: the header is ignored.
-        assert_eq!(client_ip(proxy, Some("203.0.113.9"), ""), proxy);
+        assert_eq!(client_ip(proxy, &["203.0.113.9"], ""), proxy);
         // A trusted peer: the right-most untrusted hop; forged left entries are skipped.
-        assert_eq!(client_ip(proxy, Some("1.2.3.4, 203.0.113.9"), "10.0.0.0/8"), ip("203.0.113.9"));
-        assert_eq!(client_ip(proxy, Some("203.0.113.9, 10.1.0.7"), "10.0.0.0/8"), ip("203.0.113.9"));
+        assert_eq!(client_ip(proxy, &["1.2.3.4, 203.0.113.9"], "10.0.0.0/8"), ip("203.0.113.9"));
+        assert_eq!(client_ip(proxy, &["203.0.113.9, 10.1.0.7"], "10.0.0.0/8"), ip("203.0.113.9"));
         // An untrusted peer cannot set its own address.
-        assert_eq!(client_ip(ip("198.51.100.1"), Some("127.0.0.1"), "10.0.0.0/8"), ip("198.51.100.1"));
+        assert_eq!(client_ip(ip("198.51.100.1"), &["127.0.0.1"], "10.0.0.0/8"), ip("198.51.100.1"));
         // Garbage stops the walk at the last good hop.
-        assert_eq!(client_ip(proxy, Some("junk, 10.1.0.7"), "10.0.0.0/8"), ip("10.1.0.7"));
-        assert_eq!(client_ip(proxy, None, "10.0.0.0/8"), proxy);
+        assert_eq!(client_ip(proxy, &["junk, 10.1.0.7"], "10.0.0.0/8"), ip("10.1.0.7"));
+        assert_eq!(client_ip(proxy, &[], "10.0.0.0/8"), proxy);
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_one_list() {
+        use super::client_ip;
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let proxy = ip("10.1.0.5");
+        // A forged first line and the proxy's own line: the proxy's wins.
+        assert_eq!(client_ip(proxy, &["127.0.0.1", "203.0.113.9"], "10.0.0.0/8"), ip("203.0.113.9"));
+        assert_eq!(client_ip(proxy, &["1.2.3.4", "203.0.113.9, 10.1.0.7"], "10.0.0.0/8"), ip("203.0.113.9"));
+        // Trusted hops are walked across lines.
+        assert_eq!(client_ip(proxy, &["203.0.113.9", "10.1.0.7"], "10.0.0.0/8"), ip("203.0.113.9"));
+        // An unreadable line stops the walk like any garbage hop.
+        assert_eq!(client_ip(proxy, &["203.0.113.9", ""], "10.0.0.0/8"), proxy);
     }
 
     use super::*;

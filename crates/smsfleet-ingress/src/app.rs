@@ -43,8 +43,11 @@ pub(crate) struct App {
 impl App {
     /// The client's address, through trusted reverse proxies.
     pub fn client_ip(&self, peer: SocketAddr, headers: &axum::http::HeaderMap) -> IpAddr {
-        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
-        smsfleet_domain::ipallow::client_ip(peer.ip(), forwarded, &self.trusted_proxies)
+        // Every header line, in order: together they are one list. A line
+        // that is not text counts as a hop that is no address.
+        let forwarded: Vec<&str> =
+            headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("")).collect();
+        smsfleet_domain::ipallow::client_ip(peer.ip(), &forwarded, &self.trusted_proxies)
     }
 
     /// Whether `client` is blocked for too many failed logins.
@@ -54,10 +57,9 @@ impl App {
 
     /// Counts a login outcome; the failure that crosses the limit blocks
     /// the IP here at once and on every other replica through the state
-    /// stream.
+    /// stream. A success changes nothing (see [`crate::guard`]).
     pub fn record_login(&self, client: IpAddr, ok: bool) {
         if ok {
-            self.guard.succeeded(client);
             return;
         }
         metrics::counter!("smsfleet_ingress_login_failures_total").increment(1);

@@ -23,13 +23,11 @@ mod publisher;
 #[cfg(test)]
 mod test_fixtures;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get, post};
-use axum::serve::ListenerExt;
 use smsfleet_bus::{StateFeed, WorkerLease};
 use smsfleet_domain::SnowflakeGenerator;
 use smsfleet_runtime::RoleContext;
@@ -66,6 +64,8 @@ pub struct IngressConfig {
     /// Reverse proxies whose `X-Forwarded-For` is believed (allow-list
     /// syntax; empty = none, the TCP peer is the client).
     pub trusted_proxies: String,
+    /// Timeouts and connection limits of the HTTP port.
+    pub http: smsfleet_telemetry::HttpLimits,
 }
 
 impl Default for IngressConfig {
@@ -82,6 +82,7 @@ impl Default for IngressConfig {
             login_guard: GuardSettings::default(),
             web_root: "index.php".to_owned(),
             trusted_proxies: String::new(),
+            http: smsfleet_telemetry::HttpLimits::default(),
         }
     }
 }
@@ -104,6 +105,8 @@ pub(crate) fn router(app: App) -> Router {
         .route("/playsms/api.php", post(playsms::json_api))
         .route("/bulksms/bulksms", get(bulk::bulksms).post(bulk::bulksms))
         .route("/bulksms/schedulemsg", get(bulk::schedulemsg).post(bulk::schedulemsg))
+        // Multipart reads through axum's limit: the same one as every door.
+        .layer(axum::extract::DefaultBodyLimit::max(body::MAX_FORM_BYTES))
         .with_state(Arc::new(app))
 }
 
@@ -145,14 +148,7 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
     let stop = shutdown.child_token();
     ready.set(true);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
-    let listener = listener.tap_io(|tcp| {
-        // Without it an answer written in two segments waits for the
-        // client's delayed ACK (Nagle): ~40 ms per keep-alive request.
-        let _ = tcp.set_nodelay(true);
-    });
-    let served = axum::serve(listener, router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async move { stop.cancelled().await })
-        .await;
+    let served = smsfleet_telemetry::serve(listener, router(app), config.http.clone(), stop).await;
     ready.set(false);
     drop(lease);
     drop(feed);

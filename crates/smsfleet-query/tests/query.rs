@@ -426,3 +426,21 @@ async fn phonebook_searches_own_contacts_and_groups() {
     shutdown.cancel();
     assert!(task.await.unwrap().is_ok());
 }
+
+#[tokio::test]
+async fn a_nul_that_reaches_the_projection_is_stored_replaced_not_dead_lettered() {
+    let Running { env, shutdown, task } = start().await;
+    let to = [(301, "628111000099")];
+    let sub =
+        Sub { queue: "q-nul", uid: 1, sender: "12\0", text: "a\0b", accepted_at_ms: T, schedule_at_ms: None, to: &to };
+    submit(&env, "nul1", vec![submission(&sub)]).await;
+    let reply = ds_until(&env, &req(1), |r| !ids(r).is_empty()).await;
+    let rows = match reply {
+        DsReply::Rows(rows) => rows,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!((rows[0].msg.as_str(), rows[0].src.as_str()), ("a\u{FFFD}b", "12\u{FFFD}"));
+    shutdown.cancel();
+    let stopped = tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time");
+    assert!(stopped.unwrap().is_ok());
+}

@@ -7,7 +7,7 @@
 use sqlx::{AssertSqlSafe, PgPool};
 use time::OffsetDateTime;
 
-use crate::Result;
+use crate::{Result, text_column};
 
 /// A routed MO or injected message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,11 +45,11 @@ pub async fn insert(pool: &PgPool, incoming: &[NewIncoming], inbox: &[NewInboxMe
     if !incoming.is_empty() {
         let key: Vec<&str> = incoming.iter().map(|r| r.msg_key.as_str()).collect();
         let uid: Vec<i64> = incoming.iter().map(|r| r.uid).collect();
-        let sender: Vec<&str> = incoming.iter().map(|r| r.sender.as_str()).collect();
-        let receiver: Vec<&str> = incoming.iter().map(|r| r.receiver.as_str()).collect();
-        let keyword: Vec<&str> = incoming.iter().map(|r| r.keyword.as_str()).collect();
-        let message: Vec<&str> = incoming.iter().map(|r| r.message.as_str()).collect();
-        let raw: Vec<&str> = incoming.iter().map(|r| r.raw.as_str()).collect();
+        let sender = text_column(incoming.iter().map(|r| r.sender.as_str()));
+        let receiver = text_column(incoming.iter().map(|r| r.receiver.as_str()));
+        let keyword = text_column(incoming.iter().map(|r| r.keyword.as_str()));
+        let message = text_column(incoming.iter().map(|r| r.message.as_str()));
+        let raw = text_column(incoming.iter().map(|r| r.raw.as_str()));
         let smsc: Vec<&str> = incoming.iter().map(|r| r.smsc.as_str()).collect();
         let at: Vec<OffsetDateTime> = incoming.iter().map(|r| r.received_at).collect();
         let handled: Vec<bool> = incoming.iter().map(|r| r.handled).collect();
@@ -77,9 +77,9 @@ pub async fn insert(pool: &PgPool, incoming: &[NewIncoming], inbox: &[NewInboxMe
     if !inbox.is_empty() {
         let key: Vec<&str> = inbox.iter().map(|r| r.msg_key.as_str()).collect();
         let uid: Vec<i64> = inbox.iter().map(|r| r.uid).collect();
-        let sender: Vec<&str> = inbox.iter().map(|r| r.sender.as_str()).collect();
-        let receiver: Vec<&str> = inbox.iter().map(|r| r.receiver.as_str()).collect();
-        let msg: Vec<&str> = inbox.iter().map(|r| r.msg.as_str()).collect();
+        let sender = text_column(inbox.iter().map(|r| r.sender.as_str()));
+        let receiver = text_column(inbox.iter().map(|r| r.receiver.as_str()));
+        let msg = text_column(inbox.iter().map(|r| r.msg.as_str()));
         let at: Vec<OffsetDateTime> = inbox.iter().map(|r| r.received_at).collect();
         let done = sqlx::query(
             "INSERT INTO inbox (msg_key, uid, sender, receiver, msg, received_at) \

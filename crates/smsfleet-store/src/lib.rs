@@ -40,6 +40,14 @@ pub enum StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// A text column of a batch insert. Postgres text cannot hold U+0000 and
+/// refuses the whole statement over one, so a NUL that got past the edge
+/// would dead-letter a batch of accepted messages: it is stored as U+FFFD
+/// instead (the text is otherwise kept; only rows with a NUL are copied).
+pub(crate) fn text_column<'a>(values: impl Iterator<Item = &'a str>) -> Vec<std::borrow::Cow<'a, str>> {
+    values.map(|v| if v.contains('\0') { v.replace('\0', "\u{FFFD}").into() } else { v.into() }).collect()
+}
+
 /// Opens a pool. Waits for the server for a while: in Kubernetes the
 /// database may start after us.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool> {

@@ -4,7 +4,7 @@
 use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 use time::OffsetDateTime;
 
-use crate::Result;
+use crate::{Result, text_column};
 
 pub struct OutgoingRow {
     pub smslog_id: i64,
@@ -55,10 +55,10 @@ pub async fn insert_submitted(pool: &PgPool, queues: &[QueueRow], rows: &[Outgoi
         let ids: Vec<i64> = rows.iter().map(|r| r.smslog_id).collect();
         let uids: Vec<i64> = rows.iter().map(|r| r.uid).collect();
         let queues: Vec<&str> = rows.iter().map(|r| r.queue.as_str()).collect();
-        let src: Vec<&str> = rows.iter().map(|r| r.src.as_str()).collect();
-        let dst: Vec<&str> = rows.iter().map(|r| r.dst.as_str()).collect();
-        let msg: Vec<&str> = rows.iter().map(|r| r.msg.as_str()).collect();
-        let footer: Vec<&str> = rows.iter().map(|r| r.footer.as_str()).collect();
+        let src = text_column(rows.iter().map(|r| r.src.as_str()));
+        let dst = text_column(rows.iter().map(|r| r.dst.as_str()));
+        let msg = text_column(rows.iter().map(|r| r.msg.as_str()));
+        let footer = text_column(rows.iter().map(|r| r.footer.as_str()));
         let dt: Vec<OffsetDateTime> = rows.iter().map(|r| r.dt).collect();
         sqlx::query(
             "INSERT INTO outgoing (smslog_id, uid, queue, src, dst, msg, footer, dt, updated_at, status, status_rank) \

@@ -85,7 +85,7 @@ pub async fn serve_admin(
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, admin_router(readiness)).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    crate::serve(listener, admin_router(readiness), crate::HttpLimits::default(), shutdown).await
 }
 
 async fn metrics() -> impl IntoResponse {

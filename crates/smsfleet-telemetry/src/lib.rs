@@ -10,12 +10,14 @@ mod admin;
 mod init;
 mod prom;
 mod propagation;
+mod serve;
 mod shutdown;
 
 pub use admin::{Readiness, ReadyFlag, admin_router, serve_admin};
 pub use init::{TelemetryError, TelemetryGuard, init};
 pub use prom::prometheus_handle;
 pub use propagation::{current_traceparent, inject_current, set_parent_from, set_parent_from_traceparent};
+pub use serve::{HttpLimits, serve};
 pub use shutdown::shutdown_on_signal;
 
 /// Installs the aws-lc-rs rustls provider as the process default.

@@ -310,6 +310,22 @@ pub struct IngressSettings {
     /// Reverse proxies (IPs, CIDR ranges or wildcards) whose X-Forwarded-For is believed; empty = none.
     #[arg(long, env = "SMSFLEET_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    #[command(flatten)]
+    pub limits: HttpLimitArgs,
+}
+
+/// Timeouts and connection limits of a role's HTTP port (ingress, dlr).
+#[derive(Debug, Args, Clone)]
+pub struct HttpLimitArgs {
+    /// Seconds a connection may take to send a request's head, and may stay idle between requests.
+    #[arg(long, env = "SMSFLEET_HTTP_HEADER_TIMEOUT_SECS", default_value_t = 30)]
+    pub http_header_timeout_secs: u64,
+    /// Connections open at once on the port; keep it below the process's descriptor limit.
+    #[arg(long, env = "SMSFLEET_HTTP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub http_max_connections: usize,
+    /// Connections open at once from one TCP peer IP (0 = no limit).
+    #[arg(long, env = "SMSFLEET_HTTP_MAX_CONNECTIONS_PER_IP", default_value_t = 1024)]
+    pub http_max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -329,6 +345,8 @@ pub struct DlrArgs {
     /// Address receiving delivery-report callbacks.
     #[arg(long, env = "SMSFLEET_DLR_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+    #[command(flatten)]
+    pub limits: HttpLimitArgs,
 }
 
 #[derive(Debug, Args, Clone)]

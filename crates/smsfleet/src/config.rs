@@ -31,8 +31,21 @@ pub fn ingress(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConfig {
         },
         web_root: s.web_root.clone(),
         trusted_proxies: s.trusted_proxies.clone(),
+        http: http_limits(&s.limits),
         ..Default::default()
     }
+}
+
+pub fn http_limits(a: &cli::HttpLimitArgs) -> smsfleet_telemetry::HttpLimits {
+    smsfleet_telemetry::HttpLimits {
+        header_read_timeout: Duration::from_secs(a.http_header_timeout_secs.max(1)),
+        max_connections: a.http_max_connections,
+        max_connections_per_ip: a.http_max_connections_per_ip,
+    }
+}
+
+pub fn dlr(limits: &cli::HttpLimitArgs) -> smsfleet_dlr::DlrConfig {
+    smsfleet_dlr::DlrConfig { http: http_limits(limits), ..Default::default() }
 }
 
 pub fn dispatcher(routes: &str) -> anyhow::Result<smsfleet_dispatcher::DispatcherConfig> {

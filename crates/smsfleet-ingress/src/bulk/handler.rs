@@ -23,8 +23,10 @@ pub async fn bulksms(
     req: Request,
 ) -> Response {
     let client = app.client_ip(peer, req.headers());
-    let p = body::params(req, Bodies::FormOnly).await;
-    submit(&app, &p, client, false).await
+    match body::params(req, Bodies::FormOnly).await {
+        Ok(p) => submit(&app, &p, client, false).await,
+        Err(why) => why.answer(code_only(code::INVALID_URL)),
+    }
 }
 
 pub async fn schedulemsg(
@@ -33,8 +35,10 @@ pub async fn schedulemsg(
     req: Request,
 ) -> Response {
     let client = app.client_ip(peer, req.headers());
-    let p = body::params(req, Bodies::FormOnly).await;
-    submit(&app, &p, client, true).await
+    match body::params(req, Bodies::FormOnly).await {
+        Ok(p) => submit(&app, &p, client, true).await,
+        Err(why) => why.answer(code_only(code::INVALID_URL)),
+    }
 }
 
 #[tracing::instrument(name = "bulk.submit", skip_all, fields(scheduled))]

@@ -115,7 +115,8 @@ pub fn plan(r: &Required, limits: &BulkLimits) -> Result<BulkPlan, u16> {
         text::Encoding::Latin1 => text::is_latin1(&message),
         text::Encoding::Ucs2 => true,
     };
-    if message.is_empty() || !representable {
+    // A NUL can hide in hex (type 2 `004100000042`); Postgres text cannot hold it.
+    if message.is_empty() || !representable || message.contains('\0') {
         return Err(code::BAD_MESSAGE);
     }
     let segments = text::count_segments(&message, encoding).segments;
@@ -265,6 +266,7 @@ mod tests {
         // Not GSM-7 for type 0, not Latin-1 for type 5.
         assert_eq!(run("message=%D0%9F%D1%80%D0%B8").unwrap_err(), code::BAD_MESSAGE);
         assert_eq!(run("type=5&message=%E2%82%AC").unwrap_err(), code::BAD_MESSAGE);
+        assert_eq!(run("type=2&message=004100000042").unwrap_err(), code::BAD_MESSAGE, "a NUL in hex");
         assert_eq!(run(&format!("message={}", "a".repeat(1531))).unwrap_err(), code::BAD_MESSAGE);
         assert_eq!(run(&format!("message={}", "a".repeat(160))).unwrap().segments, 1);
         assert_eq!(run(&format!("message={}", "a".repeat(161))).unwrap().segments, 2);

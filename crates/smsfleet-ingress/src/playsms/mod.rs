@@ -13,10 +13,11 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use smsfleet_playsms::Params;
+use smsfleet_playsms::{Format, Params};
 
+use self::error::ApiError;
 use self::op::Op;
 use self::reply::{Payload, reply};
 use crate::app::App;
@@ -24,7 +25,11 @@ use crate::body::{self, Bodies};
 
 pub async fn index(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, req: Request) -> Response {
     let client = app.client_ip(peer, req.headers());
-    let params = body::params(req, Bodies::FormAndMultipart).await;
+    let uri = req.uri().clone();
+    let params = match body::params(req, Bodies::FormAndMultipart).await {
+        Ok(p) => p,
+        Err(why) => return refused(why, Params::from_query(uri.query().unwrap_or("")).format()),
+    };
     let app_name = params.get("app").unwrap_or("").to_ascii_lowercase();
     if !matches!(app_name.as_str(), "ws" | "webservice" | "webservices") {
         return (StatusCode::NOT_FOUND, "smsfleet serves only app=ws on /index.php\n").into_response();
@@ -36,11 +41,21 @@ pub async fn index(State(app): State<Arc<App>>, ConnectInfo(peer): ConnectInfo<S
 pub async fn json_api(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
+    req: Request,
 ) -> Response {
-    let client = app.client_ip(peer, &headers);
-    dispatch(&app, body::json_params(&body), client).await
+    let client = app.client_ip(peer, req.headers());
+    match body::json_params(req).await {
+        Ok(params) => dispatch(&app, params, client).await,
+        Err(why) => refused(why, Format::Json),
+    }
+}
+
+/// playSMS's code for a malformed request ("one or more field empty").
+const ERR_BAD_INPUT: u16 = 102;
+
+/// A request refused before any op runs (see [`body::Refused`]).
+fn refused(why: body::Refused, format: Format) -> Response {
+    why.answer(reply(Err(ApiError::new(ERR_BAD_INPUT)), format))
 }
 
 #[tracing::instrument(name = "playsms.request", skip_all, fields(op))]
