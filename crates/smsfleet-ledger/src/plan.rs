@@ -21,6 +21,9 @@ pub struct ChargeRequest {
     pub uid: i64,
     pub total: Credit,
     pub messages: i32,
+    /// The stream stored it after the ingress's deadline: the client was
+    /// answered an error, so it is rejected whatever the balance.
+    pub late: bool,
 }
 
 /// What became of a submission; a redelivery yields the recorded outcome.
@@ -77,6 +80,10 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
         let balance = current.get(&req.uid).copied().or_else(|| balances.get(&req.uid).copied());
         let outcome = match balance {
             None => Outcome::Rejected,
+            Some(_) if req.late => {
+                out.entries.push(rejected_entry(req));
+                Outcome::Rejected
+            }
             Some(balance) => match decide(balance, req.total) {
                 ChargeDecision::Accept { total, balance_after } => {
                     current.insert(req.uid, balance_after);
@@ -90,13 +97,7 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
                     Outcome::Charged
                 }
                 ChargeDecision::Reject { .. } => {
-                    out.entries.push(NewEntry {
-                        reference: req.reference.clone(),
-                        uid: req.uid,
-                        kind: KIND_REJECTED,
-                        amount: Decimal::ZERO,
-                        messages: 0,
-                    });
+                    out.entries.push(rejected_entry(req));
                     Outcome::Rejected
                 }
             },
@@ -114,6 +115,12 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
     out
 }
 
+/// A rejection is recorded like a charge, so a redelivery (or the same
+/// submission in a later batch) keeps the outcome.
+fn rejected_entry(req: &ChargeRequest) -> NewEntry {
+    NewEntry { reference: req.reference.clone(), uid: req.uid, kind: KIND_REJECTED, amount: Decimal::ZERO, messages: 0 }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -124,7 +131,23 @@ mod tests {
     }
 
     fn req(reference: &str, uid: i64, total: &str) -> ChargeRequest {
-        ChargeRequest { reference: reference.into(), uid, total: c(total), messages: 2 }
+        ChargeRequest { reference: reference.into(), uid, total: c(total), messages: 2, late: false }
+    }
+
+    #[test]
+    fn a_late_submission_is_rejected_with_credit_to_spare_and_keeps_that_outcome() {
+        let balances = HashMap::from([(1, c("100"))]);
+        let late = ChargeRequest { late: true, ..req("submit:a", 1, "6") };
+        let p = plan(&balances, &HashMap::new(), &[late, req("submit:b", 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected, Outcome::Charged]);
+        assert_eq!((p.entries[0].kind, p.entries[0].amount, p.entries[0].messages), ("rejected", Decimal::ZERO, 0));
+        assert_eq!(p.balances, vec![(1, c("94").0)]);
+
+        // The same submission again, on time this time: still rejected.
+        let existing = HashMap::from([("submit:a".to_owned(), "rejected".to_owned())]);
+        let p = plan(&balances, &existing, &[req("submit:a", 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected]);
+        assert!(p.entries.is_empty() && p.balances.is_empty());
     }
 
     #[test]
