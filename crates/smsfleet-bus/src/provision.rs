@@ -147,6 +147,11 @@ impl Bus {
         }
     }
 
+    /// Creates the consumer, or updates an existing one whose redelivery
+    /// settings (ack wait, deliveries, pending acks) differ from the spec:
+    /// a fleet upgraded to a shorter ack wait must get it on its existing
+    /// durables. The server takes the update through the create request
+    /// (what `nats consumer edit` does), on 2.9 as on current releases.
     async fn ensure_consumer(&self, spec: &ConsumerSpec) -> Result<(), BusError> {
         let stream_name = self.ns.stream_name(spec.stream);
         let err = |e: &dyn std::fmt::Display| BusError::Provision {
@@ -154,10 +159,25 @@ impl Bus {
             detail: e.to_string(),
         };
         let stream = self.js.get_stream(&stream_name).await.map_err(|e| err(&e))?;
-        stream
-            .get_or_create_consumer::<consumer::pull::Config>(spec.durable, self.consumer_config(spec))
-            .await
-            .map_err(|e| err(&e))?;
+        let wanted = self.consumer_config(spec);
+        if let Ok(info) = stream.consumer_info(spec.durable).await {
+            let current = &info.config;
+            if current.ack_wait != wanted.ack_wait
+                || current.max_deliver != wanted.max_deliver
+                || current.max_ack_pending != wanted.max_ack_pending
+            {
+                tracing::info!(
+                    stream = %stream_name,
+                    consumer = spec.durable,
+                    ack_wait_from = ?current.ack_wait,
+                    ack_wait_to = ?wanted.ack_wait,
+                    "updating the consumer's redelivery settings"
+                );
+                stream.create_consumer(wanted).await.map_err(|e| err(&e))?;
+            }
+            return Ok(());
+        }
+        stream.get_or_create_consumer::<consumer::pull::Config>(spec.durable, wanted).await.map_err(|e| err(&e))?;
         Ok(())
     }
 

@@ -110,6 +110,23 @@ impl Bus {
         finish(pending).await
     }
 
+    /// When the stream stored the message at `sequence`, on the server's
+    /// clock: the receive time a consumer sees in the message's info.
+    pub async fn stored_at(
+        &self,
+        kind: smsfleet_contract::StreamKind,
+        sequence: u64,
+    ) -> Result<time::OffsetDateTime, BusError> {
+        let name = self.ns.stream_name(kind);
+        let stream =
+            self.js.get_stream_no_info(&name).await.map_err(|e| BusError::Consume(format!("stream {name}: {e}")))?;
+        let message = stream
+            .get_raw_message(sequence)
+            .await
+            .map_err(|e| BusError::Consume(format!("stream {name} message {sequence}: {e}")))?;
+        Ok(message.time)
+    }
+
     pub(crate) async fn publish_expecting(
         &self,
         subject: String,

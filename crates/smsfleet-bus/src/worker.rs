@@ -5,7 +5,9 @@
 //! publish serves many messages, and under light load nothing waits for a
 //! batch to fill. The handler must be idempotent: JetStream redelivers on
 //! a crash, a timeout or a lost ack, and we ack only after the handler's
-//! effects are durable.
+//! effects are durable. While a batch is held (waiting for a slot or in
+//! its handler) in-progress acks keep it ours, so the ack wait can be short:
+//! the batches of a worker that died come back within seconds.
 //!
 //! Failures: a failed batch is retried message by message so one poison
 //! message cannot hold back the others. A transient failure is NAKed with
@@ -19,6 +21,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::{self, AckKind};
 use futures_util::{FutureExt, StreamExt};
 use smsfleet_contract::{BusMessage, SCHEMA_VERSION, StreamKind};
+use smsfleet_domain::clock::unix_ms;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -50,6 +53,9 @@ pub struct Delivery<T> {
     /// 1 on first delivery, more on redelivery.
     pub delivered: i64,
     pub stream_sequence: u64,
+    /// Unix ms at which the stream stored the message (the server's clock):
+    /// what a deadline carried in the payload is judged against.
+    pub received_ms: i64,
     pub traceparent: Option<String>,
 }
 
@@ -109,12 +115,10 @@ where
         .await
         .map_err(|e| BusError::Consume(e.to_string()))?;
     let ctx = Arc::new(Ctx { bus: bus.clone(), config: config.clone(), max_deliver: spec.max_deliver });
+    let progress_every = progress_interval(Duration::from_secs(spec.ack_wait_secs));
     let mut inflight = JoinSet::new();
     tracing::info!(stream = ?config.stream, consumer = config.durable, "worker started");
     loop {
-        while inflight.len() >= config.concurrency.max(1) {
-            inflight.join_next().await;
-        }
         let first = tokio::select! {
             _ = shutdown.cancelled() => break,
             next = messages.next() => next,
@@ -139,9 +143,18 @@ where
                 _ => break,
             }
         }
+        // The batch is ours from here: keep it from being redelivered while
+        // it waits for a slot and while the handler runs.
+        let keepalive = KeepAlive::start(&batch, progress_every);
+        while inflight.len() >= config.concurrency.max(1) {
+            inflight.join_next().await;
+        }
         let ctx = ctx.clone();
         let handler = handler.clone();
-        inflight.spawn(async move { ctx.process(batch, handler).await });
+        inflight.spawn(async move {
+            ctx.process(batch, handler).await;
+            drop(keepalive);
+        });
     }
     while inflight.join_next().await.is_some() {}
     let _ = bus.flush().await;
@@ -248,6 +261,48 @@ impl Ctx {
     }
 }
 
+/// Sends in-progress acks for a batch until dropped, so a short ack wait
+/// (a dead worker's messages come back quickly) never redelivers a batch
+/// whose handler is still working, however slow its upstream is.
+struct KeepAlive {
+    stop: CancellationToken,
+}
+
+impl KeepAlive {
+    fn start(batch: &[jetstream::Message], every: Duration) -> KeepAlive {
+        let stop = CancellationToken::new();
+        let messages = batch.to_vec();
+        let stopped = stop.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = stopped.cancelled() => return,
+                    _ = ticks.tick() => {}
+                }
+                for msg in &messages {
+                    if let Err(e) = msg.ack_with(AckKind::Progress).await {
+                        tracing::debug!(error = %e, "in-progress ack not sent");
+                    }
+                }
+            }
+        });
+        KeepAlive { stop }
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A third of the ack wait: two progress acks may be lost before the
+/// server gives up on a live worker.
+fn progress_interval(ack_wait: Duration) -> Duration {
+    (ack_wait / 3).max(Duration::from_millis(100))
+}
+
 fn sanitize_header(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { ' ' } else { c }).take(512).collect()
 }
@@ -270,6 +325,7 @@ fn decode<T: BusMessage>(msg: &jetstream::Message) -> Result<Delivery<T>, String
         body,
         delivered: info.delivered,
         stream_sequence: info.stream_sequence,
+        received_ms: unix_ms(info.published),
         traceparent: traceparent(msg.headers.as_ref()),
     })
 }
@@ -281,6 +337,12 @@ fn traceparent(headers: Option<&HeaderMap>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_is_acked_well_within_the_ack_wait() {
+        assert_eq!(progress_interval(Duration::from_secs(6)), Duration::from_secs(2));
+        assert_eq!(progress_interval(Duration::ZERO), Duration::from_millis(100));
+    }
 
     #[test]
     fn backoff_grows_and_caps() {

@@ -182,6 +182,13 @@ pub struct Topology {
 
 const DAY: u64 = 86_400;
 
+/// How long a delivered message may go without an ack or an in-progress
+/// ack before the server redelivers it. Short, so the work of a killed
+/// worker comes back within seconds; the bus worker sends in-progress acks
+/// while a handler runs, so slow work (an SMSC call) is never redelivered
+/// in the middle.
+pub const ACK_WAIT_SECS: u64 = 6;
+
 impl Topology {
     pub fn current() -> Self {
         use Retention::*;
@@ -227,15 +234,15 @@ impl Topology {
                 stream(Incoming, "incoming", Interest, 7 * DAY, 0, "incoming_message"),
             ],
             consumers: vec![
-                consumer(Submit, "ledger", "ledger", 30, 20, 20_000),
-                consumer(Submit, "projection", "query", 30, 20, 20_000),
-                consumer(Submit, "callbacks", "callbacks", 30, 20, 20_000),
-                consumer(Schedule, "scheduler", "scheduler", 30, 20, 20_000),
-                consumer(Dispatch, "dispatcher", "dispatcher", 60, 50, 2_000),
-                consumer(Status, "projection", "query", 30, 20, 20_000),
-                consumer(Status, "callbacks", "callbacks", 30, 20, 20_000),
-                consumer(Dlr, "dlr", "dlr", 30, 40, 20_000),
-                consumer(Incoming, "projection", "query", 30, 20, 20_000),
+                consumer(Submit, "ledger", "ledger", ACK_WAIT_SECS, 20, 20_000),
+                consumer(Submit, "projection", "query", ACK_WAIT_SECS, 20, 20_000),
+                consumer(Submit, "callbacks", "callbacks", ACK_WAIT_SECS, 20, 20_000),
+                consumer(Schedule, "scheduler", "scheduler", ACK_WAIT_SECS, 20, 20_000),
+                consumer(Dispatch, "dispatcher", "dispatcher", ACK_WAIT_SECS, 50, 2_000),
+                consumer(Status, "projection", "query", ACK_WAIT_SECS, 20, 20_000),
+                consumer(Status, "callbacks", "callbacks", ACK_WAIT_SECS, 20, 20_000),
+                consumer(Dlr, "dlr", "dlr", ACK_WAIT_SECS, 40, 20_000),
+                consumer(Incoming, "projection", "query", ACK_WAIT_SECS, 20, 20_000),
             ],
         }
     }

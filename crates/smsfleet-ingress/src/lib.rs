@@ -54,6 +54,10 @@ pub struct IngressConfig {
     pub publishers: usize,
     /// Most submissions per batch.
     pub max_batch: usize,
+    /// How long a submission batch is retried (a leader election, a NATS
+    /// restart) before its requests are answered with an error. The ledger
+    /// fails a batch stored after it, so an error never becomes a send.
+    pub store_deadline: Duration,
     pub query_timeout: Duration,
     /// Bulk HTTP API settings.
     pub bulk: BulkSettings,
@@ -77,6 +81,7 @@ impl Default for IngressConfig {
             validity: Duration::from_secs(48 * 3600),
             publishers: 4,
             max_batch: 256,
+            store_deadline: Duration::from_secs(10),
             query_timeout: Duration::from_secs(5),
             bulk: BulkSettings::default(),
             login_guard: GuardSettings::default(),
@@ -123,7 +128,8 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
         SnowflakeGenerator::new(first_worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
     feed.wait_caught_up(Duration::from_secs(60)).await?;
     let ids = IdSource::new(generator, lease.ids());
-    let publisher = publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch);
+    let publisher =
+        publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch, config.store_deadline);
     let duplicates = DuplicateWindow::new(config.bulk.duplicate_window, 100_000);
     let app = App {
         bus: bus.clone(),

@@ -32,7 +32,13 @@ impl Ctx {
     #[tracing::instrument(skip_all, fields(batches = deliveries.len()))]
     pub(crate) async fn handle(&self, deliveries: Vec<Delivery<SubmitBatch>>) -> Result<(), HandlerError> {
         let redelivered = deliveries.iter().any(|d| d.delivered > 1);
-        let submissions: Vec<Submission> = deliveries.into_iter().flat_map(|d| d.body.submissions).collect();
+        let (submissions, lateness): (Vec<Submission>, Vec<bool>) = deliveries
+            .into_iter()
+            .flat_map(|d| {
+                let late = stored_too_late(&d);
+                d.body.submissions.into_iter().map(move |s| (s, late))
+            })
+            .unzip();
         if submissions.is_empty() {
             return Ok(());
         }
@@ -43,12 +49,14 @@ impl Ctx {
             let rates = self.rates.read().unwrap_or_else(std::sync::PoisonError::into_inner);
             submissions
                 .iter()
-                .map(|s| ChargeRequest {
+                .zip(&lateness)
+                .map(|(s, &late)| ChargeRequest {
                     reference: reference(s),
                     uid: s.uid,
                     parent: parents.get(&s.uid).copied(),
                     total: s.destinations.iter().map(|d| charge_for(&rates, &d.to, s.segments)).sum(),
                     messages: i32::try_from(s.destinations.len()).unwrap_or(i32::MAX),
+                    late,
                 })
                 .collect::<Vec<_>>()
         };
@@ -70,14 +78,21 @@ impl Ctx {
         let mut rejections = Vec::new();
         let mut seen = HashSet::new();
         let status_subject = self.bus.namespace().subject(StreamKind::Status);
-        for (s, outcome) in submissions.iter().zip(&decided.outcomes) {
+        for ((s, outcome), &late) in submissions.iter().zip(&decided.outcomes).zip(&lateness) {
             // One submission twice in a batch: publish its consequences once.
             if !seen.insert(s.queue.as_str()) {
                 continue;
             }
             match outcome {
                 Outcome::Charged => chunks.extend(self.chunks(s, now)),
-                Outcome::Rejected => rejections.push(rejection(&status_subject, s, now)),
+                Outcome::Rejected => {
+                    if late {
+                        tracing::warn!(queue = %s.queue, "stored after the ingress's deadline; failed, not charged");
+                        metrics::counter!("smsfleet_ledger_late_submissions_total").increment(1);
+                    }
+                    let reason = if late { REASON_LATE } else { REASON_NO_CREDIT };
+                    rejections.push(rejection(&status_subject, s, now, reason))
+                }
                 Outcome::Foreign(kind) => {
                     tracing::error!(queue = %s.queue, kind = %kind, "ledger ref taken by another entry kind; not sent")
                 }
@@ -155,7 +170,18 @@ async fn billing_parents(conn: &mut PgConnection, uids: &[i64]) -> Result<HashMa
         .collect())
 }
 
-fn rejection(subject: &str, s: &Submission, now: i64) -> (String, String, StatusBatch) {
+const REASON_NO_CREDIT: &str = "insufficient credit";
+const REASON_LATE: &str = "not stored in time: the request was answered with an error";
+
+/// The stream received the batch after the instant the ingress stopped
+/// waiting for it (a publish buffered through an outage and delivered
+/// later): its requests were answered with an error, so it must not be
+/// charged or sent. Judged on the stream's clock against the ingress's.
+fn stored_too_late(d: &Delivery<SubmitBatch>) -> bool {
+    d.body.deadline_ms.is_some_and(|deadline| d.received_ms > deadline)
+}
+
+fn rejection(subject: &str, s: &Submission, now: i64, reason: &str) -> (String, String, StatusBatch) {
     let batch_id = format!("rejected.{}", s.queue);
     let events = s
         .destinations
@@ -166,7 +192,7 @@ fn rejection(subject: &str, s: &Submission, now: i64) -> (String, String, Status
             status: DeliveryStatus::Failed,
             at_ms: now,
             upstream_id: None,
-            reason: Some("insufficient credit".to_owned()),
+            reason: Some(reason.to_owned()),
         })
         .collect();
     (subject.to_owned(), batch_id.clone(), StatusBatch { v: SCHEMA_VERSION, batch_id, events, released_queues: vec![] })

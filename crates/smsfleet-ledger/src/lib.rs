@@ -5,6 +5,10 @@
 //! publishes new balances and the rate table to the state feed the ingress
 //! caches from.
 //!
+//! A batch the stream received after its `deadline_ms` was answered with
+//! an error by the ingress: it is rejected (a Failed status, no charge, no
+//! send) whatever the balance.
+//!
 //! Idempotency: every submission has a unique ledger ref
 //! (`submit:<queue>`), so a redelivered batch charges nothing again, and
 //! every publish carries a deterministic message id, so re-publishing after

@@ -24,6 +24,9 @@ pub struct ChargeRequest {
     pub parent: Option<i64>,
     pub total: Credit,
     pub messages: i32,
+    /// The stream stored it after the ingress's deadline: the client was
+    /// answered an error, so it is rejected whatever the balance.
+    pub late: bool,
 }
 
 /// The ref of the parent's entry for a subuser's charge `reference`. Only
@@ -95,6 +98,10 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
             .collect();
         let outcome = match decisions {
             None => Outcome::Rejected,
+            Some(_) if req.late => {
+                out.entries.push(rejected_entry(req));
+                Outcome::Rejected
+            }
             Some(decisions) if decisions.iter().all(|d| matches!(d, ChargeDecision::Accept { .. })) => {
                 for ((uid, reference), decision) in payers.into_iter().zip(decisions) {
                     let ChargeDecision::Accept { total, balance_after } = decision else { continue };
@@ -114,13 +121,7 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
                 Outcome::Charged
             }
             Some(_) => {
-                out.entries.push(NewEntry {
-                    reference: req.reference.clone(),
-                    uid: req.uid,
-                    kind: KIND_REJECTED,
-                    amount: Decimal::ZERO,
-                    messages: 0,
-                });
+                out.entries.push(rejected_entry(req));
                 Outcome::Rejected
             }
         };
@@ -137,6 +138,12 @@ pub fn plan(balances: &HashMap<i64, Credit>, existing: &HashMap<String, String>,
     out
 }
 
+/// A rejection is recorded like a charge, so a redelivery (or the same
+/// submission in a later batch) keeps the outcome.
+fn rejected_entry(req: &ChargeRequest) -> NewEntry {
+    NewEntry { reference: req.reference.clone(), uid: req.uid, kind: KIND_REJECTED, amount: Decimal::ZERO, messages: 0 }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -147,7 +154,23 @@ mod tests {
     }
 
     fn req(reference: &str, uid: i64, total: &str) -> ChargeRequest {
-        ChargeRequest { reference: reference.into(), uid, parent: None, total: c(total), messages: 2 }
+        ChargeRequest { reference: reference.into(), uid, parent: None, total: c(total), messages: 2, late: false }
+    }
+
+    #[test]
+    fn a_late_submission_is_rejected_with_credit_to_spare_and_keeps_that_outcome() {
+        let balances = HashMap::from([(1, c("100"))]);
+        let late = ChargeRequest { late: true, ..req("submit:a", 1, "6") };
+        let p = plan(&balances, &HashMap::new(), &[late, req("submit:b", 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected, Outcome::Charged]);
+        assert_eq!((p.entries[0].kind, p.entries[0].amount, p.entries[0].messages), ("rejected", Decimal::ZERO, 0));
+        assert_eq!(p.balances, vec![(1, c("94").0)]);
+
+        // The same submission again, on time this time: still rejected.
+        let existing = HashMap::from([("submit:a".to_owned(), "rejected".to_owned())]);
+        let p = plan(&balances, &existing, &[req("submit:a", 1, "6")]);
+        assert_eq!(p.outcomes, vec![Outcome::Rejected]);
+        assert!(p.entries.is_empty() && p.balances.is_empty());
     }
 
     fn sub_req(reference: &str, uid: i64, parent: i64, total: &str) -> ChargeRequest {

@@ -60,7 +60,12 @@ fn start(env: &TestEnv, chunk_size: usize) -> (CancellationToken, tokio::task::J
 }
 
 async fn publish_submit(env: &TestEnv, msg_id: &str, submissions: Vec<Submission>) -> u64 {
-    let batch = SubmitBatch { v: 1, batch_id: msg_id.into(), submissions };
+    publish_submit_by(env, msg_id, submissions, None).await
+}
+
+/// A batch the ingress stops waiting for at `deadline_ms`.
+async fn publish_submit_by(env: &TestEnv, msg_id: &str, submissions: Vec<Submission>, deadline_ms: Option<i64>) -> u64 {
+    let batch = SubmitBatch { v: 1, batch_id: msg_id.into(), submissions, deadline_ms };
     env.bus.publish(env.ns.subject(StreamKind::Submit), msg_id, &batch).await.unwrap().sequence
 }
 
@@ -215,6 +220,40 @@ async fn insufficient_credit_is_rejected_with_a_failed_status() {
     let seq = publish_submit(&env, "b2", vec![submission("Q9", uid, 2, 2)]).await;
     ledger_acked(&env, seq).await;
     assert_eq!(stream_messages(&env, StreamKind::Status).await, 1);
+
+    token.cancel();
+    tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();
+}
+
+/// Issue 14.2: a batch the stream stored after the ingress answered its
+/// requests with an error (a publish buffered through an outage) is failed:
+/// not charged, not sent, whatever the balance.
+#[tokio::test]
+async fn a_batch_stored_after_its_deadline_is_failed_not_charged_nor_sent() {
+    let env = TestEnv::start().await;
+    let uid = account(&env, "100").await;
+    let (token, handle) = start(&env, 100);
+
+    let seq = publish_submit_by(&env, "late", vec![submission("QL", uid, 2, 1)], Some(now_ms() - 1)).await;
+    ledger_acked(&env, seq).await;
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, uid).await.unwrap(), (Decimal::ZERO, 0));
+    let (balance, _) = smsfleet_store::ledger::balance(&env.pool, uid).await.unwrap().unwrap();
+    assert_eq!(balance, d("100"));
+    assert_eq!(stream_messages(&env, StreamKind::Dispatch).await, 0);
+    assert_eq!(stream_messages(&env, StreamKind::Schedule).await, 0);
+    let status: StatusBatch = last_on(&env, StreamKind::Status, &env.ns.subject(StreamKind::Status)).await;
+    assert_eq!(status.batch_id, "rejected.QL");
+    assert_eq!(status.events.len(), 2);
+    for e in &status.events {
+        assert_eq!(e.status, DeliveryStatus::Failed);
+        assert!(e.reason.as_deref().is_some_and(|r| r.contains("answered with an error")), "{:?}", e.reason);
+    }
+
+    // A batch stored before its deadline is charged and sent as usual.
+    let seq = publish_submit_by(&env, "on-time", vec![submission("QT", uid, 2, 1)], Some(now_ms() + 60_000)).await;
+    ledger_acked(&env, seq).await;
+    assert_eq!(smsfleet_store::ledger::charged_total(&env.pool, uid).await.unwrap(), (d("1"), 2));
+    assert_eq!(stream_messages(&env, StreamKind::Dispatch).await, 1);
 
     token.cancel();
     tokio::time::timeout(Duration::from_secs(10), handle).await.unwrap().unwrap();

@@ -203,7 +203,7 @@ mod tests {
         past.queue = "q2".into();
         past.schedule_at_ms = Some(500_000);
         past.destinations = vec![Destination { smslog_id: 13, to: "628333".into() }];
-        let batch = SubmitBatch { v: 1, batch_id: "b".into(), submissions: vec![sub, past] };
+        let batch = SubmitBatch { v: 1, batch_id: "b".into(), submissions: vec![sub, past], deadline_ms: None };
         let (queues, rows) = submit_rows([&batch, &batch]).unwrap();
         assert_eq!(queues.len(), 2);
         assert_eq!(queues[0].scheduled_at.map(|t| t.unix_timestamp()), Some(2_000));

@@ -65,7 +65,7 @@ fn submission(s: &Sub<'_>) -> Submission {
 }
 
 async fn submit(env: &TestEnv, batch_id: &str, subs: Vec<Submission>) {
-    let batch = SubmitBatch { v: SCHEMA_VERSION, batch_id: batch_id.to_owned(), submissions: subs };
+    let batch = SubmitBatch { v: SCHEMA_VERSION, batch_id: batch_id.to_owned(), submissions: subs, deadline_ms: None };
     env.bus.publish(env.ns.subject(StreamKind::Submit), batch_id, &batch).await.unwrap();
 }
 

@@ -310,6 +310,9 @@ pub struct IngressSettings {
     /// Reverse proxies (IPs, CIDR ranges or wildcards) whose X-Forwarded-For is believed; empty = none.
     #[arg(long, env = "SMSFLEET_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
+    /// How long a send is retried (a NATS restart, a leader election) before it is answered as not stored.
+    #[arg(long, env = "SMSFLEET_STORE_DEADLINE_SECS", default_value_t = 10)]
+    pub store_deadline_secs: u64,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
 }

@@ -32,6 +32,7 @@ pub fn ingress(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConfig {
         web_root: s.web_root.clone(),
         trusted_proxies: s.trusted_proxies.clone(),
         http: http_limits(&s.limits),
+        store_deadline: Duration::from_secs(s.store_deadline_secs.max(1)),
         ..Default::default()
     }
 }

@@ -61,4 +61,11 @@ pub struct SubmitBatch {
     pub v: u32,
     pub batch_id: String,
     pub submissions: Vec<Submission>,
+    /// Unix ms after which the ingress stops waiting for this batch to be
+    /// stored and answers its requests with an error. The ledger fails a
+    /// batch the stream received later (a publish buffered through an
+    /// outage), so an error answer never turns into a send. `None` (older
+    /// payloads, tools) means no deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<i64>,
 }
