@@ -171,7 +171,17 @@ async fn submit_reports_and_idempotency() {
     let again = submit(&client, &sim.base, vec![first]).await;
     assert_eq!(again["results"][0]["id"], id1.as_str());
     assert_eq!(again["results"][0]["status"], "accepted");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Its report would be queued by the submit itself: once nothing is
+    // pending, every report there will ever be has been posted.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let s = stats(&client, &sim.base).await;
+        if s["duplicate_submits"] == 1 && s["pending_reports"] == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the duplicate submit left reports pending: {s}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(receiver.reports().len(), 2);
     let (_, stored) = get_json(&client, format!("{}/messages/r1", sim.base)).await;
     assert_eq!(stored["submits"], 2);
