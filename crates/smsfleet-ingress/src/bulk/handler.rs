@@ -17,26 +17,24 @@ use crate::accept::{Checks, Fate, Refusal, SendRequest};
 use crate::app::App;
 use crate::body::{self, Bodies};
 
-pub async fn bulksms(
-    State(app): State<Arc<App>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
-) -> Response {
-    let client = app.client_ip(peer, req.headers());
-    match body::params(req, Bodies::FormOnly).await {
-        Ok(p) => submit(&app, &p, client, false).await,
-        Err(why) => why.answer(code_only(code::INVALID_URL)),
-    }
+pub async fn bulksms(app: State<Arc<App>>, peer: ConnectInfo<SocketAddr>, req: Request) -> Response {
+    handle(app, peer, req, false).await
 }
 
-pub async fn schedulemsg(
+pub async fn schedulemsg(app: State<Arc<App>>, peer: ConnectInfo<SocketAddr>, req: Request) -> Response {
+    handle(app, peer, req, true).await
+}
+
+/// Both endpoints: the same parameters, `schedulemsg` also reads a schedule.
+async fn handle(
     State(app): State<Arc<App>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
+    scheduled: bool,
 ) -> Response {
     let client = app.client_ip(peer, req.headers());
     match body::params(req, Bodies::FormOnly).await {
-        Ok(p) => submit(&app, &p, client, true).await,
+        Ok(p) => submit(&app, &p, client, scheduled).await,
         Err(why) => why.answer(code_only(code::INVALID_URL)),
     }
 }
