@@ -67,7 +67,13 @@ pub struct DispatcherConfig {
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        Self { routes: Vec::new(), routes_file: None, batch: 16, concurrency: 8, request_timeout: Duration::from_secs(10) }
+        Self {
+            routes: Vec::new(),
+            routes_file: None,
+            batch: 16,
+            concurrency: 8,
+            request_timeout: Duration::from_secs(10),
+        }
     }
 }
 

@@ -22,9 +22,9 @@ use smsfleet_store::PgPool;
 use smsfleet_store::dispatch::{self, Prior};
 use tokio::sync::Semaphore;
 
+use crate::DispatcherError;
 use crate::pacing::TokenBucket;
 use crate::route::{Route, choose_route};
-use crate::DispatcherError;
 use crate::settle::{Settlement, settle};
 use crate::upstream::{OutboundMessage, Upstream, Verdict};
 
@@ -63,7 +63,11 @@ impl RouteTable {
     /// Connects the upstreams of `routes`. A route whose settings did not
     /// change keeps its upstream, connections, pacing and limits from
     /// `previous`, so a reload disturbs only what it changes.
-    fn build(routes: &[Route], client: &reqwest::Client, previous: Option<&RouteTable>) -> Result<Self, DispatcherError> {
+    fn build(
+        routes: &[Route],
+        client: &reqwest::Client,
+        previous: Option<&RouteTable>,
+    ) -> Result<Self, DispatcherError> {
         let mut states = Vec::with_capacity(routes.len());
         for r in routes {
             let kept = previous.and_then(|p| p.routes.iter().find(|s| s.route == *r)).cloned();
@@ -131,7 +135,12 @@ fn count(route: &str, outcome: &'static str, n: usize) {
 }
 
 impl Dispatcher {
-    pub(crate) fn new(bus: Bus, pool: PgPool, client: &reqwest::Client, routes: &[Route]) -> Result<Self, DispatcherError> {
+    pub(crate) fn new(
+        bus: Bus,
+        pool: PgPool,
+        client: &reqwest::Client,
+        routes: &[Route],
+    ) -> Result<Self, DispatcherError> {
         let table = RouteTable::build(routes, client, None)?;
         Ok(Self { bus, pool, client: client.clone(), table: RwLock::new(Arc::new(table)) })
     }
@@ -181,8 +190,7 @@ impl Dispatcher {
         }
         let encoding = chunk.encoding;
         let content = Content { chunk, encoding, parts: split_parts(&chunk.body, encoding) };
-        let parts =
-            join_all(groups.into_iter().map(|(r, idx)| self.process_group(&table, r, &content, idx))).await;
+        let parts = join_all(groups.into_iter().map(|(r, idx)| self.process_group(&table, r, &content, idx))).await;
         for part in parts {
             outcome.merge(part);
         }
@@ -205,7 +213,13 @@ impl Dispatcher {
     }
 
     /// The destinations of the chunk (by index) whose route is `primary`.
-    async fn process_group(&self, table: &RouteTable, primary: usize, content: &Content<'_>, idx: Vec<usize>) -> Outcome {
+    async fn process_group(
+        &self,
+        table: &RouteTable,
+        primary: usize,
+        content: &Content<'_>,
+        idx: Vec<usize>,
+    ) -> Outcome {
         let rs = &table.routes[primary];
         let chain = &table.chains[primary];
         let (route, chain_name, chunk) = (rs.route.name.as_str(), rs.route.name.as_str(), content.chunk);
@@ -274,7 +288,13 @@ impl Dispatcher {
     /// if it de-duplicates by our reference, and is otherwise failed at once:
     /// sending it again could deliver it twice. Claims are dropped only for
     /// messages no try can have reached an upstream with.
-    async fn send_batch(&self, table: &RouteTable, chain: &[usize], content: &Content<'_>, batch: Vec<usize>) -> Outcome {
+    async fn send_batch(
+        &self,
+        table: &RouteTable,
+        chain: &[usize],
+        content: &Content<'_>,
+        batch: Vec<usize>,
+    ) -> Outcome {
         let chunk = content.chunk;
         let primary = table.routes[chain[0]].route.name.as_str();
         let mut out = Outcome::default();
@@ -380,11 +400,18 @@ impl Dispatcher {
 
     /// One call to one route's upstream (paced in parts, within its
     /// concurrency), with the sent ones recorded.
-    async fn send_on(&self, rs: &RouteState, content: &Content<'_>, group: &[usize]) -> Result<Settlement, HandlerError> {
+    async fn send_on(
+        &self,
+        rs: &RouteState,
+        content: &Content<'_>,
+        group: &[usize],
+    ) -> Result<Settlement, HandlerError> {
         let chunk = content.chunk;
         let route = rs.route.name.as_str();
         let valid_until_ms = match rs.route.limits.validity {
-            Some(v) => chunk.validity_until_ms.min(now_ms().saturating_add(i64::try_from(v.as_millis()).unwrap_or(i64::MAX))),
+            Some(v) => {
+                chunk.validity_until_ms.min(now_ms().saturating_add(i64::try_from(v.as_millis()).unwrap_or(i64::MAX)))
+            }
             None => chunk.validity_until_ms,
         };
         let messages: Vec<OutboundMessage<'_>> = group

@@ -89,11 +89,7 @@ pub fn parse_routes_file(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Re
     Ok(routes)
 }
 
-fn parse_route(
-    table: toml::Table,
-    base: Option<&str>,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Route, String> {
+fn parse_route(table: toml::Table, base: Option<&str>, env: &dyn Fn(&str) -> Option<String>) -> Result<Route, String> {
     let r = RouteTable::deserialize(table).map_err(|e| de_error(&e))?;
     let name = RouteId::parse(&r.name).map_err(|_| "name: only letters, digits, '_' and '-'".to_owned())?;
     let prefixes = r
@@ -244,14 +240,26 @@ url = "http://sim:8090/submit"
         let cases = [
             (FILE.replace("username =", "usrname ="), r#"route "kannel": [route.http] unknown field `usrname`"#),
             (FILE.replace("\"+63\"", "\"6a\""), r#"route "kannel": prefixes: "6a" is not a digit prefix"#),
-            (FILE.replace("KANNEL_PASSWORD", "NO_SUCH_VAR"), r#"route "kannel": [route.http] password_env: NO_SUCH_VAR is not set"#),
+            (
+                FILE.replace("KANNEL_PASSWORD", "NO_SUCH_VAR"),
+                r#"route "kannel": [route.http] password_env: NO_SUCH_VAR is not set"#,
+            ),
             (FILE.replace("concurrency", "concurency"), r#"route "kannel": [route.limits] unknown field `concurency`"#),
-            (FILE.replace("failover = [\"backup\"]", "failover = [\"nope\"]"), r#"route "kannel": failover: no route named "nope""#),
+            (
+                FILE.replace("failover = [\"backup\"]", "failover = [\"nope\"]"),
+                r#"route "kannel": failover: no route named "nope""#,
+            ),
             (FILE.replace("failover = [\"backup\"]", "colour = \"red\""), r#"route "kannel": unknown field `colour`"#),
-            (FILE.replace("protocol = \"sim\"", "protocol = \"http\""), r#"route "backup": protocol "http" needs a [route.http] table"#),
+            (
+                FILE.replace("protocol = \"sim\"", "protocol = \"http\""),
+                r#"route "backup": protocol "http" needs a [route.http] table"#,
+            ),
             (FILE.replace("name = \"backup\"", "name = \"kannel\""), r#"route "kannel": name is used twice"#),
-            (FILE.replace("dlr_base_url =", "dlr_base =" ), "unknown field `dlr_base`"),
-            ("[[route]]\nname = \"a\"\nprotocol = \"smpp\"\n[route.smpp]\n".to_owned(), "route \"a\": [route.smpp] smpp routes are not available"),
+            (FILE.replace("dlr_base_url =", "dlr_base ="), "unknown field `dlr_base`"),
+            (
+                "[[route]]\nname = \"a\"\nprotocol = \"smpp\"\n[route.smpp]\n".to_owned(),
+                "route \"a\": [route.smpp] smpp routes are not available",
+            ),
             ("[[route]]\nprotocol = \"sim\"\n".to_owned(), "route #1: missing field `name`"),
             ("[[route]\n".to_owned(), "line 1:"),
             (String::new(), "at least one route is required"),

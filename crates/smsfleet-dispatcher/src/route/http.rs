@@ -10,6 +10,7 @@ use std::fmt;
 
 use regex::Regex;
 use serde::Deserialize;
+use smsfleet_contract::{DLR_JASMIN_PATH, DLR_KANNEL_PATH};
 use smsfleet_domain::template::Template;
 
 /// Escapes of the request templates (URL and body).
@@ -137,12 +138,12 @@ struct ProfileDefaults {
     permanent_regex: Option<&'static str>,
     temporary_regex: Option<&'static str>,
     foreign_id_regex: Option<&'static str>,
-    dlr_url: Option<&'static str>,
+    dlr_url: Option<String>,
 }
 
 impl HttpProfile {
     fn defaults(self) -> ProfileDefaults {
-        let none = ProfileDefaults {
+        let none = || ProfileDefaults {
             method: HttpMethod::Get,
             query: None,
             ucs2_query: None,
@@ -153,7 +154,7 @@ impl HttpProfile {
             dlr_url: None,
         };
         match self {
-            HttpProfile::Generic => none,
+            HttpProfile::Generic => none(),
             // Kannel answers `202 0: Accepted for delivery` or `202 3:
             // Queued for later delivery` and gives no id: its reports carry
             // our reference back in the dlr-url, where Kannel puts the
@@ -164,8 +165,8 @@ impl HttpProfile {
                      &charset=UTF-8&coding={coding}&dlr-mask=31&dlr-url={dlr_url}",
                 ),
                 success_regex: Some(r"^\s*[03]:"),
-                dlr_url: Some("{base}/dlr/{route}/kannel?id={ref}&status=%d"),
-                ..none
+                dlr_url: Some(format!("{{base}}{DLR_KANNEL_PATH}?id={{ref}}&status=%d")),
+                ..none()
             },
             // Jasmin answers `Success "<uuid>"`; UCS-2 goes as hex with coding 8.
             HttpProfile::Jasmin => ProfileDefaults {
@@ -179,8 +180,8 @@ impl HttpProfile {
                 ),
                 success_regex: Some(r#"^Success ""#),
                 foreign_id_regex: Some(r#"^Success "([^"]+)""#),
-                dlr_url: Some("{base}/dlr/{route}/jasmin"),
-                ..none
+                dlr_url: Some(format!("{{base}}{DLR_JASMIN_PATH}")),
+                ..none()
             },
             // Always HTTP 200; the body says it: `1701|<dest>|<id>` taken,
             // 1710 (not stored) and 1715 (store timeout) not taken,
@@ -196,7 +197,7 @@ impl HttpProfile {
                 foreign_id_regex: Some(r"^1701\|[^|]*\|([^,|\s]+)"),
                 temporary_regex: Some(r"^17(10|15)\b"),
                 permanent_regex: Some(r"^(17(0[2-9]|1[1-46-9]|2\d|3[0-3])|10\d\d|16|18)\b"),
-                ..none
+                ..none()
             },
         }
     }
@@ -243,7 +244,7 @@ impl HttpTable {
             permanent_regex: self.permanent_regex.or(d.permanent_regex.map(str::to_owned)),
             temporary_regex: self.temporary_regex.or(d.temporary_regex.map(str::to_owned)),
             foreign_id_regex: self.foreign_id_regex.or(d.foreign_id_regex.map(str::to_owned)),
-            dlr_url: self.dlr_url.or(d.dlr_url.map(str::to_owned)),
+            dlr_url: self.dlr_url.or(d.dlr_url),
             dlr_base_url: self.dlr_base_url.or(dlr_base_url.map(str::to_owned)).unwrap_or_default(),
             dedupes_by_reference: self.resend,
         })
@@ -253,8 +254,7 @@ impl HttpTable {
 /// `2xx`, `20x` or `202`: which HTTP statuses it covers.
 pub fn status_matches(pattern: &str, status: u16) -> bool {
     let code = status.to_string();
-    pattern.len() == 3
-        && pattern.bytes().zip(code.bytes()).all(|(p, c)| p == c || p.eq_ignore_ascii_case(&b'x'))
+    pattern.len() == 3 && pattern.bytes().zip(code.bytes()).all(|(p, c)| p == c || p.eq_ignore_ascii_case(&b'x'))
 }
 
 fn valid_status_pattern(p: &str) -> bool {

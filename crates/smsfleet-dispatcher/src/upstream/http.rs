@@ -90,11 +90,8 @@ impl HttpUpstream {
         route: &RouteId,
         s: &HttpSettings,
     ) -> Result<HttpUpstream, HttpUpstreamError> {
-        let invalid = |field: &'static str, error: String| HttpUpstreamError::Invalid {
-            route: route.to_string(),
-            field,
-            error,
-        };
+        let invalid =
+            |field: &'static str, error: String| HttpUpstreamError::Invalid { route: route.to_string(), field, error };
         let template = |field: &'static str, text: &Option<String>, escapes: &[&str]| {
             text.as_deref().map(|t| Template::parse(t, escapes).map_err(|e| invalid(field, e.to_string()))).transpose()
         };

@@ -70,7 +70,8 @@ impl SimUpstream {
     /// verdict every message of it gets.
     async fn post(&self, request: &SubmitRequest<'_>) -> Result<Vec<SubmitResult<'static>>, Verdict> {
         let unknown = |reason: String| Verdict::Unknown { reason };
-        let response = self.client.post(&self.submit_url).json(request).send().await.map_err(|e| transport_verdict(&e))?;
+        let response =
+            self.client.post(&self.submit_url).json(request).send().await.map_err(|e| transport_verdict(&e))?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(unknown(format!("HTTP {status}")));
