@@ -66,10 +66,10 @@ impl Template {
                 '{' => {
                     let close = text[at..].find('}').ok_or(TemplateError::Unclosed(at))?;
                     let name = &text[at + 1..at + close];
-                    let index = escapes.iter().position(|e| *e == name).ok_or_else(|| TemplateError::Unknown {
-                        name: name.to_owned(),
-                        known: escapes.join(", "),
-                    })?;
+                    let index = escapes
+                        .iter()
+                        .position(|e| *e == name)
+                        .ok_or_else(|| TemplateError::Unknown { name: name.to_owned(), known: escapes.join(", ") })?;
                     if !literal.is_empty() {
                         pieces.push(Piece::Literal(std::mem::take(&mut literal)));
                     }

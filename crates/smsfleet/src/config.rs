@@ -61,11 +61,7 @@ pub fn dispatcher(a: &cli::RouteArgs) -> anyhow::Result<Option<smsfleet_dispatch
     if routes.is_empty() {
         bail!("at least one route is needed (SMSFLEET_ROUTES_FILE or SMSFLEET_ROUTES)");
     }
-    Ok(Some(smsfleet_dispatcher::DispatcherConfig {
-        routes,
-        routes_file: a.routes_file.clone(),
-        ..Default::default()
-    }))
+    Ok(Some(smsfleet_dispatcher::DispatcherConfig { routes, routes_file: a.routes_file.clone(), ..Default::default() }))
 }
 
 pub fn simulator(s: &cli::SimulatorSettings, dlr_url: Option<String>) -> smsfleet_simulator::SimulatorConfig {
