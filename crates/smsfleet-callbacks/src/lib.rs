@@ -7,10 +7,13 @@
 //!   (message id, destination, URL as it was when the message was accepted).
 //! - STATUS (durable `callbacks`): for each final status (delivered or
 //!   failed) of an account with a callback URL, a `callback_outbox` row.
-//! - The sender POSTs every outbox row that has a target, as JSON
-//!   `{"message_id","destination","status","done_at"}`; a 2xx deletes both
-//!   rows, anything else retries after 1 s, doubling, capped at 10 min,
-//!   forever. Rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease, so
+//! - The sender tells every outbox row that has a target: by default a
+//!   JSON POST `{"message_id","destination","status","done_at"}`, done on
+//!   any 2xx; or as the account's callback template says
+//!   (`smsfleet_domain::callback`: GET or form POST with escapes, done only
+//!   on the statuses and body the account names, since e.g. Kannel answers
+//!   `202 Insufficient args, rejected`). Done deletes both rows; anything
+//!   else retries after 1 s, doubling, capped at 10 min, forever. Rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease, so
 //!   replicas share the work and a crashed sender's claims come due again.
 //!
 //! Why two tables joined instead of looking the target up on the status:
@@ -23,12 +26,14 @@
 //! Delivery is at least once: a receiver may see a report twice (a crash
 //! between its 2xx and our delete) and should de-duplicate by message id.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
 use smsfleet_bus::{BusError, Delivery, HandlerError, WorkerConfig};
 use smsfleet_contract::{DeliveryStatus, StatusBatch, StreamKind, SubmitBatch};
+use smsfleet_domain::callback::{CallbackMethod, CallbackReport, CallbackSpec};
 use smsfleet_runtime::RoleContext;
 use smsfleet_store::PgPool;
 use time::OffsetDateTime;
@@ -140,6 +145,63 @@ async fn handle_status(pool: PgPool, batch: Vec<Delivery<StatusBatch>>) -> Resul
     Ok(())
 }
 
+/// Parsed callback specs, by their text: most accounts send many reports.
+#[derive(Default)]
+struct Specs(HashMap<String, Option<Arc<CallbackSpec>>>);
+
+impl Specs {
+    fn get(&mut self, text: &str) -> Option<Arc<CallbackSpec>> {
+        if self.0.len() > 1_000 {
+            self.0.clear();
+        }
+        self.0
+            .entry(text.to_owned())
+            .or_insert_with(|| match CallbackSpec::parse(text) {
+                Ok(spec) => Some(Arc::new(spec)),
+                Err(e) => {
+                    // Checked when the account is saved; one stored before
+                    // that check waits (and retries) until it is fixed.
+                    tracing::warn!(error = %e, "unusable callback of an account");
+                    None
+                }
+            })
+            .clone()
+    }
+}
+
+/// Makes one callback; `Ok` when the receiver's answer says it has it.
+async fn tell(
+    client: &reqwest::Client,
+    spec: &CallbackSpec,
+    c: &smsfleet_store::callbacks::DueCallback,
+) -> Result<(), String> {
+    let json = body(c);
+    let report = CallbackReport {
+        message_id: &json.message_id,
+        destination: &json.destination,
+        status: &json.status,
+        done_at: &json.done_at,
+        done_unix: c.done_at.unix_timestamp(),
+    };
+    let request = spec.request(&report);
+    let builder = match request.method {
+        CallbackMethod::Json => client.post(&request.url).json(&json),
+        CallbackMethod::Get => client.get(&request.url),
+        CallbackMethod::PostForm => client
+            .post(&request.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(request.form.unwrap_or_default()),
+    };
+    let response = builder.send().await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let text = if spec.needs_body() { response.text().await.map_err(|e| e.to_string())? } else { String::new() };
+    if spec.is_success(status, &text) {
+        Ok(())
+    } else {
+        Err(format!("HTTP {status} {}", text.chars().take(100).collect::<String>()))
+    }
+}
+
 fn body(c: &smsfleet_store::callbacks::DueCallback) -> CallbackBody {
     CallbackBody {
         message_id: c.smslog_id.to_string(),
@@ -161,6 +223,7 @@ async fn send_loop(pool: PgPool, config: CallbacksConfig, stop: CancellationToke
         .map_err(|e| BusError::Consume(format!("http client: {e}")))?;
     let lease = config.request_timeout.as_secs_f64() * 3.0;
     let mut last_gc = std::time::Instant::now();
+    let mut specs = Specs::default();
     while !stop.is_cancelled() {
         let due = match smsfleet_store::callbacks::claim_due(&pool, config.send_batch, lease).await {
             Ok(d) => d,
@@ -173,17 +236,17 @@ async fn send_loop(pool: PgPool, config: CallbacksConfig, stop: CancellationToke
         let idle = due.is_empty();
         for c in due {
             let (client, pool, config) = (client.clone(), pool.clone(), config.clone());
+            let spec = specs.get(&c.url);
             sends.spawn(async move {
-                let outcome = client.post(&c.url).json(&body(&c)).send().await;
-                let ok = matches!(&outcome, Ok(r) if r.status().is_success());
-                let stored = if ok {
+                let outcome = match &spec {
+                    Some(spec) => tell(&client, spec, &c).await,
+                    None => Err("unusable callback spec".to_owned()),
+                };
+                let stored = if outcome.is_ok() {
                     metrics::counter!("smsfleet_callbacks_sent_total").increment(1);
                     smsfleet_store::callbacks::complete(&pool, c.smslog_id).await
                 } else {
-                    let why = match &outcome {
-                        Ok(r) => format!("HTTP {}", r.status()),
-                        Err(e) => e.to_string(),
-                    };
+                    let why = outcome.err().unwrap_or_default();
                     let delay = backoff(c.attempts, config.first_retry, config.max_retry);
                     tracing::info!(
                         smslog_id = c.smslog_id,

@@ -4,6 +4,7 @@
 //! is written once and unit-tested here.
 
 pub mod account;
+pub mod callback;
 pub mod charge;
 pub mod clock;
 pub mod ids;

@@ -102,7 +102,7 @@ impl Template {
 
     /// Whether the template uses the `i`-th escape.
     pub fn uses(&self, i: usize) -> bool {
-        self.pieces.iter().any(|p| *p == Piece::Escape(i))
+        self.pieces.contains(&Piece::Escape(i))
     }
 }
 
@@ -126,6 +126,21 @@ fn quote_into(out: &mut String, value: &str, quoting: Quoting) {
             }
         }
     }
+}
+
+/// Whether HTTP `status` is covered by `pattern`: a code (`202`) or a class
+/// with `x` for any digit (`2xx`, `20x`). Both the HTTP upstreams and the
+/// account callbacks say "success" this way.
+pub fn status_matches(pattern: &str, status: u16) -> bool {
+    let code = status.to_string();
+    pattern.len() == 3 && pattern.bytes().zip(code.bytes()).all(|(p, c)| p == c || p.eq_ignore_ascii_case(&b'x'))
+}
+
+/// Whether `pattern` is a status pattern [`status_matches`] understands.
+pub fn valid_status_pattern(pattern: &str) -> bool {
+    pattern.len() == 3
+        && pattern.as_bytes()[0].is_ascii_digit()
+        && pattern.bytes().all(|b| b.is_ascii_digit() || b.eq_ignore_ascii_case(&b'x'))
 }
 
 /// The text as UCS-2 (UTF-16 big-endian) in upper-case hex, as gateways take
@@ -174,6 +189,13 @@ mod tests {
     fn non_ascii_literals_survive() {
         let t = Template::parse("é{to}ü", ESCAPES).unwrap();
         assert_eq!(t.render(Quoting::Raw, values), "é+62 811ü");
+    }
+
+    #[test]
+    fn status_patterns() {
+        assert!(status_matches("2xx", 202) && status_matches("202", 202) && status_matches("20X", 200));
+        assert!(!status_matches("2xx", 302) && !status_matches("200", 202));
+        assert!(valid_status_pattern("2xx") && !valid_status_pattern("xxx") && !valid_status_pattern("ok"));
     }
 
     #[test]

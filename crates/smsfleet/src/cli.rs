@@ -521,7 +521,10 @@ pub struct AccountCreateArgs {
     /// Bulk API message template (repeatable); `{#var#}` matches 1 to 30 characters.
     #[arg(long = "template")]
     pub templates: Vec<String>,
-    /// Where delivery reports of bulk `dlr=1` messages are POSTed.
+    /// Where delivery reports of bulk `dlr=1` messages go: a URL (JSON POST,
+    /// done on 2xx) or a template such as
+    /// `GET http://kannel:13015/?dlr-mid={message_id}&dlr-mask={status_code} expect=2xx match=^Sent`
+    /// (see README, "Delivery-report callbacks").
     #[arg(long)]
     pub dlr_callback_url: Option<String>,
 }

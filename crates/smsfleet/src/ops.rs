@@ -103,6 +103,10 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
                 "subuser" => Role::Subuser,
                 other => bail!("role {other:?}: use admin, user or subuser"),
             };
+            if let Some(callback) = a.dlr_callback_url.as_deref().filter(|c| !c.is_empty()) {
+                smsfleet_domain::callback::CallbackSpec::parse(callback)
+                    .with_context(|| format!("--dlr-callback-url {callback:?}"))?;
+            }
             let spec = smsfleet_accounts::NewAccountSpec {
                 username: a.username,
                 password: a.password,

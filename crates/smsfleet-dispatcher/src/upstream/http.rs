@@ -13,7 +13,9 @@ use smsfleet_domain::Encoding;
 use smsfleet_domain::template::{Quoting, Template, ucs2_hex};
 
 use super::{OutboundMessage, Upstream, Verdict, transport_verdict};
-use crate::route::{HttpMethod, HttpSettings, http::DLR_ESCAPES, http::REQUEST_ESCAPES, http::status_matches};
+use smsfleet_domain::template::status_matches;
+
+use crate::route::{HttpMethod, HttpSettings, http::DLR_ESCAPES, http::REQUEST_ESCAPES};
 
 /// More of an answer than this is never needed to classify it.
 const MAX_ANSWER: usize = 16 * 1024;
