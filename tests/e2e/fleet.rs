@@ -23,13 +23,18 @@ pub struct Fleet {
     pub sim_args: Vec<(String, String)>,
     /// Extra environment of the ingress (e.g. `SMSFLEET_BULK_*`).
     pub ingress_env: Vec<(String, String)>,
+    /// Extra environment of the dispatcher; with `SMSFLEET_ROUTES_FILE`
+    /// in it, the default simulator route is not set.
+    pub dispatcher_env: Vec<(String, String)>,
+    /// Each role's admin port (`/metrics`, `/readyz`).
+    pub admin_ports: HashMap<&'static str, u16>,
 }
 
 /// A port for a role to listen on. Not an ephemeral port (32768+): those
 /// are also handed out for the many outgoing connections the fleet makes,
 /// so one could be taken between our pick and the role's bind. Ports come
 /// from a counter, so no two roles of this test process get the same one.
-fn port() -> u16 {
+pub fn port() -> u16 {
     use std::sync::atomic::{AtomicU16, Ordering};
     static NEXT: AtomicU16 = AtomicU16::new(0);
     let _ =
@@ -77,6 +82,8 @@ impl Fleet {
             ports,
             sim_args: sim_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ingress_env: Vec::new(),
+            dispatcher_env: Vec::new(),
+            admin_ports: HashMap::new(),
         }
     }
 
@@ -116,15 +123,21 @@ impl Fleet {
                 }
             }
             "dispatcher" => {
-                cmd.env(
-                    "SMSFLEET_ROUTES",
-                    format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
-                );
+                if !self.dispatcher_env.iter().any(|(k, _)| k == "SMSFLEET_ROUTES_FILE") {
+                    cmd.env(
+                        "SMSFLEET_ROUTES",
+                        format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
+                    );
+                }
+                for (k, v) in &self.dispatcher_env {
+                    cmd.env(k, v);
+                }
             }
             _ => {}
         }
         let child = cmd.spawn().expect("spawn smsfleet");
         self.procs.insert(role, child);
+        self.admin_ports.insert(role, admin);
         let ready_url = if role == "simulator" {
             format!("{}/healthz", self.simulator)
         } else {
@@ -166,6 +179,29 @@ impl Fleet {
         .await;
         assert!(ok.is_some(), "ingress replica did not become ready");
         format!("http://127.0.0.1:{http}")
+    }
+
+    /// The process id of a running role.
+    pub fn pid(&self, role: &'static str) -> Option<u32> {
+        self.procs.get(role).and_then(Child::id)
+    }
+
+    /// A role's Prometheus metrics text.
+    pub async fn metrics(&self, role: &'static str) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.admin_ports[role]);
+        reqwest::get(url).await.expect("metrics").text().await.expect("metrics text")
+    }
+
+    /// Starts a process of our binary with the fleet's connections (and
+    /// `env`), kept until the fleet is dropped.
+    pub fn spawn_extra(&mut self, args: &[&str], env: &[(&str, &str)]) {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        self.common(&mut cmd);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        self.extra.push(cmd.spawn().expect("spawn smsfleet"));
     }
 
     /// SIGKILL: no shutdown hook runs, in-flight work is simply lost.

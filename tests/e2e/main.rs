@@ -9,6 +9,7 @@ mod admin_ops;
 mod bench;
 mod bulk;
 mod fleet;
+mod gateways;
 mod incoming;
 mod phonebook;
 mod read_your_writes;
