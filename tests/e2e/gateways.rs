@@ -222,3 +222,135 @@ url = "{sim}/submit"
     assert_eq!(new["accepted"], 2, "the next chunk went to the new one: {new}");
     assert_eq!((old["duplicate_submits"].as_u64(), new["duplicate_submits"].as_u64()), (Some(0), Some(0)));
 }
+
+/// Kannel (Debian's bearerbox and smsbox, configured here) in both roles:
+/// our upstream through its `/cgi-bin/sendsms`, and a client of smsfleet
+/// B's bulk API through its generic HTTP SMSC. The report comes back the
+/// whole way: B's callbacks role calls Kannel's generic port with the
+/// account's callback template (and counts it done only on Kannel's
+/// `Sent`), Kannel calls our dlr-url with `%d`, and our message is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kannel_as_upstream_relays_and_its_report_comes_back() {
+    let mut a = Fleet::prepare(&[]).await;
+    let b = Fleet::start(&[]).await;
+    let (admin, boxes, receive, sendsms) = (port(), port(), port(), port());
+    let callback = format!(
+        "GET http://127.0.0.1:{receive}/?dlr-mid={{message_id}}&dlr-mask={{status_code}}&to={{destination}} match=^Sent"
+    );
+    b.cli(&[
+        "account",
+        "create",
+        "--username",
+        "kannel-k",
+        "--password",
+        "kannelpw1",
+        "--role",
+        "user",
+        "--dlr-callback-url",
+        &callback,
+    ])
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let conf = write(
+        &dir,
+        "kannel.conf",
+        &format!(
+            r#"
+group = core
+admin-port = {admin}
+admin-password = "adm"
+smsbox-port = {boxes}
+log-file = "{d}/bearerbox.log"
+log-level = 1
+box-allow-ip = "127.0.0.1"
+dlr-storage = internal
+
+group = smsc
+smsc = http
+smsc-id = fleetb
+system-type = generic
+port = {receive}
+connect-allow-ip = "127.0.0.1"
+send-url = "{b}/bulksms/bulksms?username=kannel-k&password=kannelpw1&type=0&dlr=1&destination=%p&source=%P&message=%b"
+status-success-regex = "^1701"
+generic-foreign-id-regex = "^1701\|[^|]*\|([^,]+)"
+
+group = smsbox
+bearerbox-host = 127.0.0.1
+bearerbox-port = {boxes}
+sendsms-port = {sendsms}
+log-file = "{d}/smsbox.log"
+log-level = 1
+
+group = sendsms-user
+username = smsfleet
+password = kpw
+max-messages = 10
+"#,
+            b = b.ingress
+        ),
+    );
+    let kannel_box = |bin: &str| {
+        tokio::process::Command::new(bin)
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("{bin}: {e} (scripts/setup.sh installs kannel)"))
+    };
+    let _bearerbox = kannel_box("/usr/sbin/bearerbox");
+    let up = eventually(WAIT, || async { tokio::net::TcpStream::connect(("127.0.0.1", boxes)).await.ok().map(|_| ()) })
+        .await;
+    assert!(up.is_some(), "bearerbox not up");
+    let _smsbox = kannel_box("/usr/sbin/smsbox");
+    let up =
+        eventually(WAIT, || async { tokio::net::TcpStream::connect(("127.0.0.1", sendsms)).await.ok().map(|_| ()) })
+            .await;
+    assert!(up.is_some(), "smsbox not up");
+
+    let routes = write(
+        &dir,
+        "routes.toml",
+        &format!(
+            r#"
+dlr_base_url = "{dlr}"
+[[route]]
+name = "kannel"
+protocol = "http"
+[route.http]
+profile = "kannel"
+url = "http://127.0.0.1:{sendsms}/cgi-bin/sendsms"
+username = "smsfleet"
+password_env = "KANNEL_PW"
+"#,
+            dlr = a.dlr
+        ),
+    );
+    a.dispatcher_env = vec![("SMSFLEET_ROUTES_FILE".into(), routes), ("KANNEL_PW".into(), "kpw".into())];
+    a.start_roles().await;
+    let token = a.user("alice").await;
+    pv(&a, "alice", &token, "628111000001", "through kannel").await;
+    let delivered = eventually(WAIT, || async {
+        let rows = ds(&a, "alice", &token).await;
+        (rows.len() == 1 && rows[0]["status"] == 3).then_some(())
+    })
+    .await;
+    if delivered.is_none() {
+        for log in ["bearerbox.log", "smsbox.log"] {
+            let text = std::fs::read_to_string(dir.path().join(log)).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(30).collect();
+            eprintln!("--- {log}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
+        }
+        panic!("not delivered through Kannel: {:?}", ds(&a, "alice", &token).await);
+    }
+    let s = stats(&b.simulator).await;
+    assert_eq!(s["accepted"], 1, "{s}");
+    // B counted its callback done only because Kannel answered `Sent`.
+    let drained = eventually(WAIT, || async {
+        smsfleet_store::callbacks::pending(&b.env.pool).await.ok()?.is_empty().then_some(())
+    })
+    .await;
+    assert!(drained.is_some(), "B's callback to Kannel still pending");
+}
