@@ -113,6 +113,7 @@ pub async fn run(ctx: RoleContext, config: DispatcherConfig) -> Result<(), Dispa
     };
     tracing::info!(routes = config.routes.len(), "dispatcher starting");
     ready.set(true);
+    tokio::spawn(track_readiness(dispatcher.clone(), ready.clone(), shutdown.clone()));
     let result = run_worker(bus, worker, shutdown, move |deliveries| {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.handle(deliveries).await }
@@ -155,6 +156,23 @@ async fn reload_on_hangup(
                 metrics::counter!("smsfleet_dispatch_route_reloads_total", "outcome" => "refused").increment(1);
                 tracing::error!(path = %path.display(), error = %e, "routes file refused; keeping the routes in use");
             }
+        }
+    }
+}
+
+/// `/readyz` follows the routes: ready while every prefix has a route (or
+/// a failover route) that is not down, so one route down behind a failover
+/// does not make the dispatcher look broken.
+async fn track_readiness(
+    dispatcher: Arc<send::Dispatcher>,
+    ready: smsfleet_runtime::ReadyFlag,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => ready.set(dispatcher.usable()),
         }
     }
 }

@@ -7,6 +7,7 @@
 //! repeating the tail after a redelivery adds nothing to the Status stream.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -33,6 +34,11 @@ use crate::upstream::{OutboundMessage, Upstream, Verdict};
 const MAX_TRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Redeliveries that may resend a message whose outcome stayed unknown,
+/// even to a de-duplicating upstream: an upstream that keeps answering
+/// what we cannot read (perhaps not the upstream its route says) must not
+/// get the message over and over for the whole life of the chunk.
+const MAX_UNCONFIRMED_ATTEMPTS: i32 = 3;
 
 pub(crate) struct Dispatcher {
     bus: Bus,
@@ -57,6 +63,23 @@ struct RouteState {
     upstream: Arc<dyn Upstream>,
     in_flight: Semaphore,
     pace: Option<TokenBucket>,
+    /// Set when a whole call was not taken (the upstream is down or
+    /// refuses everything for now), cleared by any other answer.
+    down: AtomicBool,
+}
+
+impl RouteState {
+    fn note_health(&self, settled: &Settlement) {
+        let down = settled.sent.is_empty() && settled.rejected.is_empty() && settled.unknown.is_empty();
+        if self.down.swap(down, Ordering::Relaxed) != down {
+            tracing::info!(route = %self.route.name, up = !down, "route state changed");
+        }
+        metrics::gauge!("smsfleet_dispatch_route_up", "route" => self.route.name.to_string()).set(if down {
+            0.0
+        } else {
+            1.0
+        });
+    }
 }
 
 impl RouteTable {
@@ -78,6 +101,7 @@ impl RouteTable {
                     upstream: crate::upstream::connect(r, client)?,
                     in_flight: Semaphore::new(r.limits.max_in_flight),
                     pace: r.limits.mps.map(TokenBucket::new),
+                    down: AtomicBool::new(false),
                 }),
             };
             states.push(state);
@@ -91,6 +115,12 @@ impl RouteTable {
             })
             .collect();
         Ok(RouteTable { routes: states, list: routes.to_vec(), chains })
+    }
+
+    /// Whether every destination prefix has a route that is not down
+    /// (itself or one of its failover routes).
+    fn usable(&self) -> bool {
+        self.chains.iter().all(|chain| chain.iter().any(|&r| !self.routes[r].down.load(Ordering::Relaxed)))
     }
 }
 
@@ -154,6 +184,11 @@ impl Dispatcher {
         let table = RouteTable::build(routes, &self.client, Some(&current))?;
         *self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
         Ok(())
+    }
+
+    /// For `/readyz`: ready while at least one route per prefix is usable.
+    pub(crate) fn usable(&self) -> bool {
+        self.current().usable()
     }
 
     fn current(&self) -> Arc<RouteTable> {
@@ -246,6 +281,9 @@ impl Dispatcher {
                 }
                 Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((id, "expired")),
                 Some(Prior::Fresh) => to_send.push(i),
+                Some(Prior::Unconfirmed { attempts }) if chain_dedupes && *attempts > MAX_UNCONFIRMED_ATTEMPTS => {
+                    fail_now.push((id, "outcome unknown after repeated interrupted attempts"))
+                }
                 Some(Prior::Unconfirmed { attempts }) if chain_dedupes => {
                     tracing::info!(smslog_id = id, attempts, route, "resending unconfirmed message");
                     to_send.push(i);
@@ -439,6 +477,7 @@ impl Dispatcher {
             Err(e) => vec![Verdict::Temporary { reason: e.to_string() }; group.len()],
         };
         let settled = settle(group, verdicts);
+        rs.note_health(&settled);
         let sent: Vec<(i64, Vec<String>)> =
             settled.sent.iter().map(|(i, ids)| (chunk.destinations[*i].smslog_id, ids.clone())).collect();
         // On failure the claims stay, so a redelivery resends (deduped

@@ -299,13 +299,24 @@ async fn unconfirmed_claims_follow_the_route_policy_and_expiry_fails() {
     let pool = &h.env.pool;
     smsfleet_store::dispatch::claim(pool, "sim", &[(2001, 42)]).await.unwrap();
     smsfleet_store::dispatch::claim(pool, "strict", &[(2002, 42)]).await.unwrap();
-    let c = chunk("q2.0", &[(2001, "6281100001"), (2002, "447700900001"), (2003, "447700900002")], now_ms() + 60_000);
+    // One left unconfirmed by three attempts already: not resent a fourth
+    // time, even to an upstream that de-duplicates.
+    for _ in 0..3 {
+        smsfleet_store::dispatch::claim(pool, "sim", &[(2004, 42)]).await.unwrap();
+    }
+    let c = chunk(
+        "q2.0",
+        &[(2001, "6281100001"), (2002, "447700900001"), (2003, "447700900002"), (2004, "6281100004")],
+        now_ms() + 60_000,
+    );
     h.publish(&c.chunk_id, &c).await;
 
     h.wait_status(2001, DeliveryStatus::Delivered).await;
     let failed = h.wait_status(2002, DeliveryStatus::Failed).await;
     assert_eq!(failed.reason.as_deref(), Some("outcome unknown after an interrupted attempt"));
     h.wait_status(2003, DeliveryStatus::Delivered).await;
+    let failed = h.wait_status(2004, DeliveryStatus::Failed).await;
+    assert_eq!(failed.reason.as_deref(), Some("outcome unknown after repeated interrupted attempts"));
     let (_, stats) = h.get("/stats").await;
     assert_eq!(stats["accepted"], 2, "{stats}");
     let (code, _) = h.get("/messages/2002").await;

@@ -11,7 +11,7 @@
 use smsfleet_bus::Bus;
 use smsfleet_secrets::Secrets;
 use smsfleet_store::PgPool;
-use smsfleet_telemetry::ReadyFlag;
+pub use smsfleet_telemetry::ReadyFlag;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
