@@ -448,3 +448,55 @@ resend = false
     let states = smsfleet_store::dispatch::states(&h.env.pool, &[11_001]).await.unwrap();
     assert_eq!(states.get(&11_001), Some(&smsfleet_store::dispatch::FAILED));
 }
+
+/// The dlr role's endpoints in the gateways' own formats: each stores the
+/// final report like any other and answers as its gateway expects (Jasmin
+/// sends again unless the body is exactly `ACK/Jasmin`); Kannel's
+/// intermediate reports are answered and dropped.
+#[tokio::test]
+async fn gateway_report_formats_are_stored_and_answered_as_each_gateway_expects() {
+    let h = Harness::start(SimulatorConfig::default(), &[SIM_ROUTE]).await;
+    let pool = &h.env.pool;
+    let ids = [(12_001, "12001"), (12_002, "jasmin-uuid-2"), (12_003, "b-777")];
+    for (id, upstream) in ids {
+        smsfleet_store::dispatch::claim(pool, "gw", &[(id, 7)]).await.unwrap();
+        smsfleet_store::dispatch::record_sent(pool, &[(id, vec![upstream.to_owned()])]).await.unwrap();
+    }
+    let base = format!("{}/dlr/gw", h.dlr);
+
+    // Kannel: `8` (delivered to the SMSC) is not final, `1` is.
+    let r = h.http.get(format!("{base}/kannel?id=12001&status=8")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = h.http.get(format!("{base}/kannel?id=12001&status=%d")).send().await.unwrap();
+    assert_eq!(r.status(), 400, "an unfilled %d is malformed");
+    let r = h.http.get(format!("{base}/kannel?id=12001&status=1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let e = h.wait_status(12_001, DeliveryStatus::Delivered).await;
+    assert_eq!(e.upstream_id.as_deref(), Some("12001"));
+
+    // Jasmin: a form POST, answered with the exact acknowledgement.
+    let r = h
+        .http
+        .post(format!("{base}/jasmin"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("id=jasmin-uuid-2&message_status=UNDELIV&level=2&err=012&donedate=2612021200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap(), smsfleet_dlr::JASMIN_ACK);
+    let e = h.wait_status(12_002, DeliveryStatus::Failed).await;
+    assert_eq!(e.reason.as_deref(), Some("012"));
+
+    // Another smsfleet's callback JSON.
+    let body =
+        json!({"message_id":"b-777","destination":"628111","status":"delivered","done_at":"2030-01-01T00:00:00Z"});
+    let r = h.http.post(format!("{base}/bulk")).json(&body).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let e = h.wait_status(12_003, DeliveryStatus::Delivered).await;
+    assert_eq!(e.at_ms, 1_893_456_000_000);
+    let r = h.http.post(format!("{base}/bulk")).json(&json!({"message_id":"x","status":"maybe"})).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    // Only the three final reports reached the status stream.
+    assert_eq!(h.statuses(12_001).len(), 1);
+}

@@ -160,6 +160,7 @@ impl HttpUpstream {
         })
     }
 
+    #[tracing::instrument(skip_all, fields(route = %self.route, smslog_id = m.smslog_id))]
     async fn submit_one(&self, m: &OutboundMessage<'_>) -> Verdict {
         let dlr_url = self.dlr_url_of(m);
         let ucs2 = m.encoding == Encoding::Ucs2;
