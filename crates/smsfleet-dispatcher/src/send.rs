@@ -257,7 +257,7 @@ impl Dispatcher {
     ) -> Outcome {
         let rs = &table.routes[primary];
         let chain = &table.chains[primary];
-        let (route, chain_name, chunk) = (rs.route.name.as_str(), rs.route.name.as_str(), content.chunk);
+        let (route, chunk) = (rs.route.name.as_str(), content.chunk);
         let mut out = Outcome::default();
         let items: Vec<(i64, i64)> = idx.iter().map(|&i| (chunk.destinations[i].smslog_id, chunk.uid)).collect();
         let priors = match dispatch::claim(&self.pool, route, &items).await {
@@ -299,8 +299,8 @@ impl Dispatcher {
                 }
             }
         }
-        count(chain_name, "already_sent", already_sent);
-        count(chain_name, "already_failed", already_failed);
+        count(route, "already_sent", already_sent);
+        count(route, "already_failed", already_failed);
         if !fail_now.is_empty() {
             let ids: Vec<i64> = fail_now.iter().map(|f| f.0).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
