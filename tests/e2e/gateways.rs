@@ -82,6 +82,17 @@ profile = "routesms"
 url = "{b}/bulksms/bulksms"
 username = "fleet-a"
 password_env = "GW_B_PASSWORD"
+
+# The same gateway described wrongly: its `1701|…` answer matches none of
+# these rules. The issue's duplicate send: this must go out exactly once.
+[[route]]
+name = "gw-b-misread"
+protocol = "http"
+prefixes = ["44"]
+[route.http]
+url = "{b}/bulksms/bulksms?username=fleet-a&password={{password}}&type=0&dlr=0&destination={{to}}&source={{from}}&message={{text}}"
+password_env = "GW_B_PASSWORD"
+success_regex = "^OK"
 "#,
             dlr = a.dlr,
             b = b.ingress
@@ -98,6 +109,19 @@ password_env = "GW_B_PASSWORD"
     assert_eq!((s["accepted"].as_u64(), s["submits"].as_u64()), (Some(2), Some(2)), "{s}");
     // Nothing of ours reached our own simulator.
     assert_eq!(a.sim_stats().await["submits"], 0);
+
+    // An answer the route cannot classify: failed at once, never resent
+    // (neither by the dispatcher's retries nor by a redelivery).
+    pv(&a, "alice", &token, "447700900001", "read wrongly").await;
+    let failed = eventually(WAIT, || async {
+        let rows = ds(&a, "alice", &token).await;
+        rows.iter().find(|r| r["dst"] == "447700900001" && r["status"] == 2).cloned()
+    })
+    .await;
+    assert!(failed.is_some(), "not failed: {:?}", ds(&a, "alice", &token).await);
+    a.wait_consumer_idle(smsfleet_contract::StreamKind::Dispatch, "dispatcher").await;
+    let s = stats(&b.simulator).await;
+    assert_eq!((s["accepted"].as_u64(), s["submits"].as_u64()), (Some(3), Some(3)), "sent once: {s}");
 }
 
 /// A routes file that does not check out stops the dispatcher before it
