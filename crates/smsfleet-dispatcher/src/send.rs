@@ -178,7 +178,8 @@ impl Dispatcher {
     /// Replaces the route table. Chunks in flight keep the table they hold
     /// (the old upstreams drain when the last of them is done); the next
     /// chunk uses the new one. Refused whole if any new upstream cannot be
-    /// built.
+    /// built. While a changed route drains, its old and new upstreams both
+    /// run, each within its own limits.
     pub(crate) fn reload(&self, routes: &[Route]) -> Result<(), DispatcherError> {
         let current = self.current();
         let table = RouteTable::build(routes, &self.client, Some(&current))?;
