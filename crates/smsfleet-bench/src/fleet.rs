@@ -1,6 +1,7 @@
 //! The system under test: one private nats-server and PostgreSQL for the
 //! whole run, and per scenario a fresh fleet (own namespace, own database)
-//! of `smsfleet <role>` processes with the SMSC simulator as upstream.
+//! of `smsfleet <role>` processes with the SMSC simulator as upstream, or
+//! the local default, every role and the simulator in one `smsfleet all`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -61,6 +62,9 @@ pub struct FleetSpec {
     /// Only accounts and the ingress: the ingress alone is measured, and the
     /// submit stream keeps what the absent downstream roles would consume.
     pub ingress_only: bool,
+    /// Every role and the simulator in one `smsfleet all` process (the
+    /// local default) on the run's servers, instead of one process each.
+    pub single_process: bool,
 }
 
 impl Default for FleetSpec {
@@ -70,6 +74,7 @@ impl Default for FleetSpec {
             route_params: "inflight=8,batch=50".into(),
             dispatchers: 1,
             ingress_only: false,
+            single_process: false,
         }
     }
 }
@@ -83,6 +88,9 @@ pub struct Fleet {
     env: Vec<(String, String)>,
     children: Vec<(String, Child)>,
     route: String,
+    /// `smsfleet all`'s data folder (its server key; NATS and PostgreSQL
+    /// are the run's).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 const ROLES: [&str; 6] = ["accounts", "query", "callbacks", "ledger", "scheduler", "dlr"];
@@ -114,8 +122,14 @@ impl Fleet {
             env,
             children: Vec::new(),
             route,
+            _data_dir: None,
         };
         fleet.cli(&["migrate"]).await?;
+        if spec.single_process {
+            fleet.start_all_in_one(spec, sim_port, dlr_port, ingress_port).await?;
+            fleet.create_bench_account().await?;
+            return Ok(fleet);
+        }
         let mut sim_env: Vec<(String, String)> =
             spec.sim_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         sim_env.push(("SMSFLEET_SIMULATOR_LISTEN".into(), format!("127.0.0.1:{sim_port}")));
@@ -134,11 +148,38 @@ impl Fleet {
         }
         let listen = vec![("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}"))];
         fleet.spawn("ingress", "ingress", &listen, None).await?;
-        let out = fleet
+        fleet.create_bench_account().await?;
+        Ok(fleet)
+    }
+
+    async fn create_bench_account(&mut self) -> anyhow::Result<()> {
+        let out = self
             .cli(&["account", "create", "--username", "bench", "--password", "secretpass1", "--role", "user"])
             .await?;
-        fleet.token = out.split("token=").nth(1).context("account create printed no token")?.trim().to_owned();
-        Ok(fleet)
+        self.token = out.split("token=").nth(1).context("account create printed no token")?.trim().to_owned();
+        Ok(())
+    }
+
+    /// `smsfleet all` with the same route, simulator settings and ports as
+    /// the separate processes get, so the two layouts compare.
+    async fn start_all_in_one(
+        &mut self,
+        spec: &FleetSpec,
+        sim_port: u16,
+        dlr_port: u16,
+        ingress_port: u16,
+    ) -> anyhow::Result<()> {
+        let dir = tempfile::Builder::new().prefix("smsfleet-bench-all-").tempdir()?;
+        let mut env: Vec<(String, String)> = spec.sim_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        env.extend([
+            ("SMSFLEET_DATA_DIR".to_owned(), dir.path().display().to_string()),
+            ("SMSFLEET_SIMULATOR_LISTEN".to_owned(), format!("127.0.0.1:{sim_port}")),
+            ("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}")),
+            ("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}")),
+            ("SMSFLEET_ROUTES".to_owned(), self.route.clone()),
+        ]);
+        self._data_dir = Some(dir);
+        self.spawn("all", "all", &env, None).await
     }
 
     pub async fn spawn_dispatcher(&mut self) -> anyhow::Result<()> {
@@ -177,6 +218,10 @@ impl Fleet {
         let admin = free_port()?;
         let mut cmd = self.command(&[role]);
         cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"));
+        if role == "all" {
+            // Its welcome text (admin password, curl lines) is not the report's.
+            cmd.stdout(Stdio::null());
+        }
         cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         self.children.push((name.to_owned(), child));

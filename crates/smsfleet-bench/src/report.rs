@@ -77,7 +77,10 @@ fn headline(s: &ScenarioResult) -> String {
     let pick = |k: &str, unit: &str| m.get(k).map(|v| format!("{} {unit}", fmt_num(*v)));
     match s.name.as_str() {
         "bulk-pv" => pick("recipients_per_s", "recipients/s"),
-        "end-to-end" => pick("messages_per_s", "msg/s delivered"),
+        "end-to-end" | "transactional" | "transactional-all" => pick("messages_per_s", "msg/s delivered"),
+        "burst" | "burst-all" => m.get("requests_per_s").zip(m.get("backlog_delivered_after_s")).map(|(r, b)| {
+            format!("{} req/s accepted; backlog delivered and in ds {b:.1} s after the burst", fmt_num(*r))
+        }),
         "campaign" => m
             .get("all_accepted_s")
             .zip(m.get("all_delivered_s"))
@@ -95,8 +98,18 @@ fn headline(s: &ScenarioResult) -> String {
     .unwrap_or_else(|| "—".into())
 }
 
+/// The scenario's name as the table shows it, with what it leaves out.
+fn label(s: &ScenarioResult) -> String {
+    match s.name.as_str() {
+        "ingress-pv" | "bulk-pv" => format!("{} (no consumer runs behind it)", s.name),
+        name if name.ends_with("-all") => format!("{name} (`smsfleet all`, one process)"),
+        "burst" | "transactional" => format!("{} (one process per role)", s.name),
+        name => name.to_owned(),
+    }
+}
+
 fn latency(s: &ScenarioResult) -> String {
-    if s.name == "end-to-end" {
+    if matches!(s.name.as_str(), "end-to-end" | "transactional" | "transactional-all") {
         let m = &s.metrics;
         return match (m.get("accept_to_delivered_p50_ms"), m.get("accept_to_delivered_p99_ms")) {
             (Some(a), Some(b)) => format!("accept→delivered {} / {} / — ms", fmt_num(*a), fmt_num(*b)),
@@ -148,7 +161,7 @@ pub fn markdown(r: &Report) -> String {
     md.push_str("| scenario | throughput | latency p50 / p99 / p99.9 | vs ceilings | goals |\n");
     md.push_str("| --- | --- | --- | --- | --- |\n");
     for s in &r.scenarios {
-        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", s.name, headline(s), latency(s), ratios(s), goals(s));
+        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", label(s), headline(s), latency(s), ratios(s), goals(s));
     }
     md.push_str("\nCPU seconds and peak RSS (MB) of every process during each scenario:\n\n");
     md.push_str("| scenario | process | CPU s | peak RSS MB |\n| --- | --- | --- | --- |\n");
