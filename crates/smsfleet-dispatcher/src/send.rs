@@ -32,6 +32,10 @@ use crate::upstream::{OutboundMessage, Upstream, Verdict};
 const MAX_TRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Events per status batch: a pull of 16 full chunks (1,600) fits one, and
+/// a batch stays far below the server's 1 MB default payload limit
+/// (an event is ~150 bytes of JSON) whatever the pull size.
+const STATUS_EVENTS_PER_BATCH: usize = 2_000;
 
 pub(crate) struct Dispatcher {
     bus: Bus,
@@ -103,14 +107,47 @@ impl Dispatcher {
     }
 
     /// Chunks of one pull are processed side by side; the route semaphores
-    /// bound what actually hits the upstreams.
+    /// bound what actually hits the upstreams. Their statuses go out
+    /// together (issue 13.2): one-recipient traffic makes a chunk per
+    /// message, and a status batch per chunk was a publish per message plus
+    /// a delivery and an ack per message for each STATUS consumer.
     pub(crate) async fn handle(&self, deliveries: Vec<Delivery<DispatchChunk>>) -> Result<(), HandlerError> {
-        let results = join_all(deliveries.iter().map(|d| self.process_chunk(&d.body))).await;
-        results.into_iter().collect()
+        let outcomes = join_all(deliveries.iter().map(|d| self.process_chunk(&d.body))).await;
+        let mut all = Outcome::default();
+        for outcome in outcomes {
+            all.merge(outcome);
+        }
+        let source = deliveries.first().map(|d| d.body.chunk_id.as_str()).unwrap_or_default();
+        // Without the status batches the chunks must not be acked; a
+        // redelivery re-emits the same events from the dispatch log. A pull
+        // regrouped on redelivery gets other batch ids, and the copies
+        // change nothing: statuses merge by rank.
+        let batches: Vec<(String, String, StatusBatch)> = all
+            .events
+            .chunks(STATUS_EVENTS_PER_BATCH)
+            .enumerate()
+            .map(|(i, events)| {
+                let batch = StatusBatch {
+                    v: SCHEMA_VERSION,
+                    batch_id: status_batch_id(StatusOrigin::Dispatch, &format!("{source}+{i}"), events),
+                    events: events.to_vec(),
+                    released_queues: vec![],
+                };
+                (self.bus.namespace().subject(StreamKind::Status), batch.batch_id.clone(), batch)
+            })
+            .collect();
+        if !batches.is_empty() {
+            self.bus.publish_all(batches).await.map_err(HandlerError::transient)?;
+        }
+        match all.error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
+    /// The chunk's status events, and the error that stopped part of it.
     #[tracing::instrument(skip_all, fields(chunk_id = %chunk.chunk_id, messages = chunk.destinations.len()))]
-    async fn process_chunk(&self, chunk: &DispatchChunk) -> Result<(), HandlerError> {
+    async fn process_chunk(&self, chunk: &DispatchChunk) -> Outcome {
         let mut outcome = Outcome::default();
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for (i, d) in chunk.destinations.iter().enumerate() {
@@ -136,22 +173,7 @@ impl Dispatcher {
         for part in parts {
             outcome.merge(part);
         }
-        if !outcome.events.is_empty() {
-            let batch = StatusBatch {
-                v: SCHEMA_VERSION,
-                batch_id: status_batch_id(StatusOrigin::Dispatch, &chunk.chunk_id, &outcome.events),
-                events: outcome.events,
-                released_queues: vec![],
-            };
-            let subject = self.bus.namespace().subject(StreamKind::Status);
-            // Without the status batch the chunk must not be acked; a
-            // redelivery re-emits the same events from the dispatch log.
-            self.bus.publish(subject, &batch.batch_id, &batch).await.map_err(HandlerError::transient)?;
-        }
-        match outcome.error {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        outcome
     }
 
     /// The destinations of the chunk (by index) that go to one route.
