@@ -44,9 +44,18 @@ async fn listener() -> (tokio::net::TcpListener, String) {
 impl Harness {
     /// `routes` get `{sim}` and `{dlr}` replaced by the base URLs.
     async fn start(sim_config: SimulatorConfig, routes: &[&str]) -> Harness {
+        Self::start_with_waiting(sim_config, routes, &[]).await
+    }
+
+    /// As [`Harness::start`], with `waiting` on the Dispatch stream before
+    /// the dispatcher starts, so its first pull takes them together.
+    async fn start_with_waiting(sim_config: SimulatorConfig, routes: &[&str], waiting: &[DispatchChunk]) -> Harness {
         let env = TestEnv::start().await;
         let shutdown = CancellationToken::new();
         let events = observe(&env).await;
+        for c in waiting {
+            env.bus.publish(env.ns.subject(StreamKind::Dispatch), &c.chunk_id, c).await.unwrap();
+        }
 
         let (sim_listener, sim) = listener().await;
         let stop = shutdown.clone();
@@ -219,6 +228,32 @@ async fn sends_once_then_matches_reports_and_survives_redelivery() {
     // The re-emitted Sent batch (published before the ack the drain waited
     // for) has the same outcome hash, so JetStream dropped it.
     assert_eq!(h.status_last_seq().await, status_seq);
+}
+
+/// Issue 13.2: one-recipient chunks pulled together share one status batch,
+/// instead of a STATUS publish per message.
+#[tokio::test]
+async fn chunks_of_one_pull_share_one_status_batch() {
+    let chunks: Vec<DispatchChunk> =
+        (0..10).map(|i| chunk(&format!("one{i}.0"), &[(3000 + i, "6281100007")], now_ms() + 60_000)).collect();
+    let h = Harness::start_with_waiting(SimulatorConfig::default(), &[SIM_ROUTE], &chunks).await;
+    for i in 0..10 {
+        h.wait_status(3000 + i, DeliveryStatus::Sent).await;
+    }
+    h.wait_dispatch_drained().await;
+    // The dispatcher's batches (`d.` ids) among everything on STATUS.
+    let name = h.env.ns.stream_name(StreamKind::Status);
+    let stream = h.env.bus.jetstream().get_stream(name).await.unwrap();
+    let mut dispatch_batches = 0;
+    for seq in 1..=h.status_last_seq().await {
+        let Ok(m) = stream.get_raw_message(seq).await else { continue };
+        let batch: StatusBatch = serde_json::from_slice(&m.payload).unwrap();
+        if batch.batch_id.starts_with("d.") {
+            dispatch_batches += 1;
+        }
+    }
+    // A pull takes up to 16 chunks; ten waiting ones come in one or two.
+    assert!((1..=2).contains(&dispatch_batches), "{dispatch_batches} status batches for 10 one-recipient chunks");
 }
 
 #[tokio::test]
