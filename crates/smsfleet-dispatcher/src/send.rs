@@ -1,4 +1,4 @@
-//! One chunk from claim to status batch.
+//! One pull of chunks from claim to status batch.
 //!
 //! Order matters for idempotency: claim (Postgres) → submit (the route's
 //! [`Upstream`]) → record the verdict (Postgres) → publish the status batch
@@ -13,7 +13,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
 use smsfleet_contract::{
-    DeliveryStatus, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
+    DeliveryStatus, Destination, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StatusOrigin, StreamKind,
+    status_batch_id,
 };
 use smsfleet_domain::Encoding;
 use smsfleet_domain::clock::now_ms;
@@ -75,6 +76,34 @@ struct Content<'a> {
     parts: Vec<String>,
 }
 
+/// One destination of a pull: its chunk and its place in that chunk.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    chunk: usize,
+    dest: usize,
+}
+
+/// The destinations of one pull that go to one route; the send loop refers
+/// to them by index into `targets`.
+struct Pull<'c, 'a> {
+    contents: &'c [Content<'a>],
+    targets: Vec<Target>,
+}
+
+impl Pull<'_, '_> {
+    fn content(&self, i: usize) -> &Content<'_> {
+        &self.contents[self.targets[i].chunk]
+    }
+
+    fn chunk(&self, i: usize) -> &DispatchChunk {
+        self.content(i).chunk
+    }
+
+    fn dest(&self, i: usize) -> &Destination {
+        &self.chunk(i).destinations[self.targets[i].dest]
+    }
+}
+
 fn event(
     smslog_id: i64,
     uid: i64,
@@ -106,16 +135,50 @@ impl Dispatcher {
         Self { bus, pool, routes, route_list: routes_in.to_vec() }
     }
 
-    /// Chunks of one pull are processed side by side; the route semaphores
-    /// bound what actually hits the upstreams. Their statuses go out
-    /// together (issue 13.2): one-recipient traffic makes a chunk per
-    /// message, and a status batch per chunk was a publish per message plus
-    /// a delivery and an ack per message for each STATUS consumer.
+    /// The chunks of one pull are sent together (issue 13.2): one-recipient
+    /// traffic makes a chunk per message, and per chunk it cost a claim, an
+    /// upstream call, a record and a status batch per message. Now each
+    /// route gets one claim for its destinations of the whole pull, upstream
+    /// calls of up to the route's batch size across chunks, and the pull one
+    /// status batch; the route semaphores bound what hits the upstreams.
+    #[tracing::instrument(skip_all, fields(chunks = deliveries.len()))]
     pub(crate) async fn handle(&self, deliveries: Vec<Delivery<DispatchChunk>>) -> Result<(), HandlerError> {
-        let outcomes = join_all(deliveries.iter().map(|d| self.process_chunk(&d.body))).await;
+        let contents: Vec<Content<'_>> = deliveries
+            .iter()
+            .map(|d| Content {
+                chunk: &d.body,
+                encoding: d.body.encoding,
+                parts: split_parts(&d.body.body, d.body.encoding),
+            })
+            .collect();
         let mut all = Outcome::default();
-        for outcome in outcomes {
-            all.merge(outcome);
+        let mut groups: BTreeMap<usize, Vec<Target>> = BTreeMap::new();
+        for (c, content) in contents.iter().enumerate() {
+            let chunk = content.chunk;
+            for (i, d) in chunk.destinations.iter().enumerate() {
+                match choose_route(&self.route_list, &d.to) {
+                    Some(r) => groups.entry(r).or_default().push(Target { chunk: c, dest: i }),
+                    None => {
+                        tracing::warn!(smslog_id = d.smslog_id, to = %d.to, chunk_id = %chunk.chunk_id, "no route for destination");
+                        count("", "no_route", 1);
+                        all.events.push(event(
+                            d.smslog_id,
+                            chunk.uid,
+                            DeliveryStatus::Failed,
+                            None,
+                            Some("no route".into()),
+                        ));
+                    }
+                }
+            }
+        }
+        let parts = join_all(groups.into_iter().map(|(r, targets)| {
+            let pull = Pull { contents: &contents, targets };
+            async move { self.process_group(&self.routes[r], &pull).await }
+        }))
+        .await;
+        for part in parts {
+            all.merge(part);
         }
         let source = deliveries.first().map(|d| d.body.chunk_id.as_str()).unwrap_or_default();
         // Without the status batches the chunks must not be acked; a
@@ -145,121 +208,104 @@ impl Dispatcher {
         }
     }
 
-    /// The chunk's status events, and the error that stopped part of it.
-    #[tracing::instrument(skip_all, fields(chunk_id = %chunk.chunk_id, messages = chunk.destinations.len()))]
-    async fn process_chunk(&self, chunk: &DispatchChunk) -> Outcome {
-        let mut outcome = Outcome::default();
-        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, d) in chunk.destinations.iter().enumerate() {
-            match choose_route(&self.route_list, &d.to) {
-                Some(r) => groups.entry(r).or_default().push(i),
-                None => {
-                    tracing::warn!(smslog_id = d.smslog_id, to = %d.to, "no route for destination");
-                    count("", "no_route", 1);
-                    outcome.events.push(event(
-                        d.smslog_id,
-                        chunk.uid,
-                        DeliveryStatus::Failed,
-                        None,
-                        Some("no route".into()),
-                    ));
-                }
-            }
-        }
-        let encoding = chunk.encoding;
-        let content = Content { chunk, encoding, parts: split_parts(&chunk.body, encoding) };
-        let parts =
-            join_all(groups.into_iter().map(|(r, idx)| self.process_group(&self.routes[r], &content, idx))).await;
-        for part in parts {
-            outcome.merge(part);
-        }
-        outcome
-    }
-
-    /// The destinations of the chunk (by index) that go to one route.
-    async fn process_group(&self, rs: &RouteState, content: &Content<'_>, idx: Vec<usize>) -> Outcome {
-        let (route, chunk) = (rs.route.name.as_str(), content.chunk);
+    /// The destinations of the pull that go to one route.
+    async fn process_group(&self, rs: &RouteState, pull: &Pull<'_, '_>) -> Outcome {
+        let route = rs.route.name.as_str();
         let mut out = Outcome::default();
-        let items: Vec<(i64, i64)> = idx.iter().map(|&i| (chunk.destinations[i].smslog_id, chunk.uid)).collect();
+        let items: Vec<(i64, i64)> =
+            (0..pull.targets.len()).map(|i| (pull.dest(i).smslog_id, pull.chunk(i).uid)).collect();
         let priors = match dispatch::claim(&self.pool, route, &items).await {
             Ok(p) => p,
             Err(e) => return Outcome { events: vec![], error: Some(HandlerError::transient(e)) },
         };
-        let expired = now_ms() > chunk.validity_until_ms;
+        let now = now_ms();
         let mut to_send = Vec::new();
-        let mut fail_now: Vec<(i64, &'static str)> = Vec::new();
+        let mut fail_now: Vec<(usize, &'static str)> = Vec::new();
         let (mut already_sent, mut already_failed) = (0, 0);
-        for &i in &idx {
-            let id = chunk.destinations[i].smslog_id;
+        for i in 0..pull.targets.len() {
+            let (id, uid) = (pull.dest(i).smslog_id, pull.chunk(i).uid);
+            let expired = now > pull.chunk(i).validity_until_ms;
             match priors.get(&id) {
                 None => {
                     // Cannot happen (claim returns every id), but sending
                     // without a claim would break the guarantee.
                     out.error = Some(HandlerError::transient(format!("no claim returned for {id}")));
                 }
-                Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((id, "expired")),
+                Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((i, "expired")),
                 Some(Prior::Fresh) => to_send.push(i),
                 Some(Prior::Unconfirmed { attempts }) if rs.upstream.dedupes_by_reference() => {
                     tracing::info!(smslog_id = id, attempts, route, "resending unconfirmed message");
                     to_send.push(i);
                 }
-                Some(Prior::Unconfirmed { .. }) => fail_now.push((id, "outcome unknown after crash")),
+                Some(Prior::Unconfirmed { .. }) => fail_now.push((i, "outcome unknown after crash")),
                 Some(Prior::Sent { upstream_ids }) => {
                     already_sent += 1;
-                    out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, upstream_ids.first().cloned(), None));
+                    out.events.push(event(id, uid, DeliveryStatus::Sent, upstream_ids.first().cloned(), None));
                 }
                 Some(Prior::Failed) => {
                     already_failed += 1;
-                    out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, None));
+                    out.events.push(event(id, uid, DeliveryStatus::Failed, None, None));
                 }
             }
         }
         count(route, "already_sent", already_sent);
         count(route, "already_failed", already_failed);
         if !fail_now.is_empty() {
-            let ids: Vec<i64> = fail_now.iter().map(|f| f.0).collect();
+            let ids: Vec<i64> = fail_now.iter().map(|f| pull.dest(f.0).smslog_id).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
                 out.error = Some(HandlerError::transient(e));
                 return out;
             }
-            for (id, reason) in fail_now {
+            for (i, reason) in fail_now {
                 count(route, if reason == "expired" { "expired" } else { "unknown" }, 1);
-                out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason.to_owned())));
+                let (id, uid) = (pull.dest(i).smslog_id, pull.chunk(i).uid);
+                out.events.push(event(id, uid, DeliveryStatus::Failed, None, Some(reason.to_owned())));
             }
         }
-        let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(rs, content, b.to_vec()));
+        let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(rs, pull, b.to_vec()));
         for part in join_all(batches).await {
             out.merge(part);
         }
         out
     }
 
-    /// Submits one batch, retrying in-process a few times. Claims are
-    /// dropped only for messages no try can have reached the upstream with.
-    async fn send_batch(&self, rs: &RouteState, content: &Content<'_>, mut pending: Vec<usize>) -> Outcome {
-        let (route, chunk) = (rs.route.name.as_str(), content.chunk);
+    /// Submits one batch (indices into the pull's targets for this route),
+    /// retrying in-process a few times. Claims are dropped only for messages
+    /// no try can have reached the upstream with.
+    async fn send_batch(&self, rs: &RouteState, pull: &Pull<'_, '_>, mut pending: Vec<usize>) -> Outcome {
+        let route = rs.route.name.as_str();
         let mut out = Outcome::default();
         let mut delay = FIRST_BACKOFF;
         let mut maybe_reached: HashSet<usize> = HashSet::new();
         let mut tries = 0;
         loop {
-            if now_ms() > chunk.validity_until_ms {
-                return self.fail_expired(route, chunk, &pending, out).await;
+            let now = now_ms();
+            let (expired, live): (Vec<usize>, Vec<usize>) =
+                pending.iter().partition(|&&i| now > pull.chunk(i).validity_until_ms);
+            if !expired.is_empty() {
+                out = self.fail_expired(route, pull, &expired, out).await;
+                if out.error.is_some() {
+                    return out;
+                }
+            }
+            pending = live;
+            if pending.is_empty() {
+                return out;
             }
             tries += 1;
             let messages: Vec<OutboundMessage<'_>> = pending
                 .iter()
                 .map(|&i| {
-                    let d = &chunk.destinations[i];
+                    let (d, content) = (pull.dest(i), pull.content(i));
                     OutboundMessage {
                         smslog_id: d.smslog_id,
                         reference: d.smslog_id.to_string(),
-                        from: &chunk.sender,
+                        from: &content.chunk.sender,
                         to: &d.to,
-                        text: &chunk.body,
+                        text: &content.chunk.body,
                         parts: &content.parts,
                         encoding: content.encoding,
-                        flash: chunk.flash,
+                        flash: content.chunk.flash,
                     }
                 })
                 .collect();
@@ -271,27 +317,29 @@ impl Dispatcher {
                 Err(e) => vec![Verdict::Temporary { reason: e.to_string() }; pending.len()],
             };
             let settled = settle(&pending, verdicts);
-            let sent: Vec<(i64, Vec<String>)> =
-                settled.sent.into_iter().map(|(i, ids)| (chunk.destinations[i].smslog_id, ids)).collect();
-            if let Err(e) = dispatch::record_sent(&self.pool, &sent).await {
+            let sent: Vec<(usize, Vec<String>)> = settled.sent;
+            let recorded: Vec<(i64, Vec<String>)> =
+                sent.iter().map(|(i, ids)| (pull.dest(*i).smslog_id, ids.clone())).collect();
+            if let Err(e) = dispatch::record_sent(&self.pool, &recorded).await {
                 // The claims stay, so a redelivery resends (deduped
                 // upstream by ref) and records the ids then.
                 out.error = Some(HandlerError::transient(e));
                 return out;
             }
             count(route, "sent", sent.len());
-            for (id, upstream_ids) in sent {
-                out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, upstream_ids.into_iter().next(), None));
+            for (i, upstream_ids) in sent {
+                let (id, uid) = (pull.dest(i).smslog_id, pull.chunk(i).uid);
+                out.events.push(event(id, uid, DeliveryStatus::Sent, upstream_ids.into_iter().next(), None));
             }
-            let rejected_ids: Vec<i64> =
-                settled.rejected.iter().map(|&(i, _)| chunk.destinations[i].smslog_id).collect();
+            let rejected_ids: Vec<i64> = settled.rejected.iter().map(|&(i, _)| pull.dest(i).smslog_id).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &rejected_ids).await {
                 out.error = Some(HandlerError::transient(e));
                 return out;
             }
             count(route, "rejected", rejected_ids.len());
-            for (id, (_, reason)) in rejected_ids.into_iter().zip(settled.rejected) {
-                out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason)));
+            for (i, reason) in settled.rejected {
+                let (id, uid) = (pull.dest(i).smslog_id, pull.chunk(i).uid);
+                out.events.push(event(id, uid, DeliveryStatus::Failed, None, Some(reason)));
             }
             if settled.retry.is_empty() {
                 return out;
@@ -302,32 +350,31 @@ impl Dispatcher {
             tracing::warn!(route, tries, error = %last_error, messages = pending.len(), "submit failed");
             count(route, "retry", pending.len());
             if tries >= MAX_TRIES {
-                let unreached: Vec<i64> = pending
-                    .iter()
-                    .filter(|i| !maybe_reached.contains(i))
-                    .map(|&i| chunk.destinations[i].smslog_id)
-                    .collect();
+                let unreached: Vec<i64> =
+                    pending.iter().filter(|i| !maybe_reached.contains(i)).map(|&i| pull.dest(i).smslog_id).collect();
                 if let Err(e) = dispatch::release(&self.pool, &unreached).await {
                     tracing::warn!(error = %e, "could not release claims; they will be resent as unconfirmed");
                 }
                 out.error = Some(HandlerError::Transient(format!("route {route}: {last_error}")));
                 return out;
             }
-            let until_expiry = u64::try_from(chunk.validity_until_ms - now_ms() + 1).unwrap_or(0);
+            let soonest_expiry = pending.iter().map(|&i| pull.chunk(i).validity_until_ms).min().unwrap_or(now);
+            let until_expiry = u64::try_from(soonest_expiry - now_ms() + 1).unwrap_or(0);
             tokio::time::sleep(delay.min(Duration::from_millis(until_expiry))).await;
             delay = (delay * 2).min(MAX_BACKOFF);
         }
     }
 
-    async fn fail_expired(&self, route: &str, chunk: &DispatchChunk, pending: &[usize], mut out: Outcome) -> Outcome {
-        let ids: Vec<i64> = pending.iter().map(|&i| chunk.destinations[i].smslog_id).collect();
+    async fn fail_expired(&self, route: &str, pull: &Pull<'_, '_>, pending: &[usize], mut out: Outcome) -> Outcome {
+        let ids: Vec<i64> = pending.iter().map(|&i| pull.dest(i).smslog_id).collect();
         if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
             out.error = Some(HandlerError::transient(e));
             return out;
         }
         count(route, "expired", ids.len());
-        for id in ids {
-            out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some("expired".to_owned())));
+        for &i in pending {
+            let (id, uid) = (pull.dest(i).smslog_id, pull.chunk(i).uid);
+            out.events.push(event(id, uid, DeliveryStatus::Failed, None, Some("expired".to_owned())));
         }
         out
     }

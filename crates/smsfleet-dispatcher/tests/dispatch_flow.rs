@@ -230,10 +230,10 @@ async fn sends_once_then_matches_reports_and_survives_redelivery() {
     assert_eq!(h.status_last_seq().await, status_seq);
 }
 
-/// Issue 13.2: one-recipient chunks pulled together share one status batch,
-/// instead of a STATUS publish per message.
+/// Issue 13.2: one-recipient chunks pulled together share one status batch
+/// and upstream calls, instead of a STATUS publish and a call per message.
 #[tokio::test]
-async fn chunks_of_one_pull_share_one_status_batch() {
+async fn chunks_of_one_pull_share_status_batches_and_upstream_calls() {
     let chunks: Vec<DispatchChunk> =
         (0..10).map(|i| chunk(&format!("one{i}.0"), &[(3000 + i, "6281100007")], now_ms() + 60_000)).collect();
     let h = Harness::start_with_waiting(SimulatorConfig::default(), &[SIM_ROUTE], &chunks).await;
@@ -254,6 +254,10 @@ async fn chunks_of_one_pull_share_one_status_batch() {
     }
     // A pull takes up to 16 chunks; ten waiting ones come in one or two.
     assert!((1..=2).contains(&dispatch_batches), "{dispatch_batches} status batches for 10 one-recipient chunks");
+    // And they share upstream calls of up to the route's batch size (2).
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 10, "{stats}");
+    assert!(stats["submit_requests"].as_u64().unwrap() <= 6, "one upstream call per chunk: {stats}");
 }
 
 #[tokio::test]
