@@ -83,10 +83,14 @@ pub struct Fleet {
     pub ingress: String,
     pub simulator: String,
     pub token: String,
+    /// Every role in one `smsfleet all` process.
+    pub single_process: bool,
     pub pool: smsfleet_store::PgPool,
     bin: PathBuf,
     env: Vec<(String, String)>,
     children: Vec<(String, Child)>,
+    /// Each process's admin endpoint (`/metrics`), by name.
+    admin_urls: Vec<(String, String)>,
     route: String,
     /// `smsfleet all`'s data folder (its server key; NATS and PostgreSQL
     /// are the run's).
@@ -117,10 +121,12 @@ impl Fleet {
             ingress: format!("http://127.0.0.1:{ingress_port}"),
             simulator,
             token: String::new(),
+            single_process: spec.single_process,
             pool: smsfleet_store::connect(&database_url, 4).await?,
             bin: infra.bin.clone(),
             env,
             children: Vec::new(),
+            admin_urls: Vec::new(),
             route,
             _data_dir: None,
         };
@@ -225,6 +231,7 @@ impl Fleet {
         cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         self.children.push((name.to_owned(), child));
+        self.admin_urls.push((name.to_owned(), format!("http://127.0.0.1:{admin}")));
         let url = ready_url.unwrap_or_else(|| format!("http://127.0.0.1:{admin}/readyz"));
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -261,6 +268,12 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// The Prometheus text of the process `name` (`ingress`, or `all`).
+    pub async fn metrics_text(&self, name: &str) -> anyhow::Result<String> {
+        let (_, base) = self.admin_urls.iter().find(|(n, _)| n == name).context("no such process")?;
+        Ok(reqwest::get(format!("{base}/metrics")).await?.error_for_status()?.text().await?)
     }
 
     pub async fn sim_stats(&self) -> anyhow::Result<serde_json::Value> {

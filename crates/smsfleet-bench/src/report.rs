@@ -75,11 +75,19 @@ fn fmt_num(v: f64) -> String {
 fn headline(s: &ScenarioResult) -> String {
     let m = &s.metrics;
     let pick = |k: &str, unit: &str| m.get(k).map(|v| format!("{} {unit}", fmt_num(*v)));
+    let group_commit = match (m.get("mean_submissions_per_publish"), m.get("mean_publish_to_puback_ms")) {
+        (Some(n), Some(ms)) => format!("; group commit: {n:.1} submissions per publish, {ms:.1} ms to PubAck"),
+        _ => String::new(),
+    };
     match s.name.as_str() {
         "bulk-pv" => pick("recipients_per_s", "recipients/s"),
-        "end-to-end" | "transactional" | "transactional-all" => pick("messages_per_s", "msg/s delivered"),
+        "transactional" | "transactional-all" => pick("messages_per_s", "msg/s delivered").map(|h| h + &group_commit),
+        "end-to-end" => pick("messages_per_s", "msg/s delivered"),
         "burst" | "burst-all" => m.get("requests_per_s").zip(m.get("backlog_delivered_after_s")).map(|(r, b)| {
-            format!("{} req/s accepted; backlog delivered and in ds {b:.1} s after the burst", fmt_num(*r))
+            format!(
+                "{} req/s accepted; backlog delivered and in ds {b:.1} s after the burst{group_commit}",
+                fmt_num(*r)
+            )
         }),
         "campaign" => m
             .get("all_accepted_s")

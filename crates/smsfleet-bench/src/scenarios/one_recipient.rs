@@ -30,6 +30,34 @@ async fn delivered_exactly_once(fleet: &Fleet, accepted: u64, timeout: Duration)
     Ok(at)
 }
 
+/// The mean of a histogram or summary in Prometheus text (`_sum / _count`,
+/// all label sets together); `None` when it was never recorded.
+pub fn metric_mean(text: &str, name: &str) -> Option<f64> {
+    let total = |suffix: &str| -> f64 {
+        let series = format!("{name}{suffix}");
+        text.lines()
+            .filter(|l| l.split([' ', '{']).next() == Some(series.as_str()))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let count = total("_count");
+    (count > 0.0).then(|| total("_sum") / count)
+}
+
+/// What the ingress saw of its group commit during the scenario: mean
+/// submissions per SUBMIT publish and mean publish-to-PubAck time, the two
+/// factors of the accept rate (issue 13.2).
+async fn group_commit_figures(fleet: &Fleet, result: &mut ScenarioResult) {
+    let process = if fleet.single_process { "all" } else { "ingress" };
+    let Ok(text) = fleet.metrics_text(process).await else { return };
+    if let Some(size) = metric_mean(&text, "smsfleet_ingress_submit_batch_size") {
+        result.metrics.insert("mean_submissions_per_publish".into(), size);
+    }
+    if let Some(secs) = metric_mean(&text, "smsfleet_ingress_submit_store_seconds") {
+        result.metrics.insert("mean_publish_to_puback_ms".into(), secs * 1000.0);
+    }
+}
+
 /// `ds` answers with a delivered message: the projection is what users read.
 async fn ds_shows_delivered(fleet: &Fleet) -> anyhow::Result<()> {
     let ds = reqwest::Client::new()
@@ -64,6 +92,7 @@ pub(super) async fn burst(
     let report = run(workers, Plan { total: u64::MAX, pace: Pace::ClosedFor { secs: sizes.burst_secs } }).await;
     let burst_over = Instant::now();
     ensure_no_failures("burst", &report)?;
+    group_commit_figures(fleet, result).await;
     let accepted = accepted.load(Ordering::Relaxed);
     let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
     let delivered_at = delivered_exactly_once(fleet, accepted, timeout).await?;
@@ -100,6 +129,7 @@ pub(super) async fn transactional(
     let total = sizes.transactional_messages;
     let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
     let t = send_and_track(fleet, total, 1, sizes.connections, timeout).await?;
+    group_commit_figures(fleet, result).await;
     delivered_exactly_once(fleet, total, timeout).await?;
     ds_shows_delivered(fleet).await?;
     let latency = curve_latency_ms(&t.samples, total, &[0.5, 0.99]);
@@ -120,4 +150,25 @@ pub(super) async fn transactional(
     result.goals.push(at_least("one-recipient messages/s delivered and in ds", delivered_per_s, 10_000.0));
     result.runs.insert("accept".into(), t.report);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::metric_mean;
+
+    #[test]
+    fn the_mean_is_sum_over_count_across_label_sets() {
+        let text = "# TYPE smsfleet_ingress_submit_batch_size summary\n\
+                    smsfleet_ingress_submit_batch_size{quantile=\"0.5\"} 9\n\
+                    smsfleet_ingress_submit_batch_size_sum 95\n\
+                    smsfleet_ingress_submit_batch_size_count 10\n\
+                    smsfleet_ingress_submit_store_seconds_sum{a=\"1\"} 0.01\n\
+                    smsfleet_ingress_submit_store_seconds_count{a=\"1\"} 2\n\
+                    smsfleet_ingress_submit_store_seconds_sum{a=\"2\"} 0.03\n\
+                    smsfleet_ingress_submit_store_seconds_count{a=\"2\"} 2\n";
+        assert_eq!(metric_mean(text, "smsfleet_ingress_submit_batch_size"), Some(9.5));
+        let secs = metric_mean(text, "smsfleet_ingress_submit_store_seconds").unwrap();
+        assert!((secs - 0.01).abs() < 1e-12);
+        assert_eq!(metric_mean(text, "smsfleet_nothing"), None);
+    }
 }
