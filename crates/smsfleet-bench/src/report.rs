@@ -101,6 +101,7 @@ fn headline(s: &ScenarioResult) -> String {
                 fmt_num(m.get("two_dispatchers_msgs_per_s").copied().unwrap_or(0.0))
             )
         }),
+        "ingress-pv" => pick("requests_per_s", "req/s").map(|h| h + &group_commit),
         _ => pick("requests_per_s", "req/s"),
     }
     .unwrap_or_else(|| "—".into())

@@ -19,7 +19,7 @@ mod pipeline;
 
 pub use ceilings::serve_fixed;
 use ceilings::{ceiling_http, ceiling_jetstream};
-use one_recipient::{burst, transactional};
+use one_recipient::{burst, group_commit_figures, transactional};
 use pipeline::{campaign, end_to_end, scale_out};
 
 pub const ALL: [&str; 11] = [
@@ -310,6 +310,9 @@ async fn ingress_pv(
     let workers = connect_many(&fleet.ingress, sizes.connections, single_pv(&fleet.token), pv_ok()).await?;
     let closed = run(workers, Plan { total: sizes.single_requests, pace: Pace::Closed }).await;
     ensure_no_failures("ingress-pv closed loop", &closed)?;
+    // The same figures as burst's, without consumers: the difference is
+    // what the running pipeline costs the accept path.
+    group_commit_figures(fleet, result).await;
     let rps = closed.per_second;
     result.metrics.insert("requests_per_s".into(), rps);
     result.metrics.insert("closed_p99_ms".into(), closed.latency.p99_ms);

@@ -47,7 +47,7 @@ pub fn metric_mean(text: &str, name: &str) -> Option<f64> {
 /// What the ingress saw of its group commit during the scenario: mean
 /// submissions per SUBMIT publish and mean publish-to-PubAck time, the two
 /// factors of the accept rate (issue 13.2).
-async fn group_commit_figures(fleet: &Fleet, result: &mut ScenarioResult) {
+pub(super) async fn group_commit_figures(fleet: &Fleet, result: &mut ScenarioResult) {
     let process = if fleet.single_process { "all" } else { "ingress" };
     let Ok(text) = fleet.metrics_text(process).await else { return };
     if let Some(size) = metric_mean(&text, "smsfleet_ingress_submit_batch_size") {
