@@ -106,13 +106,19 @@ impl Fleet {
         let db = format!("bench_{n}");
         smsfleet_store::create_database_if_missing(&infra.pg.url("postgres"), &db).await?;
         let database_url = infra.pg.url(&db);
-        let env = vec![
+        let mut env = vec![
             ("NATS_URL".to_owned(), infra.nats.url()),
             ("DATABASE_URL".to_owned(), database_url.clone()),
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
         ];
+        // Settings to compare between runs, passed through when set.
+        for name in ["SMSFLEET_SUBMIT_PUBLISHERS"] {
+            if let Ok(value) = std::env::var(name) {
+                env.push((name.to_owned(), value));
+            }
+        }
         let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
         let dlr = format!("http://127.0.0.1:{dlr_port}");
