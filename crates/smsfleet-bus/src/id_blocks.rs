@@ -20,7 +20,7 @@ use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::stream::LastRawMessageErrorKind;
 use smsfleet_contract::{IdCounter, SCHEMA_VERSION, StreamKind};
-use smsfleet_domain::ids::{FIRST_ID, IdAllocator, IdBlock};
+use smsfleet_domain::ids::{BLOCK_LIFE_MS, FIRST_ID, IdAllocator, IdBlock};
 use smsfleet_domain::{SmsLogId, clock::now_ms};
 use tokio::sync::{Notify, watch};
 
@@ -82,7 +82,7 @@ impl IdIssuer {
     pub fn try_next_ids(&self, n: usize) -> Option<Vec<SmsLogId>> {
         let mut allocator = self.0.allocator.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let ids = allocator.take(n);
-        if allocator.wants_block() {
+        if allocator.wants_block(now_ms() as u64) {
             self.0.wake_keeper.notify_one();
         }
         ids
@@ -102,7 +102,7 @@ impl IdBlocks {
         let mut allocator = IdAllocator::default();
         let first = claim(bus, allocator.block_size(now_ms() as u64)).await?;
         tracing::info!(first = first.first, end = first.end, "first smslog_id block claimed");
-        allocator.add_block(first);
+        allocator.add_block(first, now_ms() as u64);
         let shared = Arc::new(Shared {
             allocator: Mutex::new(allocator),
             wake_keeper: Notify::new(),
@@ -123,22 +123,31 @@ impl Drop for IdBlocks {
     }
 }
 
-/// Claims a block whenever the allocator wants one.
+/// Claims a block whenever the allocator wants one: woken by requests, and
+/// every [`BLOCK_LIFE_MS`] so that a quiet replica's block stays fresh.
 async fn keep(bus: Bus, shared: Arc<Shared>) {
     loop {
         let size = {
             let mut allocator = shared.allocator.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            allocator.wants_block().then(|| allocator.block_size(now_ms() as u64))
+            let now = now_ms() as u64;
+            allocator.wants_block(now).then(|| allocator.block_size(now))
         };
         let Some(size) = size else {
-            shared.wake_keeper.notified().await;
+            tokio::select! {
+                () = shared.wake_keeper.notified() => {}
+                () = tokio::time::sleep(Duration::from_millis(BLOCK_LIFE_MS)) => {}
+            }
             continue;
         };
         match claim(&bus, size).await {
             Ok(block) => {
                 tracing::debug!(first = block.first, end = block.end, "smslog_id block claimed");
                 metrics::counter!("smsfleet_id_blocks_claimed_total").increment(1);
-                shared.allocator.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).add_block(block);
+                shared
+                    .allocator
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .add_block(block, now_ms() as u64);
                 shared.claimed.send_modify(|c| *c = Claimed { generation: c.generation + 1, failed: false });
             }
             Err(e) => {

@@ -265,6 +265,26 @@ async fn id_blocks_of_three_replicas_are_unique_json_safe_and_not_reissued_after
     assert!(after > 40_000_000, "{after}");
 }
 
+/// A quiet replica does not keep issuing ids from an old block while a
+/// busy one moves the counter on: its block is replaced once it is older
+/// than a couple of seconds, so ids stay roughly in time order.
+#[tokio::test]
+async fn a_quiet_replicas_ids_catch_up_with_a_busy_ones() {
+    let env = TestEnv::start().await;
+    let quiet_bus = smsfleet_bus::Bus::connect(&env.nats_url, env.ns.clone(), "quiet").await.unwrap();
+    let quiet = IdBlocks::start(&quiet_bus).await.unwrap();
+    let busy = IdBlocks::start(&env.bus).await.unwrap();
+    let first_quiet = quiet.issuer().next_ids(1).await.unwrap()[0];
+    let busy_last = *busy.issuer().next_ids(20_000).await.unwrap().last().unwrap();
+    assert!(busy_last > first_quiet);
+    let caught_up = eventually(Duration::from_secs(15), || async {
+        let id = quiet.issuer().next_ids(1).await?[0];
+        (id > busy_last).then_some(id)
+    })
+    .await;
+    assert!(caught_up.is_some(), "the quiet replica still issues ids below {busy_last:?}");
+}
+
 /// No id is issued without a block: once NATS is gone and the blocks held
 /// are used up, requests get none (promptly, not after a hang), and ids
 /// come again, above the earlier ones, when NATS is back.

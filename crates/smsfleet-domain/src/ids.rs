@@ -22,6 +22,9 @@ pub const FIRST_ID: i64 = 1;
 /// Block sizes: about one second of this replica's ids, within these bounds.
 pub const MIN_BLOCK: u64 = 1_000;
 pub const MAX_BLOCK: u64 = 1_000_000;
+/// Blocks older than this are replaced (their rest skipped), so a quiet
+/// replica's ids do not fall behind the others' by more than a few seconds.
+pub const BLOCK_LIFE_MS: u64 = 2_000;
 
 /// The playSMS `smslog_id`: one per destination of an outgoing message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -89,12 +92,22 @@ pub struct IdAllocator {
     /// The largest request that found too few ids: the next block must
     /// hold it.
     wanted: u64,
+    /// When the newest block held was added.
+    newest_at_ms: u64,
 }
 
 impl Default for IdAllocator {
     fn default() -> Self {
         let empty = IdBlock { first: FIRST_ID, end: FIRST_ID };
-        Self { current: empty, cursor: FIRST_ID, next: None, issued_since_sizing: 0, sized_at_ms: None, wanted: 0 }
+        Self {
+            current: empty,
+            cursor: FIRST_ID,
+            next: None,
+            issued_since_sizing: 0,
+            sized_at_ms: None,
+            wanted: 0,
+            newest_at_ms: 0,
+        }
     }
 }
 
@@ -137,11 +150,16 @@ impl IdAllocator {
         Some(())
     }
 
-    /// A block should be claimed now: none is waiting and the current one
-    /// is half used, or a request found too few ids.
-    pub fn wants_block(&self) -> bool {
+    /// A block should be claimed at `now_ms`: none is waiting and the
+    /// current one is half used, a request found too few ids, or the blocks
+    /// held are older than [`BLOCK_LIFE_MS`].
+    pub fn wants_block(&self, now_ms: u64) -> bool {
         let half_used = self.next.is_none() && self.left() * 2 <= self.current.len();
-        half_used || self.wanted > self.available()
+        half_used || self.wanted > self.available() || self.stale(now_ms)
+    }
+
+    fn stale(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.newest_at_ms) > BLOCK_LIFE_MS
     }
 
     /// The size of the block to claim at `now_ms`: about one second of ids
@@ -157,10 +175,16 @@ impl IdAllocator {
         per_second.clamp(MIN_BLOCK, MAX_BLOCK).max(self.wanted)
     }
 
-    /// Adds a claimed block: current if the current one is used up, else
-    /// next. A block claimed for a large waiting request replaces a waiting
-    /// next block, whose ids are then skipped.
-    pub fn add_block(&mut self, block: IdBlock) {
+    /// Adds a block claimed at `now_ms`: current if the current one is used
+    /// up or the blocks held are stale, else next. A block claimed for a
+    /// large waiting request replaces a waiting next block. The ids of a
+    /// replaced block are skipped.
+    pub fn add_block(&mut self, block: IdBlock, now_ms: u64) {
+        if self.stale(now_ms) {
+            self.next = None;
+            self.cursor = self.current.end;
+        }
+        self.newest_at_ms = now_ms;
         if self.left() == 0 {
             let _ = self.advance();
         }
@@ -229,15 +253,15 @@ mod tests {
     #[test]
     fn ids_come_from_the_current_block_then_the_next() {
         let mut a = IdAllocator::default();
-        assert!(a.wants_block());
+        assert!(a.wants_block(0));
         assert_eq!(a.take(1), None);
-        a.add_block(block(1, 4));
-        assert!(!a.wants_block());
+        a.add_block(block(1, 4), 0);
+        assert!(!a.wants_block(0));
         assert_eq!(a.take(2).unwrap(), vec![SmsLogId(1), SmsLogId(2)]);
         // Half used: the next block is wanted.
-        assert!(a.wants_block());
-        a.add_block(block(100, 4));
-        assert!(!a.wants_block());
+        assert!(a.wants_block(0));
+        a.add_block(block(100, 4), 0);
+        assert!(!a.wants_block(0));
         let ids: Vec<i64> = a.take(4).unwrap().into_iter().map(|i| i.0).collect();
         assert_eq!(ids, vec![3, 4, 100, 101]);
         assert_eq!(a.available(), 2);
@@ -246,13 +270,13 @@ mod tests {
     #[test]
     fn a_request_larger_than_what_is_held_takes_nothing_and_sizes_the_next_block() {
         let mut a = IdAllocator::default();
-        a.add_block(block(1, 1_000));
+        a.add_block(block(1, 1_000), 0);
         assert_eq!(a.take(5_000), None);
         assert_eq!(a.available(), 1_000);
-        assert!(a.wants_block());
+        assert!(a.wants_block(0));
         let size = a.block_size(0);
         assert_eq!(size, 5_000);
-        a.add_block(block(2_000, size));
+        a.add_block(block(2_000, size), 0);
         let ids = a.take(5_000).unwrap();
         assert_eq!(ids.len(), 5_000);
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
@@ -262,13 +286,28 @@ mod tests {
     fn blocks_hold_about_a_second_of_ids_within_bounds() {
         let mut a = IdAllocator::default();
         assert_eq!(a.block_size(10_000), MIN_BLOCK);
-        a.add_block(block(1, 1_000_000));
+        a.add_block(block(1, 1_000_000), 0);
         a.take(50_000).unwrap();
         // 50,000 ids in 100 ms: 500,000 a second.
         assert_eq!(a.block_size(10_100), 500_000);
         a.take(200_000).unwrap();
         assert_eq!(a.block_size(10_110), MAX_BLOCK);
         assert_eq!(a.block_size(20_000), MIN_BLOCK);
+    }
+
+    #[test]
+    fn stale_blocks_are_replaced_so_a_quiet_replica_keeps_up() {
+        let mut a = IdAllocator::default();
+        a.add_block(block(1, 1_000), 10_000);
+        assert_eq!(a.take(1).unwrap(), vec![SmsLogId(1)]);
+        assert!(!a.wants_block(10_000 + BLOCK_LIFE_MS));
+        assert!(a.wants_block(10_001 + BLOCK_LIFE_MS));
+        // Issued from the old block until the new one is there, then from it.
+        assert_eq!(a.take(1).unwrap(), vec![SmsLogId(2)]);
+        a.add_block(block(50_000, 1_000), 10_001 + BLOCK_LIFE_MS);
+        assert_eq!(a.take(1).unwrap(), vec![SmsLogId(50_000)]);
+        assert_eq!(a.available(), 999);
+        assert!(!a.wants_block(10_001 + BLOCK_LIFE_MS));
     }
 
     #[test]
