@@ -50,6 +50,8 @@ async fn pv_to_several_numbers_is_delivered_and_charged() {
     assert_eq!(items.len(), 3);
     let ids: HashSet<i64> = items.iter().map(|i| i["smslog_id"].as_i64().unwrap()).collect();
     assert_eq!(ids.len(), 3);
+    // Issue 12.4: JSON-safe, so JavaScript's JSON.parse keeps them exact.
+    assert!(ids.iter().all(|id| (1..=(1i64 << 53) - 1).contains(id)), "{ids:?}");
     assert!(items.iter().all(|i| i["status"] == "OK" && i["error"] == "0"));
 
     let delivered = eventually(Duration::from_secs(20), || async {

@@ -1,6 +1,7 @@
 //! The system under test: one private nats-server and PostgreSQL for the
 //! whole run, and per scenario a fresh fleet (own namespace, own database)
-//! of `smsfleet <role>` processes with the SMSC simulator as upstream.
+//! of `smsfleet <role>` processes with the SMSC simulator as upstream, or
+//! the local default, every role and the simulator in one `smsfleet all`.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -61,6 +62,9 @@ pub struct FleetSpec {
     /// Only accounts and the ingress: the ingress alone is measured, and the
     /// submit stream keeps what the absent downstream roles would consume.
     pub ingress_only: bool,
+    /// Every role and the simulator in one `smsfleet all` process (the
+    /// local default) on the run's servers, instead of one process each.
+    pub single_process: bool,
 }
 
 impl Default for FleetSpec {
@@ -70,6 +74,7 @@ impl Default for FleetSpec {
             route_params: "inflight=8,batch=50".into(),
             dispatchers: 1,
             ingress_only: false,
+            single_process: false,
         }
     }
 }
@@ -78,11 +83,18 @@ pub struct Fleet {
     pub ingress: String,
     pub simulator: String,
     pub token: String,
+    /// Every role in one `smsfleet all` process.
+    pub single_process: bool,
     pub pool: smsfleet_store::PgPool,
     bin: PathBuf,
     env: Vec<(String, String)>,
     children: Vec<(String, Child)>,
+    /// Each process's admin endpoint (`/metrics`), by name.
+    admin_urls: Vec<(String, String)>,
     route: String,
+    /// `smsfleet all`'s data folder (its server key; NATS and PostgreSQL
+    /// are the run's).
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 const ROLES: [&str; 6] = ["accounts", "query", "callbacks", "ledger", "scheduler", "dlr"];
@@ -94,13 +106,19 @@ impl Fleet {
         let db = format!("bench_{n}");
         smsfleet_store::create_database_if_missing(&infra.pg.url("postgres"), &db).await?;
         let database_url = infra.pg.url(&db);
-        let env = vec![
+        let mut env = vec![
             ("NATS_URL".to_owned(), infra.nats.url()),
             ("DATABASE_URL".to_owned(), database_url.clone()),
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
         ];
+        // Settings to compare between runs, passed through when set.
+        for name in ["SMSFLEET_SUBMIT_PUBLISHERS"] {
+            if let Ok(value) = std::env::var(name) {
+                env.push((name.to_owned(), value));
+            }
+        }
         let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
         let dlr = format!("http://127.0.0.1:{dlr_port}");
@@ -109,13 +127,21 @@ impl Fleet {
             ingress: format!("http://127.0.0.1:{ingress_port}"),
             simulator,
             token: String::new(),
+            single_process: spec.single_process,
             pool: smsfleet_store::connect(&database_url, 4).await?,
             bin: infra.bin.clone(),
             env,
             children: Vec::new(),
+            admin_urls: Vec::new(),
             route,
+            _data_dir: None,
         };
         fleet.cli(&["migrate"]).await?;
+        if spec.single_process {
+            fleet.start_all_in_one(spec, sim_port, dlr_port, ingress_port).await?;
+            fleet.create_bench_account().await?;
+            return Ok(fleet);
+        }
         let mut sim_env: Vec<(String, String)> =
             spec.sim_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
         sim_env.push(("SMSFLEET_SIMULATOR_LISTEN".into(), format!("127.0.0.1:{sim_port}")));
@@ -134,11 +160,38 @@ impl Fleet {
         }
         let listen = vec![("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}"))];
         fleet.spawn("ingress", "ingress", &listen, None).await?;
-        let out = fleet
+        fleet.create_bench_account().await?;
+        Ok(fleet)
+    }
+
+    async fn create_bench_account(&mut self) -> anyhow::Result<()> {
+        let out = self
             .cli(&["account", "create", "--username", "bench", "--password", "secretpass1", "--role", "user"])
             .await?;
-        fleet.token = out.split("token=").nth(1).context("account create printed no token")?.trim().to_owned();
-        Ok(fleet)
+        self.token = out.split("token=").nth(1).context("account create printed no token")?.trim().to_owned();
+        Ok(())
+    }
+
+    /// `smsfleet all` with the same route, simulator settings and ports as
+    /// the separate processes get, so the two layouts compare.
+    async fn start_all_in_one(
+        &mut self,
+        spec: &FleetSpec,
+        sim_port: u16,
+        dlr_port: u16,
+        ingress_port: u16,
+    ) -> anyhow::Result<()> {
+        let dir = tempfile::Builder::new().prefix("smsfleet-bench-all-").tempdir()?;
+        let mut env: Vec<(String, String)> = spec.sim_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        env.extend([
+            ("SMSFLEET_DATA_DIR".to_owned(), dir.path().display().to_string()),
+            ("SMSFLEET_SIMULATOR_LISTEN".to_owned(), format!("127.0.0.1:{sim_port}")),
+            ("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}")),
+            ("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}")),
+            ("SMSFLEET_ROUTES".to_owned(), self.route.clone()),
+        ]);
+        self._data_dir = Some(dir);
+        self.spawn("all", "all", &env, None).await
     }
 
     pub async fn spawn_dispatcher(&mut self) -> anyhow::Result<()> {
@@ -177,9 +230,14 @@ impl Fleet {
         let admin = free_port()?;
         let mut cmd = self.command(&[role]);
         cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"));
+        if role == "all" {
+            // Its welcome text (admin password, curl lines) is not the report's.
+            cmd.stdout(Stdio::null());
+        }
         cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         self.children.push((name.to_owned(), child));
+        self.admin_urls.push((name.to_owned(), format!("http://127.0.0.1:{admin}")));
         let url = ready_url.unwrap_or_else(|| format!("http://127.0.0.1:{admin}/readyz"));
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -216,6 +274,12 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// The Prometheus text of the process `name` (`ingress`, or `all`).
+    pub async fn metrics_text(&self, name: &str) -> anyhow::Result<String> {
+        let (_, base) = self.admin_urls.iter().find(|(n, _)| n == name).context("no such process")?;
+        Ok(reqwest::get(format!("{base}/metrics")).await?.error_for_status()?.text().await?)
     }
 
     pub async fn sim_stats(&self) -> anyhow::Result<serde_json::Value> {

@@ -66,6 +66,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     } else {
         cli.scenarios.clone()
     };
+    let names = scenarios::with_ceilings(names);
     for n in &names {
         anyhow::ensure!(
             scenarios::ALL.contains(&n.as_str()),

@@ -75,9 +75,20 @@ fn fmt_num(v: f64) -> String {
 fn headline(s: &ScenarioResult) -> String {
     let m = &s.metrics;
     let pick = |k: &str, unit: &str| m.get(k).map(|v| format!("{} {unit}", fmt_num(*v)));
+    let group_commit = match (m.get("mean_submissions_per_publish"), m.get("mean_publish_to_puback_ms")) {
+        (Some(n), Some(ms)) => format!("; group commit: {n:.1} submissions per publish, {ms:.1} ms to PubAck"),
+        _ => String::new(),
+    };
     match s.name.as_str() {
         "bulk-pv" => pick("recipients_per_s", "recipients/s"),
+        "transactional" | "transactional-all" => pick("messages_per_s", "msg/s delivered").map(|h| h + &group_commit),
         "end-to-end" => pick("messages_per_s", "msg/s delivered"),
+        "burst" | "burst-all" => m.get("requests_per_s").zip(m.get("backlog_delivered_after_s")).map(|(r, b)| {
+            format!(
+                "{} req/s accepted; backlog delivered and in ds {b:.1} s after the burst{group_commit}",
+                fmt_num(*r)
+            )
+        }),
         "campaign" => m
             .get("all_accepted_s")
             .zip(m.get("all_delivered_s"))
@@ -90,13 +101,24 @@ fn headline(s: &ScenarioResult) -> String {
                 fmt_num(m.get("two_dispatchers_msgs_per_s").copied().unwrap_or(0.0))
             )
         }),
+        "ingress-pv" => pick("requests_per_s", "req/s").map(|h| h + &group_commit),
         _ => pick("requests_per_s", "req/s"),
     }
     .unwrap_or_else(|| "—".into())
 }
 
+/// The scenario's name as the table shows it, with what it leaves out.
+fn label(s: &ScenarioResult) -> String {
+    match s.name.as_str() {
+        "ingress-pv" | "bulk-pv" => format!("{} (no consumer runs behind it)", s.name),
+        name if name.ends_with("-all") => format!("{name} (`smsfleet all`, one process)"),
+        "burst" | "transactional" => format!("{} (one process per role)", s.name),
+        name => name.to_owned(),
+    }
+}
+
 fn latency(s: &ScenarioResult) -> String {
-    if s.name == "end-to-end" {
+    if matches!(s.name.as_str(), "end-to-end" | "transactional" | "transactional-all") {
         let m = &s.metrics;
         return match (m.get("accept_to_delivered_p50_ms"), m.get("accept_to_delivered_p99_ms")) {
             (Some(a), Some(b)) => format!("accept→delivered {} / {} / — ms", fmt_num(*a), fmt_num(*b)),
@@ -148,7 +170,7 @@ pub fn markdown(r: &Report) -> String {
     md.push_str("| scenario | throughput | latency p50 / p99 / p99.9 | vs ceilings | goals |\n");
     md.push_str("| --- | --- | --- | --- | --- |\n");
     for s in &r.scenarios {
-        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", s.name, headline(s), latency(s), ratios(s), goals(s));
+        let _ = writeln!(md, "| {} | {} | {} | {} | {} |", label(s), headline(s), latency(s), ratios(s), goals(s));
     }
     md.push_str("\nCPU seconds and peak RSS (MB) of every process during each scenario:\n\n");
     md.push_str("| scenario | process | CPU s | peak RSS MB |\n| --- | --- | --- | --- |\n");

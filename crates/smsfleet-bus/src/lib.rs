@@ -1,15 +1,16 @@
 //! smsfleet's NATS JetStream layer: provisioning the streams and consumers
 //! of the contract at start-up, typed publishing with `Nats-Msg-Id`
 //! de-duplication, batch-pulling workers with ack / retry with backoff /
-//! dead-letter, the replicated state feed the ingress caches from, worker-id
-//! leases for snowflake ids, and request/reply services. W3C trace context
-//! rides in message headers.
+//! dead-letter, the replicated state feed the ingress caches from, leased
+//! blocks of message ids, worker-id leases, and request/reply services.
+//! W3C trace context rides in message headers.
 //!
 //! Only this crate (and tests) touch async-nats, so the roles code against a
 //! small surface that works the same on nats-server 2.9 and current releases:
 //! one filter subject per consumer, no per-message TTL, no KV API.
 
 mod error;
+mod id_blocks;
 mod lease;
 mod progress;
 mod provision;
@@ -25,6 +26,7 @@ use async_nats::jetstream;
 use smsfleet_contract::{Namespace, Topology};
 
 pub use error::BusError;
+pub use id_blocks::{IdBlocks, IdIssuer, raise_id_counter};
 pub use lease::{WorkerIds, WorkerLease};
 pub use progress::Progress;
 pub use provision::MAX_STREAM_REPLICAS;

@@ -1,12 +1,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The bus layer against a real nats-server: de-duplication, retry,
-//! dead-lettering, worker-id leases and the state feed.
+//! dead-lettering, id blocks, worker-id leases and the state feed.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smsfleet_bus::{HandlerError, Progress, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
+use smsfleet_bus::{HandlerError, IdBlocks, Progress, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
 use smsfleet_contract::{BalanceState, SCHEMA_VERSION, StatusBatch, StreamKind};
 use smsfleet_testkit::{CancellationToken, PrivateNats, TestEnv, eventually};
 
@@ -206,6 +206,104 @@ async fn worker_id_leases_are_exclusive() {
     ids.sort_unstable();
     ids.dedup();
     assert_eq!(ids.len(), 5);
+}
+
+/// Issue 12.4: three replicas issuing ids at once (small requests and ones
+/// larger than a first block) get unique, increasing ids that a JSON client
+/// reading numbers as doubles holds exactly; a replica started afterwards
+/// issues none of them again.
+#[tokio::test]
+async fn id_blocks_of_three_replicas_are_unique_json_safe_and_not_reissued_after_a_restart() {
+    let env = TestEnv::start().await;
+    let mut replicas = Vec::new();
+    for r in 0..3 {
+        let bus = smsfleet_bus::Bus::connect(&env.nats_url, env.ns.clone(), &format!("replica-{r}")).await.unwrap();
+        replicas.push(IdBlocks::start(&bus).await.unwrap());
+    }
+    let mut tasks = Vec::new();
+    for (r, blocks) in replicas.iter().enumerate() {
+        for t in 0..4 {
+            let issuer = blocks.issuer();
+            tasks.push(tokio::spawn(async move {
+                let mut ids = Vec::new();
+                for i in 0..300usize {
+                    let n = if i % 100 == 99 { 5_000 } else { 1 + (i * 7 + t + r) % 40 };
+                    let got = issuer.next_ids(n).await.expect("ids while NATS is up");
+                    assert_eq!(got.len(), n);
+                    ids.extend(got.into_iter().map(|id| id.0));
+                }
+                (r, ids)
+            }));
+        }
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        let (_, ids) = task.await.unwrap();
+        // Each caller sees its replica's ids in increasing order.
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        all.extend(ids);
+    }
+    let issued = all.len();
+    let json = serde_json::to_string(&all).unwrap();
+    let as_doubles: Vec<f64> = serde_json::from_str(&json).unwrap();
+    assert!(all.iter().zip(&as_doubles).all(|(id, d)| *d as i64 == *id && *id <= smsfleet_domain::ids::MAX_ID));
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), issued, "an id was issued twice");
+    let largest = *all.last().unwrap();
+
+    drop(replicas);
+    let bus = smsfleet_bus::Bus::connect(&env.nats_url, env.ns.clone(), "restarted").await.unwrap();
+    let restarted = IdBlocks::start(&bus).await.unwrap();
+    let first = restarted.issuer().next_ids(1).await.unwrap()[0].0;
+    assert!(first > largest, "a restarted replica reissued {first} (largest before: {largest})");
+
+    // A counter lost with the NATS data is raised above the stored ids.
+    smsfleet_bus::raise_id_counter(&bus, 40_000_000).await.unwrap();
+    smsfleet_bus::raise_id_counter(&bus, 10).await.unwrap();
+    let after = IdBlocks::start(&bus).await.unwrap().issuer().next_ids(1).await.unwrap()[0].0;
+    assert!(after > 40_000_000, "{after}");
+}
+
+/// A quiet replica does not keep issuing ids from an old block while a
+/// busy one moves the counter on: its block is replaced once it is older
+/// than a couple of seconds, so ids stay roughly in time order.
+#[tokio::test]
+async fn a_quiet_replicas_ids_catch_up_with_a_busy_ones() {
+    let env = TestEnv::start().await;
+    let quiet_bus = smsfleet_bus::Bus::connect(&env.nats_url, env.ns.clone(), "quiet").await.unwrap();
+    let quiet = IdBlocks::start(&quiet_bus).await.unwrap();
+    let busy = IdBlocks::start(&env.bus).await.unwrap();
+    let first_quiet = quiet.issuer().next_ids(1).await.unwrap()[0];
+    let busy_last = *busy.issuer().next_ids(20_000).await.unwrap().last().unwrap();
+    assert!(busy_last > first_quiet);
+    let caught_up = eventually(Duration::from_secs(15), || async {
+        let id = quiet.issuer().next_ids(1).await?[0];
+        (id > busy_last).then_some(id)
+    })
+    .await;
+    assert!(caught_up.is_some(), "the quiet replica still issues ids below {busy_last:?}");
+}
+
+/// No id is issued without a block: once NATS is gone and the blocks held
+/// are used up, requests get none (promptly, not after a hang), and ids
+/// come again, above the earlier ones, when NATS is back.
+#[tokio::test]
+async fn no_ids_without_a_block_while_nats_is_down() {
+    let mut nats = PrivateNats::start().await;
+    let ns = smsfleet_contract::Namespace::new("idsoutage").unwrap();
+    let bus = smsfleet_bus::Bus::connect(&nats.url(), ns, "ids-outage").await.unwrap();
+    bus.provision().await.unwrap();
+    let blocks = IdBlocks::start(&bus).await.unwrap();
+    let issuer = blocks.issuer();
+    let before = issuer.next_ids(10).await.unwrap();
+    nats.stop().await;
+    let refused =
+        eventually(Duration::from_secs(30), || async { issuer.next_ids(500).await.is_none().then_some(()) }).await;
+    assert!(refused.is_some(), "ids were issued without a block");
+    nats.restart().await;
+    let again = eventually(Duration::from_secs(30), || async { issuer.next_ids(1).await }).await;
+    assert!(again.unwrap()[0] > *before.last().unwrap());
 }
 
 #[tokio::test]

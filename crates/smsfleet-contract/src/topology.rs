@@ -69,6 +69,12 @@ impl Namespace {
         format!("{}.lease.worker.{worker_id}", self.0)
     }
 
+    /// The `smslog_id` counter: its last message holds the first id no
+    /// block has taken yet.
+    pub fn id_counter_subject(&self) -> String {
+        format!("{}.ids.smslog", self.0)
+    }
+
     pub fn dead_letter_subject(&self, from: StreamKind) -> String {
         format!("{}.dead.{}", self.0, from.subject_token())
     }
@@ -93,10 +99,11 @@ pub enum StreamKind {
     Lease,
     Dead,
     Incoming,
+    Ids,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 9] = [
+    pub const ALL: [StreamKind; 10] = [
         Self::Submit,
         Self::Dispatch,
         Self::Schedule,
@@ -106,6 +113,7 @@ impl StreamKind {
         Self::Lease,
         Self::Dead,
         Self::Incoming,
+        Self::Ids,
     ];
 
     fn suffix(self) -> &'static str {
@@ -119,6 +127,7 @@ impl StreamKind {
             Self::Lease => "LEASE",
             Self::Dead => "DEAD",
             Self::Incoming => "INCOMING",
+            Self::Ids => "IDS",
         }
     }
 
@@ -133,6 +142,7 @@ impl StreamKind {
             Self::Lease => "lease",
             Self::Dead => "dead",
             Self::Incoming => "incoming",
+            Self::Ids => "ids",
         }
     }
 }
@@ -232,6 +242,9 @@ impl Topology {
                 // Interest, not a work queue: other roles (auto-replies,
                 // forwarding) may add their own durable later.
                 stream(Incoming, "incoming", Interest, 7 * DAY, 0, "incoming_message"),
+                // Id counters: kept forever (a lost counter would reissue
+                // ids), the last value per subject is all that matters.
+                stream(Ids, "ids.>", Limits, 0, 1, "id_counter"),
             ],
             consumers: vec![
                 consumer(Submit, "ledger", "ledger", ACK_WAIT_SECS, 20, 20_000),

@@ -5,7 +5,10 @@
 //! each message in Postgres's `dispatch_log` *before* the upstream call,
 //! submits in batches through the route's [`Upstream`], records the
 //! upstream ids (one per part) the DLR role later matches reports against,
-//! and publishes one `StatusBatch` per chunk for the projection.
+//! and publishes the statuses of a whole pull of chunks together in
+//! `StatusBatch`es of up to 2,000 events for the projection (one-recipient
+//! traffic is a chunk per message; a batch per chunk was a publish per
+//! message).
 //!
 //! The claim is what keeps a message from going out twice after a crash or
 //! a redelivery: a message already `Sent` is never resubmitted, and one whose
@@ -16,8 +19,8 @@
 //! to an upstream that does not de-duplicate.
 //!
 //! Routes come from the routes file (`route/file.rs`) and are re-read on
-//! SIGHUP: the new table applies to the next chunk, chunks in flight finish
-//! on the upstreams they started with.
+//! SIGHUP: the new table applies to the next pull, pulls in flight finish
+//! on the upstreams they started with (a pull uses one table throughout).
 
 mod pacing;
 mod route;

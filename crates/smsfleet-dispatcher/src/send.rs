@@ -1,4 +1,4 @@
-//! One chunk from claim to status batch.
+//! One pull of chunks from claim to status batch.
 //!
 //! Order matters for idempotency: claim (Postgres) → submit (the route's
 //! [`Upstream`]) → record the verdict (Postgres) → publish the status batch
@@ -14,7 +14,8 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use smsfleet_bus::{Bus, Delivery, HandlerError};
 use smsfleet_contract::{
-    DeliveryStatus, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StatusOrigin, StreamKind, status_batch_id,
+    DeliveryStatus, Destination, DispatchChunk, SCHEMA_VERSION, StatusBatch, StatusEvent, StatusOrigin, StreamKind,
+    status_batch_id,
 };
 use smsfleet_domain::Encoding;
 use smsfleet_domain::clock::now_ms;
@@ -39,12 +40,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// what we cannot read (perhaps not the upstream its route says) must not
 /// get the message over and over for the whole life of the chunk.
 const MAX_UNCONFIRMED_ATTEMPTS: i32 = 3;
+/// Events per status batch: a pull of 16 full chunks (1,600) fits one, and
+/// a batch stays far below the server's 1 MB default payload limit
+/// (an event is ~150 bytes of JSON) whatever the pull size.
+const STATUS_EVENTS_PER_BATCH: usize = 2_000;
 
 pub(crate) struct Dispatcher {
     bus: Bus,
     pool: PgPool,
     client: reqwest::Client,
-    /// Swapped whole by [`Dispatcher::reload`]; a chunk works with the table
+    /// Swapped whole by [`Dispatcher::reload`]; a pull works with the table
     /// it started with, so its sends finish on the upstreams they began on.
     table: RwLock<Arc<RouteTable>>,
 }
@@ -124,7 +129,7 @@ impl RouteTable {
     }
 }
 
-/// Events of one part of a chunk, plus the error that stopped the rest.
+/// Events of one part of a pull, plus the error that stopped the rest.
 #[derive(Default)]
 struct Outcome {
     events: Vec<StatusEvent>,
@@ -145,6 +150,52 @@ struct Content<'a> {
     chunk: &'a DispatchChunk,
     encoding: Encoding,
     parts: Vec<String>,
+}
+
+/// One destination of a pull: its chunk and its place in that chunk.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    chunk: usize,
+    dest: usize,
+}
+
+/// The destinations of one pull whose route is one primary route; the send
+/// loop refers to them by index into `targets`.
+struct Pull<'c, 'a> {
+    contents: &'c [Content<'a>],
+    targets: Vec<Target>,
+}
+
+impl Pull<'_, '_> {
+    fn content(&self, i: usize) -> &Content<'_> {
+        &self.contents[self.targets[i].chunk]
+    }
+
+    fn chunk(&self, i: usize) -> &DispatchChunk {
+        self.content(i).chunk
+    }
+
+    fn dest(&self, i: usize) -> &Destination {
+        &self.chunk(i).destinations[self.targets[i].dest]
+    }
+
+    fn smslog_id(&self, i: usize) -> i64 {
+        self.dest(i).smslog_id
+    }
+
+    fn event(
+        &self,
+        i: usize,
+        status: DeliveryStatus,
+        upstream_id: Option<String>,
+        reason: Option<String>,
+    ) -> StatusEvent {
+        event(self.smslog_id(i), self.chunk(i).uid, status, upstream_id, reason)
+    }
+
+    fn expired(&self, i: usize, now: i64) -> bool {
+        now > self.chunk(i).validity_until_ms
+    }
 }
 
 fn event(
@@ -175,9 +226,9 @@ impl Dispatcher {
         Ok(Self { bus, pool, client: client.clone(), table: RwLock::new(Arc::new(table)) })
     }
 
-    /// Replaces the route table. Chunks in flight keep the table they hold
+    /// Replaces the route table. Pulls in flight keep the table they hold
     /// (the old upstreams drain when the last of them is done); the next
-    /// chunk uses the new one. Refused whole if any new upstream cannot be
+    /// pull uses the new one. Refused whole if any new upstream cannot be
     /// built. While a changed route drains, its old and new upstreams both
     /// run, each within its own limits.
     pub(crate) fn reload(&self, routes: &[Route]) -> Result<(), DispatcherError> {
@@ -196,71 +247,88 @@ impl Dispatcher {
         self.table.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
-    /// Chunks of one pull are processed side by side; the route semaphores
-    /// bound what actually hits the upstreams.
+    /// The chunks of one pull are sent together (issue 13.2): one-recipient
+    /// traffic makes a chunk per message, and per chunk it cost a claim, an
+    /// upstream call, a record and a status batch per message. Now each
+    /// route gets one claim for its destinations of the whole pull, upstream
+    /// calls of up to the route's batch size across chunks, and the pull one
+    /// status batch; the route semaphores bound what hits the upstreams.
+    /// The whole pull uses one route table, so a reload never splits it.
+    #[tracing::instrument(skip_all, fields(chunks = deliveries.len()))]
     pub(crate) async fn handle(&self, deliveries: Vec<Delivery<DispatchChunk>>) -> Result<(), HandlerError> {
-        let results = join_all(deliveries.iter().map(|d| self.process_chunk(&d.body))).await;
-        results.into_iter().collect()
-    }
-
-    #[tracing::instrument(skip_all, fields(chunk_id = %chunk.chunk_id, messages = chunk.destinations.len()))]
-    async fn process_chunk(&self, chunk: &DispatchChunk) -> Result<(), HandlerError> {
         let table = self.current();
-        let mut outcome = Outcome::default();
-        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (i, d) in chunk.destinations.iter().enumerate() {
-            match choose_route(&table.list, &d.to) {
-                Some(r) => groups.entry(r).or_default().push(i),
-                None => {
-                    tracing::warn!(smslog_id = d.smslog_id, to = %d.to, "no route for destination");
-                    count("", "no_route", 1);
-                    outcome.events.push(event(
-                        d.smslog_id,
-                        chunk.uid,
-                        DeliveryStatus::Failed,
-                        None,
-                        Some("no route".into()),
-                    ));
+        let contents: Vec<Content<'_>> = deliveries
+            .iter()
+            .map(|d| Content {
+                chunk: &d.body,
+                encoding: d.body.encoding,
+                parts: split_parts(&d.body.body, d.body.encoding),
+            })
+            .collect();
+        let mut all = Outcome::default();
+        let mut groups: BTreeMap<usize, Vec<Target>> = BTreeMap::new();
+        for (c, content) in contents.iter().enumerate() {
+            let chunk = content.chunk;
+            for (i, d) in chunk.destinations.iter().enumerate() {
+                match choose_route(&table.list, &d.to) {
+                    Some(r) => groups.entry(r).or_default().push(Target { chunk: c, dest: i }),
+                    None => {
+                        tracing::warn!(smslog_id = d.smslog_id, to = %d.to, chunk_id = %chunk.chunk_id, "no route for destination");
+                        count("", "no_route", 1);
+                        all.events.push(event(
+                            d.smslog_id,
+                            chunk.uid,
+                            DeliveryStatus::Failed,
+                            None,
+                            Some("no route".into()),
+                        ));
+                    }
                 }
             }
         }
-        let encoding = chunk.encoding;
-        let content = Content { chunk, encoding, parts: split_parts(&chunk.body, encoding) };
-        let parts = join_all(groups.into_iter().map(|(r, idx)| self.process_group(&table, r, &content, idx))).await;
+        let parts = join_all(groups.into_iter().map(|(r, targets)| {
+            let (table, pull) = (&table, Pull { contents: &contents, targets });
+            async move { self.process_group(table, r, &pull).await }
+        }))
+        .await;
         for part in parts {
-            outcome.merge(part);
+            all.merge(part);
         }
-        if !outcome.events.is_empty() {
-            let batch = StatusBatch {
-                v: SCHEMA_VERSION,
-                batch_id: status_batch_id(StatusOrigin::Dispatch, &chunk.chunk_id, &outcome.events),
-                events: outcome.events,
-                released_queues: vec![],
-            };
-            let subject = self.bus.namespace().subject(StreamKind::Status);
-            // Without the status batch the chunk must not be acked; a
-            // redelivery re-emits the same events from the dispatch log.
-            self.bus.publish(subject, &batch.batch_id, &batch).await.map_err(HandlerError::transient)?;
+        let source = deliveries.first().map(|d| d.body.chunk_id.as_str()).unwrap_or_default();
+        // Without the status batches the chunks must not be acked; a
+        // redelivery re-emits the same events from the dispatch log. A pull
+        // regrouped on redelivery gets other batch ids, and the copies
+        // change nothing: statuses merge by rank.
+        let batches: Vec<(String, String, StatusBatch)> = all
+            .events
+            .chunks(STATUS_EVENTS_PER_BATCH)
+            .enumerate()
+            .map(|(i, events)| {
+                let batch = StatusBatch {
+                    v: SCHEMA_VERSION,
+                    batch_id: status_batch_id(StatusOrigin::Dispatch, &format!("{source}+{i}"), events),
+                    events: events.to_vec(),
+                    released_queues: vec![],
+                };
+                (self.bus.namespace().subject(StreamKind::Status), batch.batch_id.clone(), batch)
+            })
+            .collect();
+        if !batches.is_empty() {
+            self.bus.publish_all(batches).await.map_err(HandlerError::transient)?;
         }
-        match outcome.error {
+        match all.error {
             Some(e) => Err(e),
             None => Ok(()),
         }
     }
 
-    /// The destinations of the chunk (by index) whose route is `primary`.
-    async fn process_group(
-        &self,
-        table: &RouteTable,
-        primary: usize,
-        content: &Content<'_>,
-        idx: Vec<usize>,
-    ) -> Outcome {
+    /// The destinations of the pull whose route is `primary`.
+    async fn process_group(&self, table: &RouteTable, primary: usize, pull: &Pull<'_, '_>) -> Outcome {
         let rs = &table.routes[primary];
         let chain = &table.chains[primary];
-        let (route, chunk) = (rs.route.name.as_str(), content.chunk);
+        let route = rs.route.name.as_str();
         let mut out = Outcome::default();
-        let items: Vec<(i64, i64)> = idx.iter().map(|&i| (chunk.destinations[i].smslog_id, chunk.uid)).collect();
+        let items: Vec<(i64, i64)> = (0..pull.targets.len()).map(|i| (pull.smslog_id(i), pull.chunk(i).uid)).collect();
         let priors = match dispatch::claim(&self.pool, route, &items).await {
             Ok(p) => p,
             Err(e) => return Outcome { events: vec![], error: Some(HandlerError::transient(e)) },
@@ -268,73 +336,67 @@ impl Dispatcher {
         // An unconfirmed claim may have reached any route of the chain (a
         // crash during a failover): resend only if every one de-duplicates.
         let chain_dedupes = chain.iter().all(|&r| table.routes[r].upstream.dedupes_by_reference());
-        let expired = now_ms() > chunk.validity_until_ms;
+        let now = now_ms();
         let mut to_send = Vec::new();
-        let mut fail_now: Vec<(i64, &'static str)> = Vec::new();
+        let mut fail_now: Vec<(usize, &'static str)> = Vec::new();
         let (mut already_sent, mut already_failed) = (0, 0);
-        for &i in &idx {
-            let id = chunk.destinations[i].smslog_id;
+        for i in 0..pull.targets.len() {
+            let id = pull.smslog_id(i);
             match priors.get(&id) {
                 None => {
                     // Cannot happen (claim returns every id), but sending
                     // without a claim would break the guarantee.
                     out.error = Some(HandlerError::transient(format!("no claim returned for {id}")));
                 }
-                Some(Prior::Fresh | Prior::Unconfirmed { .. }) if expired => fail_now.push((id, "expired")),
+                Some(Prior::Fresh | Prior::Unconfirmed { .. }) if pull.expired(i, now) => fail_now.push((i, "expired")),
                 Some(Prior::Fresh) => to_send.push(i),
                 Some(Prior::Unconfirmed { attempts }) if chain_dedupes && *attempts > MAX_UNCONFIRMED_ATTEMPTS => {
-                    fail_now.push((id, "outcome unknown after repeated interrupted attempts"))
+                    fail_now.push((i, "outcome unknown after repeated interrupted attempts"))
                 }
                 Some(Prior::Unconfirmed { attempts }) if chain_dedupes => {
                     tracing::info!(smslog_id = id, attempts, route, "resending unconfirmed message");
                     to_send.push(i);
                 }
-                Some(Prior::Unconfirmed { .. }) => fail_now.push((id, "outcome unknown after an interrupted attempt")),
+                Some(Prior::Unconfirmed { .. }) => fail_now.push((i, "outcome unknown after an interrupted attempt")),
                 Some(Prior::Sent { upstream_ids }) => {
                     already_sent += 1;
-                    out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, upstream_ids.first().cloned(), None));
+                    out.events.push(pull.event(i, DeliveryStatus::Sent, upstream_ids.first().cloned(), None));
                 }
                 Some(Prior::Failed) => {
                     already_failed += 1;
-                    out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, None));
+                    out.events.push(pull.event(i, DeliveryStatus::Failed, None, None));
                 }
             }
         }
         count(route, "already_sent", already_sent);
         count(route, "already_failed", already_failed);
         if !fail_now.is_empty() {
-            let ids: Vec<i64> = fail_now.iter().map(|f| f.0).collect();
+            let ids: Vec<i64> = fail_now.iter().map(|f| pull.smslog_id(f.0)).collect();
             if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
                 out.error = Some(HandlerError::transient(e));
                 return out;
             }
-            for (id, reason) in fail_now {
+            for (i, reason) in fail_now {
                 count(route, if reason == "expired" { "expired" } else { "unknown" }, 1);
-                out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason.to_owned())));
+                out.events.push(pull.event(i, DeliveryStatus::Failed, None, Some(reason.to_owned())));
             }
         }
-        let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(table, chain, content, b.to_vec()));
+        let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(table, chain, pull, b.to_vec()));
         for part in join_all(batches).await {
             out.merge(part);
         }
         out
     }
 
-    /// Submits one batch along its route's failover chain, retrying the
-    /// chain in-process a few times. A message no route took for certain
-    /// (temporary) moves to the next route of the chain at once; one that
-    /// may be out (unknown) is tried again only on the same route and only
-    /// if it de-duplicates by our reference, and is otherwise failed at once:
-    /// sending it again could deliver it twice. Claims are dropped only for
-    /// messages no try can have reached an upstream with.
-    async fn send_batch(
-        &self,
-        table: &RouteTable,
-        chain: &[usize],
-        content: &Content<'_>,
-        batch: Vec<usize>,
-    ) -> Outcome {
-        let chunk = content.chunk;
+    /// Submits one batch (indices into the pull's targets) along its route's
+    /// failover chain, retrying the chain in-process a few times. A message
+    /// no route took for certain (temporary) moves to the next route of the
+    /// chain at once; one that may be out (unknown) is tried again only on
+    /// the same route and only if it de-duplicates by our reference, and is
+    /// otherwise failed at once: sending it again could deliver it twice.
+    /// Claims are dropped only for messages no try can have reached an
+    /// upstream with. The batch may span chunks, so validity is per message.
+    async fn send_batch(&self, table: &RouteTable, chain: &[usize], pull: &Pull<'_, '_>, batch: Vec<usize>) -> Outcome {
         let primary = table.routes[chain[0]].route.name.as_str();
         let mut out = Outcome::default();
         let mut delay = FIRST_BACKOFF;
@@ -345,9 +407,15 @@ impl Dispatcher {
         let mut maybe_reached: HashSet<usize> = HashSet::new();
         let mut tries = 0;
         loop {
-            if now_ms() > chunk.validity_until_ms {
-                let pending: Vec<usize> = at.iter().map(|p| p.0).collect();
-                return self.fail_expired(primary, chunk, &pending, out).await;
+            let now = now_ms();
+            let (expired, live): (Vec<_>, Vec<_>) = at.into_iter().partition(|p| pull.expired(p.0, now));
+            at = live;
+            if !expired.is_empty() {
+                let expired: Vec<usize> = expired.iter().map(|p| p.0).collect();
+                out = self.fail_expired(primary, pull, &expired, out).await;
+                if out.error.is_some() {
+                    return out;
+                }
             }
             tries += 1;
             let mut next_try: Vec<(usize, usize)> = Vec::new();
@@ -363,7 +431,7 @@ impl Dispatcher {
                 let moved: Vec<i64> = group
                     .iter()
                     .filter(|i| logged_on.get(i) != Some(&chain[pos]))
-                    .map(|&i| chunk.destinations[i].smslog_id)
+                    .map(|&i| pull.smslog_id(i))
                     .collect();
                 if !moved.is_empty() {
                     tracing::info!(route, messages = moved.len(), "failing over");
@@ -376,7 +444,7 @@ impl Dispatcher {
                         logged_on.insert(i, chain[pos]);
                     }
                 }
-                let settled = match self.send_on(rs, content, &group).await {
+                let settled = match self.send_on(rs, pull, &group).await {
                     Ok(s) => s,
                     Err(e) => {
                         out.error = Some(e);
@@ -384,8 +452,7 @@ impl Dispatcher {
                     }
                 };
                 for (i, ids) in settled.sent {
-                    let id = chunk.destinations[i].smslog_id;
-                    out.events.push(event(id, chunk.uid, DeliveryStatus::Sent, ids.into_iter().next(), None));
+                    out.events.push(pull.event(i, DeliveryStatus::Sent, ids.into_iter().next(), None));
                 }
                 count(route, "rejected", settled.rejected.len());
                 let mut failed: Vec<(usize, String)> = settled.rejected;
@@ -395,12 +462,12 @@ impl Dispatcher {
                         last_error.clone_from(&reason);
                         next_try.push((i, pos));
                     } else {
-                        tracing::warn!(route, smslog_id = chunk.destinations[i].smslog_id, %reason, "outcome unknown; not sending again");
+                        tracing::warn!(route, smslog_id = pull.smslog_id(i), %reason, "outcome unknown; not sending again");
                         count(route, "unknown", 1);
                         failed.push((i, format!("outcome unknown: {reason}")));
                     }
                 }
-                if let Err(e) = self.record_failures(chunk, &failed, &mut out).await {
+                if let Err(e) = self.record_failures(pull, &failed, &mut out).await {
                     out.error = Some(e);
                     return out;
                 }
@@ -419,11 +486,8 @@ impl Dispatcher {
             tracing::warn!(route = primary, tries, error = %last_error, messages = next_try.len(), "submit failed");
             count(primary, "retry", next_try.len());
             if tries >= MAX_TRIES {
-                let unreached: Vec<i64> = next_try
-                    .iter()
-                    .filter(|p| !maybe_reached.contains(&p.0))
-                    .map(|p| chunk.destinations[p.0].smslog_id)
-                    .collect();
+                let unreached: Vec<i64> =
+                    next_try.iter().filter(|p| !maybe_reached.contains(&p.0)).map(|p| pull.smslog_id(p.0)).collect();
                 if let Err(e) = dispatch::release(&self.pool, &unreached).await {
                     tracing::warn!(error = %e, "could not release claims; they will be resent as unconfirmed");
                 }
@@ -431,7 +495,9 @@ impl Dispatcher {
                 return out;
             }
             at = next_try;
-            let until_expiry = u64::try_from(chunk.validity_until_ms - now_ms() + 1).unwrap_or(0);
+            // Wake for the first message to expire, so it fails on time.
+            let soonest_expiry = at.iter().map(|p| pull.chunk(p.0).validity_until_ms).min().unwrap_or(now);
+            let until_expiry = u64::try_from(soonest_expiry - now_ms() + 1).unwrap_or(0);
             tokio::time::sleep(delay.min(Duration::from_millis(until_expiry))).await;
             delay = (delay * 2).min(MAX_BACKOFF);
         }
@@ -439,24 +505,17 @@ impl Dispatcher {
 
     /// One call to one route's upstream (paced in parts, within its
     /// concurrency), with the sent ones recorded.
-    async fn send_on(
-        &self,
-        rs: &RouteState,
-        content: &Content<'_>,
-        group: &[usize],
-    ) -> Result<Settlement, HandlerError> {
-        let chunk = content.chunk;
+    async fn send_on(&self, rs: &RouteState, pull: &Pull<'_, '_>, group: &[usize]) -> Result<Settlement, HandlerError> {
         let route = rs.route.name.as_str();
-        let valid_until_ms = match rs.route.limits.validity {
-            Some(v) => {
-                chunk.validity_until_ms.min(now_ms().saturating_add(i64::try_from(v.as_millis()).unwrap_or(i64::MAX)))
-            }
-            None => chunk.validity_until_ms,
-        };
+        // The route's own validity caps the chunk's, from the time of this
+        // call (a failover starts the clock again).
+        let route_until_ms =
+            rs.route.limits.validity.map(|v| now_ms().saturating_add(i64::try_from(v.as_millis()).unwrap_or(i64::MAX)));
         let messages: Vec<OutboundMessage<'_>> = group
             .iter()
             .map(|&i| {
-                let d = &chunk.destinations[i];
+                let (d, content) = (pull.dest(i), pull.content(i));
+                let chunk = content.chunk;
                 OutboundMessage {
                     smslog_id: d.smslog_id,
                     reference: d.smslog_id.to_string(),
@@ -466,12 +525,12 @@ impl Dispatcher {
                     parts: &content.parts,
                     encoding: content.encoding,
                     flash: chunk.flash,
-                    valid_until_ms,
+                    valid_until_ms: route_until_ms.map_or(chunk.validity_until_ms, |r| r.min(chunk.validity_until_ms)),
                 }
             })
             .collect();
         if let Some(pace) = &rs.pace {
-            pace.take(group.len() * content.parts.len().max(1)).await;
+            pace.take(group.iter().map(|&i| pull.content(i).parts.len().max(1)).sum()).await;
         }
         let verdicts = match rs.in_flight.acquire().await {
             Ok(_permit) => rs.upstream.submit(&messages).await,
@@ -480,7 +539,7 @@ impl Dispatcher {
         let settled = settle(group, verdicts);
         rs.note_health(&settled);
         let sent: Vec<(i64, Vec<String>)> =
-            settled.sent.iter().map(|(i, ids)| (chunk.destinations[*i].smslog_id, ids.clone())).collect();
+            settled.sent.iter().map(|(i, ids)| (pull.smslog_id(*i), ids.clone())).collect();
         // On failure the claims stay, so a redelivery resends (deduped
         // upstream by ref) or fails them, and records the ids then.
         dispatch::record_sent(&self.pool, &sent).await.map_err(HandlerError::transient)?;
@@ -490,27 +549,27 @@ impl Dispatcher {
 
     async fn record_failures(
         &self,
-        chunk: &DispatchChunk,
+        pull: &Pull<'_, '_>,
         failed: &[(usize, String)],
         out: &mut Outcome,
     ) -> Result<(), HandlerError> {
-        let ids: Vec<i64> = failed.iter().map(|(i, _)| chunk.destinations[*i].smslog_id).collect();
+        let ids: Vec<i64> = failed.iter().map(|(i, _)| pull.smslog_id(*i)).collect();
         dispatch::record_failed(&self.pool, &ids).await.map_err(HandlerError::transient)?;
-        for (id, (_, reason)) in ids.into_iter().zip(failed) {
-            out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some(reason.clone())));
+        for (i, reason) in failed {
+            out.events.push(pull.event(*i, DeliveryStatus::Failed, None, Some(reason.clone())));
         }
         Ok(())
     }
 
-    async fn fail_expired(&self, route: &str, chunk: &DispatchChunk, pending: &[usize], mut out: Outcome) -> Outcome {
-        let ids: Vec<i64> = pending.iter().map(|&i| chunk.destinations[i].smslog_id).collect();
+    async fn fail_expired(&self, route: &str, pull: &Pull<'_, '_>, pending: &[usize], mut out: Outcome) -> Outcome {
+        let ids: Vec<i64> = pending.iter().map(|&i| pull.smslog_id(i)).collect();
         if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
             out.error = Some(HandlerError::transient(e));
             return out;
         }
         count(route, "expired", ids.len());
-        for id in ids {
-            out.events.push(event(id, chunk.uid, DeliveryStatus::Failed, None, Some("expired".to_owned())));
+        for &i in pending {
+            out.events.push(pull.event(i, DeliveryStatus::Failed, None, Some("expired".to_owned())));
         }
         out
     }

@@ -44,8 +44,14 @@ async fn listener() -> (tokio::net::TcpListener, String) {
 impl Harness {
     /// `routes` get `{sim}` and `{dlr}` replaced by the base URLs.
     async fn start(sim_config: SimulatorConfig, routes: &[&str]) -> Harness {
+        Harness::start_with_waiting(sim_config, routes, &[]).await
+    }
+
+    /// As [`Harness::start`], with `waiting` on the Dispatch stream before
+    /// the dispatcher starts, so its first pull takes them together.
+    async fn start_with_waiting(sim_config: SimulatorConfig, routes: &[&str], waiting: &[DispatchChunk]) -> Harness {
         let routes: Vec<String> = routes.iter().map(|r| (*r).to_owned()).collect();
-        Harness::start_with(sim_config, move |sim, dlr| {
+        Harness::start_with(sim_config, waiting, move |sim, dlr| {
             routes.iter().map(|r| Route::parse(&r.replace("{sim}", sim).replace("{dlr}", dlr)).unwrap()).collect()
         })
         .await
@@ -55,17 +61,24 @@ impl Harness {
     /// base URLs (braces are the file's own template syntax).
     async fn start_file(sim_config: SimulatorConfig, file: &str) -> Harness {
         let file = file.to_owned();
-        Harness::start_with(sim_config, move |sim, dlr| {
+        Harness::start_with(sim_config, &[], move |sim, dlr| {
             let text = file.replace("[SIM]", sim).replace("[DLR]", dlr);
             smsfleet_dispatcher::parse_routes_file(&text, &|_| None).unwrap()
         })
         .await
     }
 
-    async fn start_with(sim_config: SimulatorConfig, routes: impl FnOnce(&str, &str) -> Vec<Route>) -> Harness {
+    async fn start_with(
+        sim_config: SimulatorConfig,
+        waiting: &[DispatchChunk],
+        routes: impl FnOnce(&str, &str) -> Vec<Route>,
+    ) -> Harness {
         let env = TestEnv::start().await;
         let shutdown = CancellationToken::new();
         let events = observe(&env).await;
+        for c in waiting {
+            env.bus.publish(env.ns.subject(StreamKind::Dispatch), &c.chunk_id, c).await.unwrap();
+        }
 
         let (sim_listener, sim) = listener().await;
         let stop = shutdown.clone();
@@ -237,6 +250,36 @@ async fn sends_once_then_matches_reports_and_survives_redelivery() {
     // The re-emitted Sent batch (published before the ack the drain waited
     // for) has the same outcome hash, so JetStream dropped it.
     assert_eq!(h.status_last_seq().await, status_seq);
+}
+
+/// Issue 13.2: one-recipient chunks pulled together share one status batch
+/// and upstream calls, instead of a STATUS publish and a call per message.
+#[tokio::test]
+async fn chunks_of_one_pull_share_status_batches_and_upstream_calls() {
+    let chunks: Vec<DispatchChunk> =
+        (0..10).map(|i| chunk(&format!("one{i}.0"), &[(3000 + i, "6281100007")], now_ms() + 60_000)).collect();
+    let h = Harness::start_with_waiting(SimulatorConfig::default(), &[SIM_ROUTE], &chunks).await;
+    for i in 0..10 {
+        h.wait_status(3000 + i, DeliveryStatus::Sent).await;
+    }
+    h.wait_dispatch_drained().await;
+    // The dispatcher's batches (`d.` ids) among everything on STATUS.
+    let name = h.env.ns.stream_name(StreamKind::Status);
+    let stream = h.env.bus.jetstream().get_stream(name).await.unwrap();
+    let mut dispatch_batches = 0;
+    for seq in 1..=h.status_last_seq().await {
+        let Ok(m) = stream.get_raw_message(seq).await else { continue };
+        let batch: StatusBatch = serde_json::from_slice(&m.payload).unwrap();
+        if batch.batch_id.starts_with("d.") {
+            dispatch_batches += 1;
+        }
+    }
+    // A pull takes up to 16 chunks; ten waiting ones come in one or two.
+    assert!((1..=2).contains(&dispatch_batches), "{dispatch_batches} status batches for 10 one-recipient chunks");
+    // And they share upstream calls of up to the route's batch size (2).
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 10, "{stats}");
+    assert!(stats["submit_requests"].as_u64().unwrap() <= 6, "one upstream call per chunk: {stats}");
 }
 
 #[tokio::test]

@@ -1,22 +1,30 @@
 //! Message identifiers.
 //!
-//! `smslog_id` must be a 64-bit integer that is unique and increasing across
-//! every ingress replica, without a database round trip on the send path. A
-//! snowflake layout gives that: milliseconds since our epoch, a worker id
-//! leased per replica at start-up, and a per-millisecond sequence.
+//! `smslog_id` must be unique and increasing across every ingress replica,
+//! without a round trip on the send path, and small enough for every client
+//! to hold: JavaScript's `JSON.parse` reads numbers as doubles, and playSMS
+//! stores remote ids in narrow integer columns, so every id is at most
+//! 2^53 − 1 ([`MAX_ID`]). Time bits cannot give that at our rate (53 bits of
+//! milliseconds, worker and sequence cap a replica near 128 k ids/s), so a
+//! replica leases *blocks* of consecutive ids from one counter on the bus
+//! and hands them out from memory. This module is the block arithmetic; the
+//! counter lives in `smsfleet-bus` (`id_blocks.rs`).
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// 2024-01-01T00:00:00Z in Unix milliseconds: ids stay small for decades.
-pub const EPOCH_MS: u64 = 1_704_067_200_000;
-/// Bits for the replica's worker id: 1,024 replicas at once.
-pub const WORKER_BITS: u32 = 10;
-/// Bits for the per-millisecond sequence: 4,096 ids per ms per replica.
-pub const SEQUENCE_BITS: u32 = 12;
-pub const MAX_WORKER_ID: u16 = (1 << WORKER_BITS) - 1;
-const MAX_SEQUENCE: u64 = (1 << SEQUENCE_BITS) - 1;
+/// The largest id a JSON client can hold exactly (2^53 − 1).
+pub const MAX_ID: i64 = (1 << 53) - 1;
+/// The counter's value before any block was taken: ids start at 1, since
+/// playSMS reads 0 as "none".
+pub const FIRST_ID: i64 = 1;
+/// Block sizes: about one second of this replica's ids, within these bounds.
+pub const MIN_BLOCK: u64 = 1_000;
+pub const MAX_BLOCK: u64 = 1_000_000;
+/// Blocks older than this are replaced (their rest skipped), so a quiet
+/// replica's ids do not fall behind the others' by more than a few seconds.
+pub const BLOCK_LIFE_MS: u64 = 2_000;
 
 /// The playSMS `smslog_id`: one per destination of an outgoing message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -29,53 +37,166 @@ impl fmt::Display for SmsLogId {
     }
 }
 
-/// Hands out increasing snowflake ids for one worker id.
-///
-/// Pure: the caller passes the current time, so tests control the clock. If
-/// the clock steps back, or a burst exhausts a millisecond's sequence, the
-/// generator borrows from the next millisecond instead of repeating an id.
-#[derive(Debug)]
-pub struct SnowflakeGenerator {
-    worker_id: u16,
-    last_ms: u64,
-    sequence: u64,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IdError {
-    #[error("worker id {0} is out of range 0..=1023")]
-    WorkerOutOfRange(u16),
+    /// The counter cannot move past [`MAX_ID`]: at a million ids a second
+    /// that takes 285 years, so it means a corrupted counter.
+    #[error("the id counter is at {0}: no ids are left below 2^53")]
+    Exhausted(i64),
 }
 
-impl SnowflakeGenerator {
-    pub fn new(worker_id: u16) -> Result<Self, IdError> {
-        if worker_id > MAX_WORKER_ID {
-            return Err(IdError::WorkerOutOfRange(worker_id));
+/// Consecutive ids `first..end` one replica may issue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdBlock {
+    pub first: i64,
+    pub end: i64,
+}
+
+impl IdBlock {
+    /// The block of `size` ids starting at the counter's value `next`; the
+    /// counter's new value is the block's `end`. Cut short at [`MAX_ID`].
+    pub fn claim(next: i64, size: u64) -> Result<IdBlock, IdError> {
+        let first = next.max(FIRST_ID);
+        if first > MAX_ID {
+            return Err(IdError::Exhausted(next));
         }
-        Ok(Self { worker_id, last_ms: 0, sequence: 0 })
+        let size = i64::try_from(size.max(1)).unwrap_or(MAX_ID);
+        let end = first.saturating_add(size).min(MAX_ID + 1);
+        Ok(IdBlock { first, end })
     }
 
-    pub fn worker_id(&self) -> u16 {
-        self.worker_id
+    pub fn len(&self) -> u64 {
+        (self.end - self.first).max(0) as u64
     }
 
-    /// The next id at wall-clock `now_unix_ms`.
-    pub fn next(&mut self, now_unix_ms: u64) -> SmsLogId {
-        let now = now_unix_ms.saturating_sub(EPOCH_MS);
-        if now > self.last_ms {
-            self.last_ms = now;
-            self.sequence = 0;
-        } else if self.sequence == MAX_SEQUENCE {
-            self.last_ms += 1;
-            self.sequence = 0;
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The ids one replica holds: the block it issues from and the next one,
+/// taken ahead so that a request never waits for the counter.
+///
+/// Pure: the caller passes the time and performs the claims. Ids come out
+/// increasing, since every block claimed later lies above every earlier one;
+/// ids left in a block that is dropped (at a restart) are simply never used.
+#[derive(Debug)]
+pub struct IdAllocator {
+    current: IdBlock,
+    /// The next id of `current` to issue.
+    cursor: i64,
+    next: Option<IdBlock>,
+    /// Ids issued since the last block was sized, and when that was.
+    issued_since_sizing: u64,
+    sized_at_ms: Option<u64>,
+    /// The largest request that found too few ids: the next block must
+    /// hold it.
+    wanted: u64,
+    /// When the newest block held was added.
+    newest_at_ms: u64,
+}
+
+impl Default for IdAllocator {
+    fn default() -> Self {
+        let empty = IdBlock { first: FIRST_ID, end: FIRST_ID };
+        Self {
+            current: empty,
+            cursor: FIRST_ID,
+            next: None,
+            issued_since_sizing: 0,
+            sized_at_ms: None,
+            wanted: 0,
+            newest_at_ms: 0,
+        }
+    }
+}
+
+impl IdAllocator {
+    /// `n` increasing ids, or `None` (nothing taken) when the blocks held
+    /// have fewer; the caller then claims a block ([`IdAllocator::wants_block`]).
+    pub fn take(&mut self, n: usize) -> Option<Vec<SmsLogId>> {
+        let n64 = n as u64;
+        if self.available() < n64 {
+            self.wanted = self.wanted.max(n64);
+            return None;
+        }
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            if self.left() == 0 {
+                self.advance()?;
+            }
+            let count = ((n - out.len()) as i64).min(self.current.end - self.cursor);
+            out.extend((self.cursor..self.cursor + count).map(SmsLogId));
+            self.cursor += count;
+        }
+        self.issued_since_sizing += n64;
+        Some(out)
+    }
+
+    /// Ids left in the blocks held.
+    pub fn available(&self) -> u64 {
+        self.left() + self.next.map(|b| b.len()).unwrap_or(0)
+    }
+
+    fn left(&self) -> u64 {
+        (self.current.end - self.cursor).max(0) as u64
+    }
+
+    /// Moves on to the next block; `None` if there is none.
+    fn advance(&mut self) -> Option<()> {
+        let next = self.next.take()?;
+        self.current = next;
+        self.cursor = next.first;
+        Some(())
+    }
+
+    /// A block should be claimed at `now_ms`: none is waiting and the
+    /// current one is half used, a request found too few ids, or the blocks
+    /// held are older than [`BLOCK_LIFE_MS`].
+    pub fn wants_block(&self, now_ms: u64) -> bool {
+        let half_used = self.next.is_none() && self.left() * 2 <= self.current.len();
+        half_used || self.wanted > self.available() || self.stale(now_ms)
+    }
+
+    fn stale(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.newest_at_ms) > BLOCK_LIFE_MS
+    }
+
+    /// The size of the block to claim at `now_ms`: about one second of ids
+    /// at the rate since the last claim, within [`MIN_BLOCK`]..[`MAX_BLOCK`],
+    /// and never smaller than a request that is waiting.
+    pub fn block_size(&mut self, now_ms: u64) -> u64 {
+        let per_second = match self.sized_at_ms {
+            Some(at) => self.issued_since_sizing.saturating_mul(1_000) / now_ms.saturating_sub(at).max(1),
+            None => 0,
+        };
+        self.issued_since_sizing = 0;
+        self.sized_at_ms = Some(now_ms);
+        per_second.clamp(MIN_BLOCK, MAX_BLOCK).max(self.wanted)
+    }
+
+    /// Adds a block claimed at `now_ms`: current if the current one is used
+    /// up or the blocks held are stale, else next. A block claimed for a
+    /// large waiting request replaces a waiting next block. The ids of a
+    /// replaced block are skipped.
+    pub fn add_block(&mut self, block: IdBlock, now_ms: u64) {
+        if self.stale(now_ms) {
+            self.next = None;
+            self.cursor = self.current.end;
+        }
+        self.newest_at_ms = now_ms;
+        if self.left() == 0 {
+            let _ = self.advance();
+        }
+        if self.left() == 0 {
+            self.current = block;
+            self.cursor = block.first;
         } else {
-            self.sequence += 1;
+            self.next = Some(block);
         }
-        let raw = (self.last_ms << (WORKER_BITS + SEQUENCE_BITS))
-            | (u64::from(self.worker_id) << SEQUENCE_BITS)
-            | self.sequence;
-        // 41 bits of milliseconds keep the top bit clear for ~69 years.
-        SmsLogId((raw & (i64::MAX as u64)) as i64)
+        if self.available() >= self.wanted {
+            self.wanted = 0;
+        }
     }
 }
 
@@ -116,47 +237,86 @@ impl fmt::Display for QueueCode {
 mod tests {
     use super::*;
 
-    #[test]
-    fn ids_increase_within_and_across_milliseconds() {
-        let mut g = SnowflakeGenerator::new(7).unwrap();
-        let t = EPOCH_MS + 1_000;
-        let a = g.next(t);
-        let b = g.next(t);
-        let c = g.next(t + 1);
-        assert!(a < b && b < c);
+    fn block(first: i64, len: u64) -> IdBlock {
+        IdBlock::claim(first, len).unwrap()
     }
 
     #[test]
-    fn clock_going_back_never_repeats() {
-        let mut g = SnowflakeGenerator::new(1).unwrap();
-        let a = g.next(EPOCH_MS + 5_000);
-        let b = g.next(EPOCH_MS + 4_000);
-        assert!(b > a);
+    fn a_claim_is_the_next_ids_and_stays_below_two_to_the_53() {
+        assert_eq!(block(0, 1_000), IdBlock { first: 1, end: 1_001 });
+        assert_eq!(block(5_000, 10).len(), 10);
+        let last = block(MAX_ID - 2, 1_000);
+        assert_eq!((last.first, last.end), (MAX_ID - 2, MAX_ID + 1));
+        assert_eq!(IdBlock::claim(MAX_ID + 1, 1), Err(IdError::Exhausted(MAX_ID + 1)));
     }
 
     #[test]
-    fn sequence_overflow_borrows_the_next_millisecond() {
-        let mut g = SnowflakeGenerator::new(3).unwrap();
-        let t = EPOCH_MS + 10;
-        let mut last = g.next(t);
-        for _ in 0..10_000 {
-            let n = g.next(t);
-            assert!(n > last);
-            last = n;
+    fn ids_come_from_the_current_block_then_the_next() {
+        let mut a = IdAllocator::default();
+        assert!(a.wants_block(0));
+        assert_eq!(a.take(1), None);
+        a.add_block(block(1, 4), 0);
+        assert!(!a.wants_block(0));
+        assert_eq!(a.take(2).unwrap(), vec![SmsLogId(1), SmsLogId(2)]);
+        // Half used: the next block is wanted.
+        assert!(a.wants_block(0));
+        a.add_block(block(100, 4), 0);
+        assert!(!a.wants_block(0));
+        let ids: Vec<i64> = a.take(4).unwrap().into_iter().map(|i| i.0).collect();
+        assert_eq!(ids, vec![3, 4, 100, 101]);
+        assert_eq!(a.available(), 2);
+    }
+
+    #[test]
+    fn a_request_larger_than_what_is_held_takes_nothing_and_sizes_the_next_block() {
+        let mut a = IdAllocator::default();
+        a.add_block(block(1, 1_000), 0);
+        assert_eq!(a.take(5_000), None);
+        assert_eq!(a.available(), 1_000);
+        assert!(a.wants_block(0));
+        let size = a.block_size(0);
+        assert_eq!(size, 5_000);
+        a.add_block(block(2_000, size), 0);
+        let ids = a.take(5_000).unwrap();
+        assert_eq!(ids.len(), 5_000);
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn blocks_hold_about_a_second_of_ids_within_bounds() {
+        let mut a = IdAllocator::default();
+        assert_eq!(a.block_size(10_000), MIN_BLOCK);
+        a.add_block(block(1, 1_000_000), 0);
+        a.take(50_000).unwrap();
+        // 50,000 ids in 100 ms: 500,000 a second.
+        assert_eq!(a.block_size(10_100), 500_000);
+        a.take(200_000).unwrap();
+        assert_eq!(a.block_size(10_110), MAX_BLOCK);
+        assert_eq!(a.block_size(20_000), MIN_BLOCK);
+    }
+
+    #[test]
+    fn stale_blocks_are_replaced_so_a_quiet_replica_keeps_up() {
+        let mut a = IdAllocator::default();
+        a.add_block(block(1, 1_000), 10_000);
+        assert_eq!(a.take(1).unwrap(), vec![SmsLogId(1)]);
+        assert!(!a.wants_block(10_000 + BLOCK_LIFE_MS));
+        assert!(a.wants_block(10_001 + BLOCK_LIFE_MS));
+        // Issued from the old block until the new one is there, then from it.
+        assert_eq!(a.take(1).unwrap(), vec![SmsLogId(2)]);
+        a.add_block(block(50_000, 1_000), 10_001 + BLOCK_LIFE_MS);
+        assert_eq!(a.take(1).unwrap(), vec![SmsLogId(50_000)]);
+        assert_eq!(a.available(), 999);
+        assert!(!a.wants_block(10_001 + BLOCK_LIFE_MS));
+    }
+
+    #[test]
+    fn ids_are_exact_as_json_doubles() {
+        for id in [FIRST_ID, 123_456_789, MAX_ID - 1, MAX_ID] {
+            let json = serde_json::to_string(&SmsLogId(id)).unwrap();
+            let read: f64 = serde_json::from_str(&json).unwrap();
+            assert_eq!(read as i64, id);
         }
-    }
-
-    #[test]
-    fn different_workers_never_collide() {
-        let mut a = SnowflakeGenerator::new(1).unwrap();
-        let mut b = SnowflakeGenerator::new(2).unwrap();
-        let t = EPOCH_MS + 99;
-        assert_ne!(a.next(t), b.next(t));
-    }
-
-    #[test]
-    fn worker_id_is_bounded() {
-        assert_eq!(SnowflakeGenerator::new(1024).unwrap_err(), IdError::WorkerOutOfRange(1024));
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod template;
 pub mod text;
 
 pub use charge::{RateTable, charge_for};
-pub use ids::{QueueCode, SmsLogId, SnowflakeGenerator};
+pub use ids::{IdAllocator, IdBlock, QueueCode, SmsLogId};
 pub use money::Credit;
 pub use msisdn::Msisdn;
 pub use status::DeliveryStatus;

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use smsfleet_bus::Bus;
+use smsfleet_bus::{Bus, IdIssuer};
 use smsfleet_domain::clock::now_ms;
 use smsfleet_secrets::Secrets;
 
@@ -14,7 +14,6 @@ use crate::accept::Acceptor;
 use crate::bulk::state::BulkState;
 use crate::cache::AccountCache;
 use crate::guard::LoginGuard;
-use crate::ids::IdSource;
 
 /// Request limits every door shares.
 pub struct SendLimits {
@@ -30,7 +29,7 @@ pub(crate) struct App {
     pub cache: AccountCache,
     pub secrets: Secrets,
     pub acceptor: Acceptor,
-    pub ids: IdSource,
+    pub ids: IdIssuer,
     pub limits: Arc<SendLimits>,
     pub validity: Duration,
     pub query_timeout: Duration,

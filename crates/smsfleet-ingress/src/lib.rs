@@ -17,7 +17,6 @@ mod body;
 mod bulk;
 mod cache;
 mod guard;
-mod ids;
 mod playsms;
 mod publisher;
 #[cfg(test)]
@@ -28,13 +27,11 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{any, get, post};
-use smsfleet_bus::{StateFeed, WorkerLease};
-use smsfleet_domain::SnowflakeGenerator;
+use smsfleet_bus::{IdBlocks, StateFeed};
 use smsfleet_runtime::RoleContext;
 
 use crate::accept::{Acceptor, DuplicateWindow};
 use crate::app::{App, SendLimits};
-use crate::ids::IdSource;
 
 pub use bulk::BulkSettings;
 pub use cache::AccountCache;
@@ -122,12 +119,9 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
     let cache = AccountCache::default();
     let feed_cache = cache.clone();
     let mut feed = StateFeed::start(&bus, move |e| feed_cache.apply(e)).await?;
-    let lease = WorkerLease::acquire(&bus).await?;
-    let first_worker_id = lease.worker_id().ok_or(smsfleet_bus::BusError::NoWorkerId)?;
-    let generator =
-        SnowflakeGenerator::new(first_worker_id).map_err(|e| smsfleet_bus::BusError::Consume(e.to_string()))?;
+    let id_blocks = IdBlocks::start(&bus).await?;
     feed.wait_caught_up(Duration::from_secs(60)).await?;
-    let ids = IdSource::new(generator, lease.ids());
+    let ids = id_blocks.issuer();
     let publisher =
         publisher::Publisher::start(bus.clone(), config.publishers, config.max_batch, config.store_deadline);
     let duplicates = DuplicateWindow::new(config.bulk.duplicate_window, 100_000);
@@ -149,14 +143,14 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
         web_root: Arc::from(config.web_root.as_str()),
         trusted_proxies: Arc::from(config.trusted_proxies.as_str()),
     };
-    // A lost lease is taken again by the lease itself (no ids meanwhile);
-    // it lives as long as the server.
+    // Id blocks are claimed in the background for as long as the server
+    // runs; while none can be claimed, no ids are issued.
     let stop = shutdown.child_token();
     ready.set(true);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
     let served = smsfleet_telemetry::serve(listener, router(app), config.http.clone(), stop).await;
     ready.set(false);
-    drop(lease);
+    drop(id_blocks);
     drop(feed);
     let _ = bus.flush().await;
     served?;

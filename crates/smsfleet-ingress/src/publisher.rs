@@ -89,7 +89,11 @@ async fn publish_loop(bus: Bus, rx: Arc<Mutex<mpsc::Receiver<Job>>>, max_batch: 
             deadline_ms: Some(deadline.unix_ms),
         };
         metrics::histogram!("smsfleet_ingress_submit_batch_size").record(batch.submissions.len() as f64);
+        // Publish to PubAck: with the batch size, what bounds one-recipient
+        // accepts (issue 13.2: it grows when the consumers run).
+        let started = Instant::now();
         let outcome = store(&bus, &subject, &batch, deadline).await;
+        metrics::histogram!("smsfleet_ingress_submit_store_seconds").record(started.elapsed().as_secs_f64());
         if let Err(e) = &outcome {
             tracing::error!(error = %e, "submission batch not stored");
         }

@@ -64,7 +64,14 @@ pub trait Worker: Send + 'static {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Pace {
     Closed,
-    Open { per_second: f64 },
+    /// Closed loop that stops sending once `secs` have passed (or `total`
+    /// requests were sent): a burst of a fixed length.
+    ClosedFor {
+        secs: f64,
+    },
+    Open {
+        per_second: f64,
+    },
 }
 
 /// What to run: how many requests in all, and at what pace.
@@ -110,6 +117,13 @@ pub async fn run<W: Worker>(workers: Vec<W>, plan: Plan) -> RunReport {
                 }
                 let sent = match plan.pace {
                     Pace::Closed => Instant::now(),
+                    Pace::ClosedFor { secs } => {
+                        let now = Instant::now();
+                        if (now - start).as_secs_f64() >= secs {
+                            break;
+                        }
+                        now
+                    }
                     Pace::Open { per_second } => {
                         let due = start + intended_offset(index, per_second);
                         tokio::time::sleep_until(due).await;

@@ -147,12 +147,33 @@ pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError
         ("incoming routing", smsfleet_bus::run_worker::<IncomingMessage, _, _>(b, w, s, handler).await)
     });
 
+    raise_id_counter(&bus, &pool, &stop).await;
     ready.set(true);
     tracing::info!(batch = config.batch, concurrency = config.concurrency, "query role running");
 
     let outcome = smsfleet_bus::supervise(tasks, &stop, &ready).await.map_err(QueryError::from);
     tracing::info!("query role stopped");
     outcome
+}
+
+/// Keeps the `smslog_id` counter above every id the projection holds, in
+/// case the counter was lost with the NATS data while Postgres kept the
+/// rows: a reissued id would overwrite another message's row. Snowflake
+/// ids from before issue 12.4 lie above 2^53 and cannot collide. Retried
+/// until it succeeds or the role stops.
+async fn raise_id_counter(bus: &Bus, pool: &PgPool, stop: &CancellationToken) {
+    while !stop.is_cancelled() {
+        let raised = match smsfleet_store::projection::largest_smslog_id_up_to(pool, smsfleet_domain::ids::MAX_ID).await
+        {
+            Ok(largest) => smsfleet_bus::raise_id_counter(bus, largest).await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        match raised {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(error = %e, "cannot check the smslog_id counter yet; retrying"),
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
 
 /// Serves one of the query services, each request answered from the

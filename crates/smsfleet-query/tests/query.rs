@@ -444,3 +444,32 @@ async fn a_nul_that_reaches_the_projection_is_stored_replaced_not_dead_lettered(
     let stopped = tokio::time::timeout(Duration::from_secs(10), task).await.expect("stops in time");
     assert!(stopped.unwrap().is_ok());
 }
+
+/// Issue 12.4: with the id counter lost (a fresh IDS stream) but rows kept
+/// in Postgres, the query role raises the counter above the largest stored
+/// id at or below 2^53 − 1, so no stored id is issued again; snowflakes from
+/// before (above 2^53) are left alone.
+#[tokio::test]
+async fn the_id_counter_is_raised_above_the_stored_ids_at_start() {
+    let env = TestEnv::start().await;
+    for id in [7_000_000_i64, 386_319_617_521_065_984] {
+        sqlx::query(
+            "INSERT INTO outgoing (smslog_id, uid, updated_at, status, status_rank) VALUES ($1, 1, now(), 0, 0)",
+        )
+        .bind(id)
+        .execute(&env.pool)
+        .await
+        .unwrap();
+    }
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(smsfleet_query::run(env.context("query", &shutdown), QueryConfig::default()));
+    let first = eventually(WAIT, || async {
+        let blocks = smsfleet_bus::IdBlocks::start(&env.bus).await.ok()?;
+        let id = blocks.issuer().next_ids(1).await?[0].0;
+        (id > 7_000_000).then_some(id)
+    })
+    .await;
+    assert!(first.is_some_and(|id| id <= smsfleet_domain::ids::MAX_ID), "{first:?}");
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+}

@@ -96,6 +96,8 @@ pub struct Report<'a> {
 #[derive(Debug, Serialize)]
 pub struct StatsView {
     pub submits: u64,
+    /// Submit calls (HTTP requests), each carrying one or more messages.
+    pub submit_requests: u64,
     pub accepted: u64,
     pub rejected: u64,
     pub duplicate_submits: u64,

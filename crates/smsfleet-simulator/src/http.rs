@@ -61,6 +61,7 @@ async fn stats(State(app): State<Arc<App>>) -> Response {
     let c = &app.counters;
     let view = StatsView {
         submits: c.submits.load(Ordering::Relaxed),
+        submit_requests: c.submit_requests.load(Ordering::Relaxed),
         accepted: c.accepted.load(Ordering::Relaxed),
         rejected: c.rejected.load(Ordering::Relaxed),
         duplicate_submits: c.duplicate_submits.load(Ordering::Relaxed),

@@ -266,6 +266,7 @@ impl App {
         }
         let c = &self.counters;
         add(&c.submits, results.len());
+        add(&c.submit_requests, 1);
         add(&c.accepted, accepted);
         add(&c.rejected, rejected);
         add(&c.duplicate_submits, duplicates);

@@ -172,6 +172,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Default)]
 pub(crate) struct Counters {
     pub submits: AtomicU64,
+    /// Submit calls, each with one or more messages.
+    pub submit_requests: AtomicU64,
     pub accepted: AtomicU64,
     pub rejected: AtomicU64,
     pub duplicate_submits: AtomicU64,
@@ -192,6 +194,7 @@ impl Counters {
     pub(crate) fn reset(&self) {
         for counter in [
             &self.submits,
+            &self.submit_requests,
             &self.accepted,
             &self.rejected,
             &self.duplicate_submits,

@@ -321,9 +321,26 @@ pub async fn status_counts(pool: &PgPool, uid: Option<i64>) -> Result<Vec<(i16, 
     .await?)
 }
 
-/// The newest outgoing id of an account (`op=query`'s `user_outgoing`); 0 when none.
-pub async fn last_outgoing_id(pool: &PgPool, uid: i64) -> Result<i64> {
+/// The newest outgoing id of an account (`op=query`'s `user_outgoing`); 0
+/// when none. The largest id, as playSMS's auto-increment gives, but among
+/// ids up to `newest_bound` (2^53 − 1) first: snowflake ids stored before
+/// issue 12.4 are larger than every id issued since.
+pub async fn last_outgoing_id(pool: &PgPool, uid: i64, newest_bound: i64) -> Result<i64> {
+    let (id,): (Option<i64>,) = sqlx::query_as(
+        "SELECT COALESCE((SELECT max(smslog_id) FROM outgoing WHERE uid = $1 AND smslog_id <= $2), \
+                         (SELECT max(smslog_id) FROM outgoing WHERE uid = $1))",
+    )
+    .bind(uid)
+    .bind(newest_bound)
+    .fetch_one(pool)
+    .await?;
+    Ok(id.unwrap_or(0))
+}
+
+/// The largest stored `smslog_id` that is at most `bound` (0 when none):
+/// the id counter must stay above it.
+pub async fn largest_smslog_id_up_to(pool: &PgPool, bound: i64) -> Result<i64> {
     let (id,): (Option<i64>,) =
-        sqlx::query_as("SELECT max(smslog_id) FROM outgoing WHERE uid = $1").bind(uid).fetch_one(pool).await?;
+        sqlx::query_as("SELECT max(smslog_id) FROM outgoing WHERE smslog_id <= $1").bind(bound).fetch_one(pool).await?;
     Ok(id.unwrap_or(0))
 }

@@ -328,6 +328,9 @@ pub struct IngressSettings {
     /// How long a send is retried (a NATS restart, a leader election) before it is answered as not stored.
     #[arg(long, env = "SMSFLEET_STORE_DEADLINE_SECS", default_value_t = 10)]
     pub store_deadline_secs: u64,
+    /// SUBMIT publishes in flight at once (group commit): more gives smaller batches, fewer bigger ones.
+    #[arg(long, env = "SMSFLEET_SUBMIT_PUBLISHERS", default_value_t = 4)]
+    pub submit_publishers: usize,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
 }

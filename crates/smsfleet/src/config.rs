@@ -33,6 +33,7 @@ pub fn ingress(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConfig {
         trusted_proxies: s.trusted_proxies.clone(),
         http: http_limits(&s.limits),
         store_deadline: Duration::from_secs(s.store_deadline_secs.max(1)),
+        publishers: s.submit_publishers.max(1),
         ..Default::default()
     }
 }

@@ -14,14 +14,49 @@ use crate::fleet::{Fleet, FleetSpec, Infra};
 use crate::procs::{self, Usage};
 
 mod ceilings;
+mod one_recipient;
 mod pipeline;
 
 pub use ceilings::serve_fixed;
 use ceilings::{ceiling_http, ceiling_jetstream};
+use one_recipient::{burst, group_commit_figures, transactional};
 use pipeline::{campaign, end_to_end, scale_out};
 
-pub const ALL: [&str; 7] =
-    ["ceiling-jetstream", "ceiling-http", "ingress-pv", "bulk-pv", "end-to-end", "campaign", "scale-out"];
+pub const ALL: [&str; 11] = [
+    "ceiling-jetstream",
+    "ceiling-http",
+    "ingress-pv",
+    "bulk-pv",
+    "burst",
+    "burst-all",
+    "transactional",
+    "transactional-all",
+    "end-to-end",
+    "campaign",
+    "scale-out",
+];
+
+/// Scenarios whose figures are read against the ceilings of the same run.
+const COMPARED_WITH_CEILINGS: [&str; 5] = ["ingress-pv", "burst", "burst-all", "transactional", "transactional-all"];
+
+/// The scenarios to run: `names` with the ceilings put first when a
+/// scenario compared with them is chosen alone, so the ratios are always
+/// from the same run.
+pub fn with_ceilings(mut names: Vec<String>) -> Vec<String> {
+    if names.iter().any(|n| COMPARED_WITH_CEILINGS.contains(&n.as_str())) {
+        for ceiling in ["ceiling-http", "ceiling-jetstream"] {
+            if !names.iter().any(|n| n == ceiling) {
+                names.insert(0, ceiling.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// `smsfleet all` instead of one process per role.
+fn single_process(name: &str) -> bool {
+    name.ends_with("-all")
+}
 
 /// Counts for one run: the full benchmark or the CI smoke.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -37,6 +72,9 @@ pub struct Sizes {
     pub scale_messages: u64,
     pub scale_per_connection_mps: u32,
     pub deliver_timeout_secs: u64,
+    /// How long the one-recipient burst sends.
+    pub burst_secs: f64,
+    pub transactional_messages: u64,
 }
 
 impl Sizes {
@@ -53,6 +91,8 @@ impl Sizes {
             scale_messages: 10_000,
             scale_per_connection_mps: 500,
             deliver_timeout_secs: 600,
+            burst_secs: 10.0,
+            transactional_messages: 100_000,
         }
     }
 
@@ -69,6 +109,8 @@ impl Sizes {
             scale_messages: 400,
             scale_per_connection_mps: 200,
             deliver_timeout_secs: 120,
+            burst_secs: 1.0,
+            transactional_messages: 500,
         }
     }
 }
@@ -207,11 +249,12 @@ async fn fleet_scenario(
             route_params: "inflight=2,batch=50".into(),
             dispatchers: 1,
             ingress_only: false,
+            single_process: false,
         }
     } else if name == "ingress-pv" || name == "bulk-pv" {
         FleetSpec { ingress_only: true, ..FleetSpec::default() }
     } else {
-        FleetSpec::default()
+        FleetSpec { single_process: single_process(name), ..FleetSpec::default() }
     };
     let mut fleet = Fleet::start(infra, &spec).await?;
     let mut watched = infra.watched();
@@ -221,6 +264,8 @@ async fn fleet_scenario(
         "ingress-pv" => ingress_pv(&mut fleet, sizes, ceilings, result).await,
         "bulk-pv" => bulk_pv(&mut fleet, sizes, result).await,
         "end-to-end" => end_to_end(&mut fleet, sizes, result).await,
+        "burst" | "burst-all" => burst(&mut fleet, sizes, ceilings, result).await,
+        "transactional" | "transactional-all" => transactional(&mut fleet, sizes, ceilings, result).await,
         "campaign" => campaign(&mut fleet, sizes, result).await,
         _ => scale_out(&mut fleet, sizes, result).await,
     };
@@ -229,13 +274,14 @@ async fn fleet_scenario(
     watched.extend(fleet.watched());
     result.usage = procs::finish(&watched, &baseline);
     let infra_names: Vec<String> = infra.watched().into_iter().map(|w| w.name).collect();
+    // `smsfleet all` is one process with the simulator in it: no per-role figure.
     let largest_role = result
         .usage
         .iter()
         // The simulator stands in for the operator's SMSC, not a gateway
         // role; it remembers up to two million message refs on purpose, to
         // catch a message sent twice. Its memory is still in the report.
-        .filter(|u| !infra_names.contains(&u.name) && u.name != "simulator")
+        .filter(|u| !infra_names.contains(&u.name) && u.name != "simulator" && u.name != "all")
         .max_by(|a, b| a.peak_rss_mb.total_cmp(&b.peak_rss_mb));
     if let Some(u) = largest_role {
         result.goals.push(below(
@@ -264,6 +310,9 @@ async fn ingress_pv(
     let workers = connect_many(&fleet.ingress, sizes.connections, single_pv(&fleet.token), pv_ok()).await?;
     let closed = run(workers, Plan { total: sizes.single_requests, pace: Pace::Closed }).await;
     ensure_no_failures("ingress-pv closed loop", &closed)?;
+    // The same figures as burst's, without consumers: the difference is
+    // what the running pipeline costs the accept path.
+    group_commit_figures(fleet, result).await;
     let rps = closed.per_second;
     result.metrics.insert("requests_per_s".into(), rps);
     result.metrics.insert("closed_p99_ms".into(), closed.latency.p99_ms);
@@ -357,6 +406,18 @@ mod tests {
     #[test]
     fn curve_latency_without_deliveries_is_zero() {
         assert_eq!(curve_latency_ms(&[s(0.0, 10, 0)], 10, &[0.5]), vec![0.0]);
+    }
+
+    #[test]
+    fn scenarios_read_against_the_ceilings_bring_them_along() {
+        let names = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(with_ceilings(names(&["burst"])), names(&["ceiling-jetstream", "ceiling-http", "burst"]));
+        assert_eq!(
+            with_ceilings(names(&["ceiling-http", "burst-all"])),
+            names(&["ceiling-jetstream", "ceiling-http", "burst-all"])
+        );
+        assert_eq!(with_ceilings(names(&["campaign"])), names(&["campaign"]));
+        assert!(ALL.iter().all(|n| !single_process(n) || ALL.contains(&n.trim_end_matches("-all"))));
     }
 
     #[test]

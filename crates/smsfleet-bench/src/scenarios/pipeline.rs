@@ -46,16 +46,16 @@ pub fn curve_latency_ms(samples: &[Sample], total: u64, quantiles: &[f64]) -> Ve
         .collect()
 }
 
-struct Tracked {
-    report: RunReport,
-    all_accepted: Duration,
-    all_delivered: Duration,
-    samples: Vec<Sample>,
+pub(super) struct Tracked {
+    pub report: RunReport,
+    pub all_accepted: Duration,
+    pub all_delivered: Duration,
+    pub samples: Vec<Sample>,
 }
 
 /// Sends `total` messages while sampling accepted and delivered counts
 /// every 200 ms, until all are delivered in the projection.
-async fn send_and_track(
+pub(super) async fn send_and_track(
     fleet: &Fleet,
     total: u64,
     per_request: usize,

@@ -22,7 +22,7 @@ pub enum IncomingKind {
 pub struct IncomingMessage {
     pub v: u32,
     /// Unique per message and the JetStream message id: `mo:<route>:<upstream
-    /// id>`, `inject:<snowflake>`, `im:<queue>:<uid>`. The projection stores it
+    /// id>`, `inject:<smslog id>`, `im:<queue>:<uid>`. The projection stores it
     /// under a unique constraint, so a retry or redelivery adds nothing.
     pub key: String,
     pub kind: IncomingKind,

@@ -6,6 +6,7 @@
 mod accounts;
 mod dispatch;
 mod dlr;
+mod ids;
 mod incoming;
 mod ledger;
 mod query;
@@ -19,6 +20,7 @@ use serde::{Deserialize, Serialize};
 pub use accounts::*;
 pub use dispatch::*;
 pub use dlr::*;
+pub use ids::*;
 pub use incoming::*;
 pub use ledger::*;
 pub use query::*;
@@ -93,6 +95,7 @@ bus_messages! {
     BlockState => "block_state" [v],
     GroupState => "group_state" [v],
     IncomingMessage => "incoming_message" [v, trace],
+    IdCounter => "id_counter" [v],
     DsRequest => "ds_request",
     DsReply => "ds_reply",
     CreditRequest => "credit_request",

@@ -12,6 +12,7 @@ pub mod templates;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use smsfleet_bus::IdIssuer;
 use smsfleet_contract::{AccountState, Api, Destination, Submission};
 use smsfleet_domain::account::bills_parent;
 use smsfleet_domain::clock::{now_ms, unix_ms};
@@ -21,7 +22,6 @@ use time::OffsetDateTime;
 pub use duplicates::DuplicateWindow;
 
 use crate::cache::AccountCache;
-use crate::ids::IdSource;
 use crate::publisher::Publisher;
 
 /// A validated send request, whatever door it came through.
@@ -105,12 +105,12 @@ pub enum Refusal {
 pub(crate) struct Acceptor {
     cache: AccountCache,
     publisher: Publisher,
-    ids: IdSource,
+    ids: IdIssuer,
     duplicates: Arc<DuplicateWindow>,
 }
 
 impl Acceptor {
-    pub fn new(cache: AccountCache, publisher: Publisher, ids: IdSource, duplicates: DuplicateWindow) -> Self {
+    pub fn new(cache: AccountCache, publisher: Publisher, ids: IdIssuer, duplicates: DuplicateWindow) -> Self {
         Self { cache, publisher, ids, duplicates: Arc::new(duplicates) }
     }
 
@@ -140,8 +140,8 @@ impl Acceptor {
                     return Err(refusal);
                 }
             };
-            // No worker-id lease (a NATS outage): nothing can be stored.
-            let Some(new_ids) = self.ids.next_ids(sendable.len()) else {
+            // No id block (a NATS outage): nothing can be stored.
+            let Some(new_ids) = self.ids.next_ids(sendable.len()).await else {
                 forget_duplicates();
                 return Err(Refusal::NotStored { queue });
             };

@@ -32,7 +32,7 @@ pub(crate) async fn inject(app: &App, p: &Params, client: IpAddr) -> Result<Payl
     let (Some(from), Some(msg)) = (p.get_nonempty("from"), p.get_nonempty("msg")) else {
         return Err(ApiError::new(ERR_INJECT_EMPTY));
     };
-    let id = app.ids.next_ids(1).and_then(|ids| ids.first().copied()).ok_or(ApiError::new(ERR_INJECT))?;
+    let id = app.ids.next_ids(1).await.and_then(|ids| ids.first().copied()).ok_or(ApiError::new(ERR_INJECT))?;
     let message = IncomingMessage {
         v: SCHEMA_VERSION,
         key: format!("inject:{}", id.0),
