@@ -58,10 +58,11 @@ impl Harness {
     }
 
     /// Routes from a routes file; `[SIM]` and `[DLR]` are replaced by the
-    /// base URLs (braces are the file's own template syntax).
-    async fn start_file(sim_config: SimulatorConfig, file: &str) -> Harness {
+    /// base URLs (braces are the file's own template syntax). `waiting` as
+    /// for [`Harness::start_with_waiting`].
+    async fn start_file(sim_config: SimulatorConfig, file: &str, waiting: &[DispatchChunk]) -> Harness {
         let file = file.to_owned();
-        Harness::start_with(sim_config, &[], move |sim, dlr| {
+        Harness::start_with(sim_config, waiting, move |sim, dlr| {
             let text = file.replace("[SIM]", sim).replace("[DLR]", dlr);
             smsfleet_dispatcher::parse_routes_file(&text, &|_| None).unwrap()
         })
@@ -441,7 +442,7 @@ prefixes = ["999"]
 url = "[SIM]/submit"
 "#
     );
-    let h = Harness::start_file(SimulatorConfig::default(), &file).await;
+    let h = Harness::start_file(SimulatorConfig::default(), &file, &[]).await;
     let c = chunk("q10.0", &[(10_001, "6281100001"), (10_002, "6281100002")], now_ms() + 60_000);
     h.publish(&c.chunk_id, &c).await;
     for id in [10_001, 10_002] {
@@ -454,6 +455,48 @@ url = "[SIM]/submit"
     }
     let (_, stats) = h.get("/stats").await;
     assert_eq!(stats["accepted"], 2, "{stats}");
+}
+
+/// The chunks of one pull fail over together: their messages share the
+/// primary's batch, so also the calls to the backup, and each is sent
+/// there exactly once.
+#[tokio::test]
+async fn chunks_of_one_pull_fail_over_together() {
+    let dead = dead_port().await;
+    let file = format!(
+        r#"
+dlr_base_url = "[DLR]"
+[[route]]
+name = "primary"
+protocol = "http"
+failover = ["backup"]
+[route.http]
+method = "post-json"
+url = "{dead}/submit"
+body = '{{{{"messages":[]}}}}'
+[route.limits]
+batch = 10
+[[route]]
+name = "backup"
+protocol = "sim"
+prefixes = ["999"]
+[route.sim]
+url = "[SIM]/submit"
+"#
+    );
+    let chunks: Vec<DispatchChunk> =
+        (0..6).map(|i| chunk(&format!("fo{i}.0"), &[(11_000 + i, "6281100001")], now_ms() + 60_000)).collect();
+    let h = Harness::start_file(SimulatorConfig::default(), &file, &chunks).await;
+    for i in 0..6 {
+        let id = 11_000 + i;
+        h.wait_status(id, DeliveryStatus::Delivered).await;
+        let (_, msg) = h.get(&format!("/messages/{id}")).await;
+        assert_eq!(msg["submits"], 1, "{msg}");
+    }
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 6, "{stats}");
+    // Six waiting chunks come in one or two pulls, a backup call each.
+    assert!(stats["submit_requests"].as_u64().unwrap() <= 2, "one backup call per chunk: {stats}");
 }
 
 /// The issue's duplicate-send case: a gateway whose answer the route cannot
@@ -473,7 +516,7 @@ body = '{{"messages":[{{"ref":"{ref}","from":"{from}","to":"{to}","text":"{text}
 success_regex = '^1701\|'
 resend = false
 "#;
-    let h = Harness::start_file(SimulatorConfig::default(), file).await;
+    let h = Harness::start_file(SimulatorConfig::default(), file, &[]).await;
     let c = chunk("q11.0", &[(11_001, "6281100001")], now_ms() + 60_000);
     h.publish(&c.chunk_id, &c).await;
     let failed = h.wait_status(11_001, DeliveryStatus::Failed).await;
