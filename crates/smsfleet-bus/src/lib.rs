@@ -11,11 +11,11 @@
 
 mod error;
 mod lease;
-mod slots;
 mod progress;
 mod provision;
 mod publish;
 mod service;
+mod slots;
 mod state;
 mod supervise;
 mod worker;
@@ -27,11 +27,11 @@ use smsfleet_contract::{Namespace, Topology};
 
 pub use error::BusError;
 pub use lease::{WorkerIds, WorkerLease};
-pub use slots::SlotLease;
 pub use progress::Progress;
 pub use provision::MAX_STREAM_REPLICAS;
 pub use publish::Published;
 pub use service::serve_requests;
+pub use slots::SlotLease;
 pub use state::{StateEvent, StateFeed};
 pub use supervise::{LoopFailure, supervise};
 pub use worker::{DEFAULT_BATCH_BYTES, Delivery, HandlerError, WorkerConfig, run_worker};

@@ -27,7 +27,9 @@ const SAFETY_MARGIN: Duration = Duration::from_secs(5);
 /// A pool name: NATS subject tokens, no wildcards or spaces.
 fn valid_pool(pool: &str) -> bool {
     !pool.is_empty()
-        && pool.split('.').all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+        && pool
+            .split('.')
+            .all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
 }
 
 /// One held slot of a pool, renewed in the background until dropped or
@@ -141,7 +143,14 @@ async fn take(bus: &Bus, pool: &str, slot: u32, expected: u64, life: Duration) -
 
 /// Renews until it cannot; then reports the loss (the owner drops the
 /// lease and may acquire again).
-async fn keep(bus: Bus, pool: String, slot: u32, mut sequence: u64, tx: watch::Sender<Option<Instant>>, life: Duration) {
+async fn keep(
+    bus: Bus,
+    pool: String,
+    slot: u32,
+    mut sequence: u64,
+    tx: watch::Sender<Option<Instant>>,
+    life: Duration,
+) {
     loop {
         tokio::time::sleep(RENEW_EVERY).await;
         let deadline = (*tx.borrow()).unwrap_or_else(Instant::now);

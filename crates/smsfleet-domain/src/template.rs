@@ -102,7 +102,7 @@ impl Template {
 
     /// Whether the template uses the `i`-th escape.
     pub fn uses(&self, i: usize) -> bool {
-        self.pieces.iter().any(|p| *p == Piece::Escape(i))
+        self.pieces.contains(&Piece::Escape(i))
     }
 }
 
