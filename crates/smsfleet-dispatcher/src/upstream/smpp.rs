@@ -34,7 +34,7 @@ use smsfleet_smpp::{
         CommandStatus, Pdu,
         pdus::{DeliverSm, DeliverSmResp, SubmitSm},
         types::EmptyOrFullCOctetString,
-        values::{Npi, RegisteredDelivery, ServiceType, Ton},
+        values::{EsmClass, Npi, RegisteredDelivery, ServiceType, Ton},
     },
     status_name,
     text::{self, DataCodingMap, EncodedMessage, Reassembler},
@@ -144,6 +144,7 @@ impl SmppUpstream {
             .destination_addr(smsfleet_smpp::c_string(m.to.trim_start_matches('+')))
             .registered_delivery(RegisteredDelivery::from(u8::from(s.registered_delivery)))
             .validity_period(validity)
+            .esm_class(EsmClass::from(0))
             .build();
         if !s.service_type.is_empty() {
             sm.service_type = ServiceType::new(smsfleet_smpp::c_string(&s.service_type));
