@@ -314,3 +314,36 @@ async fn a_dropped_connection_leaves_unconfirmed_parts_failed_once_and_the_rest_
     assert_eq!(twice, Vec::<String>::new(), "resend = false: nothing goes twice");
     assert!(smsc.events("bound").len() >= 2);
 }
+
+/// Our own simulator as the fake SMSC: receipts before responses, 20 %
+/// throttling, a failing prefix; every message settles once.
+#[tokio::test]
+async fn the_simulator_smsc_throttles_and_reports_before_responses() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    let smsc = smsfleet_simulator::SmscConfig {
+        receipts_before_response: true,
+        throttle_ratio: 0.2,
+        fail_prefixes: vec!["628120000001".into()],
+        ..Default::default()
+    };
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stats = format!("http://{}/stats", http.local_addr().unwrap());
+    let config = smsfleet_simulator::SimulatorConfig {
+        smpp: Some(smsfleet_simulator::SmppListener::new(smsc, std_listener)),
+        ..Default::default()
+    };
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let sim_ctx = smsfleet_runtime::RoleContext::new("simulator", Default::default(), s).with_listener(http);
+    tokio::spawn(smsfleet_simulator::run(sim_ctx, config));
+    let h = Harness::start(port, "binds = 2\nwindow = 16\nthrottle_pause_ms = 20").await;
+    h.publish(&chunk("q.0", 0..100, "via the simulator", Encoding::Gsm7)).await;
+    let delivered: Vec<i64> = (0..100).filter(|id| *id != 1).collect();
+    h.wait_all(&delivered, DeliveryStatus::Delivered).await;
+    h.wait_all(&[1], DeliveryStatus::Failed).await;
+    let counts: Value = reqwest::get(&stats).await.unwrap().json().await.unwrap();
+    assert_eq!(counts["accepted"], 100, "{counts}");
+    assert!(counts["submits"].as_u64().unwrap() > 100, "throttled submits were retried: {counts}");
+    stop.cancel();
+}
