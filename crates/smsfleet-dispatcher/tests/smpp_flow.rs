@@ -347,3 +347,22 @@ async fn the_simulator_smsc_throttles_and_reports_before_responses() {
     assert!(counts["submits"].as_u64().unwrap() > 100, "throttled submits were retried: {counts}");
     stop.cancel();
 }
+
+/// The per-bind pace, counted at the SMSC over 10 s (the 5 %).
+#[tokio::test]
+async fn the_per_bind_rate_holds_within_five_percent_over_ten_seconds() {
+    let smsc = FakeSmsc::start(json!({ "latency_ms": 1, "receipts": "none" })).await;
+    let h = Harness::start(smsc.port, "window = 16\nparts_per_second_per_bind = 50.0").await;
+    for c in 0..7 {
+        h.publish(&chunk(&format!("q{c}.0"), c * 100..c * 100 + 100, "paced", Encoding::Gsm7)).await;
+    }
+    eventually(Duration::from_secs(40), || async { (smsc.events("submit").len() >= 650).then_some(()) })
+        .await
+        .expect("submits kept coming");
+    let mut at: Vec<i64> = smsc.events("submit").iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
+    at.sort_unstable();
+    // A 10 s window starting after the first second (start-up excluded).
+    let start = at[0] + 1000;
+    let in_window = at.iter().filter(|t| **t >= start && **t < start + 10_000).count();
+    assert!((475..=525).contains(&in_window), "{in_window} submits in 10 s at 50/s");
+}

@@ -71,7 +71,7 @@ const server = smpp.createServer(function (session) {
     const id = nextId++;
     const msgId = fmtId(id, cfg.id_format);
     const event = {
-      submit: n, seq: pdu.sequence_number, to: pdu.destination_addr, from: pdu.source_addr,
+      submit: n, at_ms: Date.now(), seq: pdu.sequence_number, to: pdu.destination_addr, from: pdu.source_addr,
       dcs: pdu.data_coding, esm: pdu.esm_class, inflight,
       text: typeof msg.message === 'string' ? msg.message : (msg.message ? msg.message.toString('hex') : ''),
       udh: (msg.udh || []).map((u) => Buffer.from(u).toString('hex')),
