@@ -40,8 +40,35 @@ impl FakeSmsc {
             .kill_on_drop(true)
             .spawn()
             .expect("run node (is node installed, and npm ci done in tests/e2e/node?)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap().expect("fake-smsc output");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        FakeSmsc::follow(child, lines).await
+    }
+
+    /// PyPI smpp34 as the SMSC (`tests/e2e/python/fake_smsc.py`), from the
+    /// venv `scripts/test.sh` makes (`target/smpp34`, or
+    /// `SMSFLEET_SMPP34_PYTHON`).
+    async fn start_smpp34(mut config: Value) -> FakeSmsc {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let python =
+            std::env::var("SMSFLEET_SMPP34_PYTHON").unwrap_or_else(|_| format!("{root}/target/smpp34/bin/python"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        config["port"] = json!(port);
+        let mut child = tokio::process::Command::new(&python)
+            .arg(format!("{root}/tests/e2e/python/fake_smsc.py"))
+            .env("FAKE_SMSC", config.to_string())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {python} ({e}); scripts/test.sh installs smpp34 there"));
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        FakeSmsc::follow(child, lines).await
+    }
+
+    async fn follow(
+        child: tokio::process::Child,
+        mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    ) -> FakeSmsc {
+        let first = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap().expect("fake SMSC output");
         let port = serde_json::from_str::<Value>(&first).unwrap()["listening"].as_u64().expect("listening") as u16;
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
@@ -365,4 +392,42 @@ async fn the_per_bind_rate_holds_within_five_percent_over_ten_seconds() {
     let start = at[0] + 1000;
     let in_window = at.iter().filter(|t| **t >= start && **t < start + 10_000).count();
     assert!((475..=525).contains(&in_window), "{in_window} submits in 10 s at 50/s");
+}
+
+/// PyPI smpp34 as a second, independent SMSC: every receipt before its
+/// response, 20 % throttled, and the SMSC ending the bind mid-flight.
+/// Nothing is accepted twice (resend = false); what was in flight when the
+/// bind ended is failed once as unknown, everything else delivered.
+#[tokio::test]
+async fn smpp34_receipts_first_throttling_and_a_dropped_bind() {
+    let smsc =
+        FakeSmsc::start_smpp34(json!({ "receipts_before": true, "throttle_every": 5, "unbind_after": 30 })).await;
+    let h = Harness::start(smsc.port, "window = 8\nthrottle_pause_ms = 20\nreconnect_min_secs = 1").await;
+    h.publish(&chunk("q.0", 0..100, "via smpp34", Encoding::Gsm7)).await;
+    let ids: Vec<i64> = (0..100).collect();
+    eventually(WAIT, || async {
+        let delivered = h.with_status(DeliveryStatus::Delivered);
+        let failed = h.with_status(DeliveryStatus::Failed);
+        ids.iter().all(|id| delivered.contains_key(id) || failed.contains_key(id)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        let ev = smsc.events.lock().unwrap().clone();
+        let tail: Vec<_> = ev.iter().rev().take(12).collect();
+        panic!(
+            "not settled: {} delivered, {} failed, {} SMSC events, last {tail:?}",
+            h.with_status(DeliveryStatus::Delivered).len(),
+            h.with_status(DeliveryStatus::Failed).len(),
+            ev.len()
+        )
+    });
+    let (accepted, twice) = accepted_per_destination(&smsc);
+    assert_eq!(twice, Vec::<String>::new(), "nothing accepted twice");
+    let (delivered, failed) = (h.with_status(DeliveryStatus::Delivered), h.with_status(DeliveryStatus::Failed));
+    assert!(failed.keys().all(|id| !delivered.contains_key(id)));
+    assert_eq!(delivered.len() + failed.len(), 100);
+    assert!(failed.len() <= 8, "at most a window's worth in flight at the unbind: {}", failed.len());
+    assert!(accepted >= delivered.len());
+    assert!(smsc.events("bound").len() >= 2, "bound again after the SMSC unbound");
+    assert!(smsc.events("submit").iter().any(|e| e["status"] == "throttled"));
 }
