@@ -110,6 +110,13 @@ impl Harness {
             env.context("dlr", &shutdown).with_listener(dlr_listener),
             DlrConfig::default(),
         ));
+        let h = Harness { env, events, shutdown };
+        h.spawn_dispatcher(port, extra, &h.shutdown);
+        h
+    }
+
+    /// One more dispatcher replica on the same bus and database.
+    fn spawn_dispatcher(&self, port: u16, extra: &str, shutdown: &CancellationToken) {
         let file = format!(
             "[[route]]\nname = \"smpp\"\nprotocol = \"smpp\"\n[route.smpp]\nhost = \"127.0.0.1\"\nport = {port}\n\
              system_id = \"smsfleet\"\npassword = \"secret\"\n{extra}\n"
@@ -117,12 +124,7 @@ impl Harness {
         let routes = smsfleet_dispatcher::parse_routes_file(&file, &|_| None).unwrap();
         let config =
             DispatcherConfig { routes, request_timeout: Duration::from_secs(5), ..DispatcherConfig::default() };
-        let dispatcher = tokio::spawn(smsfleet_dispatcher::run(env.context("dispatcher", &shutdown), config));
-        tokio::spawn(async move {
-            let result = dispatcher.await;
-            eprintln!("dispatcher ended: {result:?}");
-        });
-        Harness { env, events, shutdown }
+        tokio::spawn(smsfleet_dispatcher::run(self.env.context("dispatcher", shutdown), config));
     }
 
     async fn publish(&self, chunk: &DispatchChunk) {
@@ -430,4 +432,25 @@ async fn smpp34_receipts_first_throttling_and_a_dropped_bind() {
     assert!(accepted >= delivered.len());
     assert!(smsc.events("bound").len() >= 2, "bound again after the SMSC unbound");
     assert!(smsc.events("submit").iter().any(|e| e["status"] == "throttled"));
+}
+
+/// Three dispatcher replicas, a route of 2 binds: the SMSC never sees more
+/// than 2 at once (slots leased on NATS), and a replica stopping gives its
+/// slot to another, with a clean unbind.
+#[tokio::test]
+async fn binds_are_limited_across_replicas() {
+    let smsc = FakeSmsc::start(json!({})).await;
+    let h = Harness::start(smsc.port, "binds = 2").await;
+    let second = CancellationToken::new();
+    h.spawn_dispatcher(smsc.port, "binds = 2", &second);
+    h.spawn_dispatcher(smsc.port, "binds = 2", &h.shutdown);
+    eventually(WAIT, || async { (smsc.events("bound").len() >= 2).then_some(()) }).await.expect("2 binds");
+    // Give the other replicas time to try (they retry every few seconds).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let open = |smsc: &FakeSmsc| smsc.events("bound").len() - smsc.events("closed").len();
+    assert_eq!(open(&smsc), 2, "binds across the fleet");
+    second.cancel();
+    h.publish(&chunk("q.0", 0..20, "after a replica left", Encoding::Gsm7)).await;
+    h.wait_all(&(0..20).collect::<Vec<_>>(), DeliveryStatus::Delivered).await;
+    assert!(open(&smsc) <= 2);
 }
