@@ -454,3 +454,85 @@ async fn binds_are_limited_across_replicas() {
     h.wait_all(&(0..20).collect::<Vec<_>>(), DeliveryStatus::Delivered).await;
     assert!(open(&smsc) <= 2);
 }
+
+/// A CA and a server certificate for `name` signed by it (openssl):
+/// (server key, server cert, CA cert).
+fn certificate(dir: &std::path::Path, name: &str) -> (String, String, String) {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl")
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n")).unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    (p("key.pem"), p("cert.pem"), p("ca.pem"))
+}
+
+/// TLS to node-smpp's TLS server: the CA and the server name are checked.
+#[tokio::test]
+async fn tls_binds_check_the_ca_and_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert, ca) = certificate(dir.path(), "smsc.test");
+    let smsc = FakeSmsc::start(json!({ "tls_key": key, "tls_cert": cert })).await;
+    let tls = format!("[route.smpp.tls]\nca_file = \"{ca}\"\nserver_name = \"smsc.test\"");
+    let h = Harness::start(smsc.port, &tls).await;
+    h.publish(&chunk("q.0", 0..5, "over tls", Encoding::Gsm7)).await;
+    h.wait_all(&(0..5).collect::<Vec<_>>(), DeliveryStatus::Delivered).await;
+    // The wrong name: no bind is ever made, nothing is sent.
+    let other = FakeSmsc::start(json!({ "tls_key": key, "tls_cert": cert })).await;
+    let wrong = format!("[route.smpp.tls]\nca_file = \"{ca}\"\nserver_name = \"other.test\"");
+    let h2 = Harness::start(other.port, &wrong).await;
+    h2.publish(&chunk("q.0", 0..1, "must not go", Encoding::Gsm7)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(other.events("bound").is_empty());
+    assert!(other.events("submit").is_empty());
+}
