@@ -11,8 +11,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== npm ci (the routesms client used by the bulk API end-to-end test)"
+echo "== npm ci (the routesms client of the bulk API test, node-smpp as a fake SMSC)"
 npm ci --prefix tests/e2e/node --no-audit --no-fund
+echo "== smpp34 (PyPI) in target/smpp34: the second fake SMSC of the dispatcher's SMPP tests"
+if [ ! -x target/smpp34/bin/python ] || ! target/smpp34/bin/python -c 'import smpp34' 2>/dev/null; then
+  python3 -m venv target/smpp34
+  target/smpp34/bin/pip install -q --require-hashes -r scripts/ci/smpp34.txt
+fi
 echo "== cargo test"
 # Two test binaries at a time: each starts its own servers, and the
 # machine has two cores.

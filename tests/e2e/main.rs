@@ -13,5 +13,6 @@ mod gateways;
 mod incoming;
 mod phonebook;
 mod read_your_writes;
+mod smpp;
 mod spine;
 mod transcripts;

@@ -75,6 +75,12 @@ impl Namespace {
         format!("{}.ids.smslog", self.0)
     }
 
+    /// Slot `n` of a fleet-wide named pool (e.g. the SMPP binds of a
+    /// route, `smpp.<route>`); see `smsfleet_bus::SlotLease`.
+    pub fn slot_subject(&self, pool: &str, n: u32) -> String {
+        format!("{}.lease.slot.{pool}.{n}", self.0)
+    }
+
     pub fn dead_letter_subject(&self, from: StreamKind) -> String {
         format!("{}.dead.{}", self.0, from.subject_token())
     }

@@ -117,12 +117,14 @@ pub async fn run(ctx: RoleContext, config: DispatcherConfig) -> Result<(), Dispa
     tracing::info!(routes = config.routes.len(), "dispatcher starting");
     ready.set(true);
     tokio::spawn(track_readiness(dispatcher.clone(), ready.clone(), shutdown.clone()));
+    let closing = dispatcher.clone();
     let result = run_worker(bus, worker, shutdown, move |deliveries| {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.handle(deliveries).await }
     })
     .await;
     ready.set(false);
+    closing.close().await;
     Ok(result?)
 }
 

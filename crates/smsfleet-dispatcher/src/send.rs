@@ -94,6 +94,7 @@ impl RouteTable {
     fn build(
         routes: &[Route],
         client: &reqwest::Client,
+        bus: &Bus,
         previous: Option<&RouteTable>,
     ) -> Result<Self, DispatcherError> {
         let mut states = Vec::with_capacity(routes.len());
@@ -103,7 +104,7 @@ impl RouteTable {
                 Some(s) => s,
                 None => Arc::new(RouteState {
                     route: r.clone(),
-                    upstream: crate::upstream::connect(r, client)?,
+                    upstream: crate::upstream::connect(r, client, bus)?,
                     in_flight: Semaphore::new(r.limits.max_in_flight),
                     pace: r.limits.mps.map(TokenBucket::new),
                     down: AtomicBool::new(false),
@@ -222,7 +223,7 @@ impl Dispatcher {
         client: &reqwest::Client,
         routes: &[Route],
     ) -> Result<Self, DispatcherError> {
-        let table = RouteTable::build(routes, client, None)?;
+        let table = RouteTable::build(routes, client, &bus, None)?;
         Ok(Self { bus, pool, client: client.clone(), table: RwLock::new(Arc::new(table)) })
     }
 
@@ -233,7 +234,7 @@ impl Dispatcher {
     /// run, each within its own limits.
     pub(crate) fn reload(&self, routes: &[Route]) -> Result<(), DispatcherError> {
         let current = self.current();
-        let table = RouteTable::build(routes, &self.client, Some(&current))?;
+        let table = RouteTable::build(routes, &self.client, &self.bus, Some(&current))?;
         *self.table.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(table);
         Ok(())
     }
@@ -241,6 +242,12 @@ impl Dispatcher {
     /// For `/readyz`: ready while at least one route per prefix is usable.
     pub(crate) fn usable(&self) -> bool {
         self.current().usable()
+    }
+
+    /// Closes every upstream of the current table (clean SMPP unbinds).
+    pub(crate) async fn close(&self) {
+        let table = self.current();
+        join_all(table.routes.iter().map(|r| r.upstream.close())).await;
     }
 
     fn current(&self) -> Arc<RouteTable> {

@@ -258,7 +258,12 @@ url = "http://sim:8090/submit"
             (FILE.replace("dlr_base_url =", "dlr_base ="), "unknown field `dlr_base`"),
             (
                 "[[route]]\nname = \"a\"\nprotocol = \"smpp\"\n[route.smpp]\n".to_owned(),
-                "route \"a\": [route.smpp] smpp routes are not available",
+                "route \"a\": [route.smpp] missing field `host`",
+            ),
+            (
+                "[[route]]\nname = \"a\"\nprotocol = \"smpp\"\n[route.smpp]\nhost = \"h\"\nsystem_id = \"me\"\npassword = \"123456789\"\n"
+                    .to_owned(),
+                "route \"a\": [route.smpp] password: at most 8 characters",
             ),
             ("[[route]]\nprotocol = \"sim\"\n".to_owned(), "route #1: missing field `name`"),
             ("[[route]\n".to_owned(), "line 1:"),

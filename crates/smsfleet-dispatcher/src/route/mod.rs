@@ -59,7 +59,6 @@ impl Default for RouteLimits {
 
 /// The upstream's protocol and its own settings.
 #[derive(Debug, Clone, PartialEq)]
-#[expect(clippy::large_enum_variant, reason = "built once per route at start or reload; boxing buys nothing")]
 pub enum Protocol {
     /// smsfleet's simulator, over its JSON protocol (`smsfleet_sim_protocol`).
     Sim(SimSettings),

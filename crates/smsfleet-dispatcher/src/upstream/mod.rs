@@ -11,6 +11,7 @@
 
 mod http;
 mod sim;
+mod smpp;
 
 use std::sync::Arc;
 
@@ -68,21 +69,30 @@ pub trait Upstream: Send + Sync {
     /// is a message whose earlier attempt has an unknown outcome sent again;
     /// otherwise it is failed (at most once).
     fn dedupes_by_reference(&self) -> bool;
+
+    /// Ends what the upstream keeps open (SMPP binds unbind cleanly); the
+    /// dispatcher calls it on shutdown.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The upstream of `route`; `client` is the dispatcher's shared HTTP client
 /// (its timeouts bound every call). Fails for settings this build cannot
 /// serve; the route table was validated before, so that is rare.
-pub(crate) fn connect(route: &Route, client: &reqwest::Client) -> Result<Arc<dyn Upstream>, DispatcherError> {
+pub(crate) fn connect(
+    route: &Route,
+    client: &reqwest::Client,
+    bus: &smsfleet_bus::Bus,
+) -> Result<Arc<dyn Upstream>, DispatcherError> {
     match &route.protocol {
         Protocol::Sim(settings) => Ok(Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings))),
         Protocol::Http(settings) => http::HttpUpstream::new(client.clone(), &route.name, settings)
             .map(|u| Arc::new(u) as Arc<dyn Upstream>)
             .map_err(|e| DispatcherError::Config(e.to_string())),
-        Protocol::Smpp(_) => Err(DispatcherError::Config(format!(
-            "route {:?}: smpp routes are not available in this build",
-            route.name.as_str()
-        ))),
+        Protocol::Smpp(settings) => smpp::SmppUpstream::new(bus, &route.name, settings)
+            .map(|u| Arc::new(u) as Arc<dyn Upstream>)
+            .map_err(|e| DispatcherError::Config(format!("route {:?}: [route.smpp] {e}", route.name.as_str()))),
     }
 }
 
