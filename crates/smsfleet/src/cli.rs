@@ -456,6 +456,15 @@ pub struct AccountSetArgs {
     pub name: Option<String>,
     #[arg(long)]
     pub mobile: Option<String>,
+    /// SMPP bind password (system_id is the username), at most 8 characters.
+    #[arg(long)]
+    pub smpp_password: Option<String>,
+    /// SMPP binds the account may hold at once, across every ingress replica.
+    #[arg(long)]
+    pub max_binds: Option<u32>,
+    /// submit_sm per second over all the account's binds (0 = no limit); beyond it ESME_RTHROTTLED.
+    #[arg(long)]
+    pub smpp_throughput: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -128,6 +128,9 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
                 email: a.email,
                 name: a.name,
                 mobile: a.mobile,
+                smpp_password: a.smpp_password,
+                smpp_max_binds: a.max_binds,
+                smpp_throughput: a.smpp_throughput,
             };
             let row = smsfleet_accounts::update_account(&pool, &bus, &secrets, &a.username, changes).await?;
             println!("uid={} username={} revision={}", row.uid, row.username, row.revision);
