@@ -69,6 +69,17 @@ impl Namespace {
         format!("{}.lease.worker.{worker_id}", self.0)
     }
 
+    /// What waits for account `uid`'s SMPP receiver binds.
+    pub fn smpp_out_subject(&self, uid: i64) -> String {
+        format!("{}.smpp.out.{uid}", self.0)
+    }
+
+    /// The durable consumer every replica holding a receiver bind of `uid`
+    /// pulls from (created at the account's first receiver bind).
+    pub fn smpp_out_durable(uid: i64) -> String {
+        format!("smpp_out_{uid}")
+    }
+
     pub fn dead_letter_subject(&self, from: StreamKind) -> String {
         format!("{}.dead.{}", self.0, from.subject_token())
     }
@@ -93,10 +104,11 @@ pub enum StreamKind {
     Lease,
     Dead,
     Incoming,
+    SmppOut,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 9] = [
+    pub const ALL: [StreamKind; 10] = [
         Self::Submit,
         Self::Dispatch,
         Self::Schedule,
@@ -106,6 +118,7 @@ impl StreamKind {
         Self::Lease,
         Self::Dead,
         Self::Incoming,
+        Self::SmppOut,
     ];
 
     fn suffix(self) -> &'static str {
@@ -119,6 +132,7 @@ impl StreamKind {
             Self::Lease => "LEASE",
             Self::Dead => "DEAD",
             Self::Incoming => "INCOMING",
+            Self::SmppOut => "SMPP_OUT",
         }
     }
 
@@ -133,6 +147,7 @@ impl StreamKind {
             Self::Lease => "lease",
             Self::Dead => "dead",
             Self::Incoming => "incoming",
+            Self::SmppOut => "smpp_out",
         }
     }
 }
@@ -181,6 +196,10 @@ pub struct Topology {
 }
 
 const DAY: u64 = 86_400;
+
+/// The longest a receipt can wait for its customer to bind: the SMPP
+/// server's configured expiry is capped by it.
+pub const SMPP_OUT_MAX_AGE_SECS: u64 = 7 * DAY;
 
 /// How long a delivered message may go without an ack or an in-progress
 /// ack before the server redelivers it. Short, so the work of a killed
@@ -232,6 +251,12 @@ impl Topology {
                 // Interest, not a work queue: other roles (auto-replies,
                 // forwarding) may add their own durable later.
                 stream(Incoming, "incoming", Interest, 7 * DAY, 0, "incoming_message"),
+                // A work queue with one durable per account (`smpp_out_<uid>`,
+                // filter `smpp.out.<uid>`; the filters never overlap): a
+                // receipt stays until a customer's deliver_sm_resp acks it,
+                // or until max_age. The server drops it earlier when it is
+                // older than its configured receipt expiry.
+                stream(SmppOut, "smpp.out.>", WorkQueue, SMPP_OUT_MAX_AGE_SECS, 0, "smpp_deliver"),
             ],
             consumers: vec![
                 consumer(Submit, "ledger", "ledger", ACK_WAIT_SECS, 20, 20_000),
@@ -267,6 +292,8 @@ mod tests {
         assert_eq!(ns.subject(StreamKind::Dispatch), "t42.dispatch");
         assert_eq!(ns.account_state_subject(7), "t42.state.account.7");
         assert_eq!(ns.subject(StreamKind::Incoming), "t42.incoming");
+        assert_eq!(ns.smpp_out_subject(7), "t42.smpp.out.7");
+        assert_eq!(ns.stream_name(StreamKind::SmppOut), "T42_SMPP_OUT");
         assert_eq!(crate::services::INCOMING.subject(&ns), "t42.svc.query.incoming");
         assert!(Namespace::new("Bad.Name").is_none());
     }

@@ -9,6 +9,7 @@ mod dlr;
 mod incoming;
 mod ledger;
 mod query;
+mod smpp;
 mod state;
 mod status;
 mod submit;
@@ -22,6 +23,7 @@ pub use dlr::*;
 pub use incoming::*;
 pub use ledger::*;
 pub use query::*;
+pub use smpp::*;
 pub use state::*;
 pub use status::*;
 pub use submit::*;
@@ -93,6 +95,7 @@ bus_messages! {
     BlockState => "block_state" [v],
     GroupState => "group_state" [v],
     IncomingMessage => "incoming_message" [v, trace],
+    SmppDeliver => "smpp_deliver" [v],
     DsRequest => "ds_request",
     DsReply => "ds_reply",
     CreditRequest => "credit_request",
