@@ -11,6 +11,7 @@
 
 mod error;
 mod lease;
+mod mailbox;
 mod progress;
 mod provision;
 mod publish;
@@ -26,6 +27,7 @@ use smsfleet_contract::{Namespace, Topology};
 
 pub use error::BusError;
 pub use lease::{WorkerIds, WorkerLease};
+pub use mailbox::{Letter, Mailbox, MailboxSpec};
 pub use progress::Progress;
 pub use provision::MAX_STREAM_REPLICAS;
 pub use publish::Published;
