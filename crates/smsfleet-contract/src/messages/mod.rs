@@ -96,6 +96,8 @@ bus_messages! {
     GroupState => "group_state" [v],
     IncomingMessage => "incoming_message" [v, trace],
     SmppDeliver => "smpp_deliver" [v],
+    SmppSessionsRequest => "smpp_sessions_request",
+    SmppSessionsReply => "smpp_sessions_reply",
     DsRequest => "ds_request",
     DsReply => "ds_reply",
     CreditRequest => "credit_request",

@@ -25,6 +25,31 @@ pub struct SmppDeliver {
     pub body: SmppDeliverBody,
 }
 
+/// `smsfleet smpp sessions` asks every ingress replica for its live binds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SmppSessionsRequest {}
+
+/// One replica's live binds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SmppSessionsReply {
+    /// The replica's name (its host and SMPP port).
+    pub replica: String,
+    pub sessions: Vec<SmppSessionInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SmppSessionInfo {
+    pub uid: i64,
+    pub system_id: String,
+    /// `tx`, `rx` or `trx`.
+    pub bind: String,
+    pub peer: String,
+    pub bound_at_ms: i64,
+    pub submits: u64,
+    pub throttled: u64,
+    pub delivered: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum SmppDeliverBody {
