@@ -44,6 +44,54 @@ pub fn gsm7_septets(c: char) -> Option<usize> {
     }
 }
 
+/// The GSM 03.38 escape to the extension table.
+pub const GSM7_ESCAPE: u8 = 0x1B;
+const GSM7_EXTENSION_CODES: [u8; 10] = [0x0A, 0x14, 0x28, 0x29, 0x2F, 0x3C, 0x3D, 0x3E, 0x40, 0x65];
+
+/// The basic table by code; 0x1B (the escape) has no character.
+fn gsm7_basic_by_code() -> &'static [Option<char>; 128] {
+    static TABLE: std::sync::OnceLock<[Option<char>; 128]> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let mut table = [None; 128];
+        for (i, c) in GSM7_BASIC.chars().enumerate() {
+            let code = if i < usize::from(GSM7_ESCAPE) { i } else { i + 1 };
+            if let Some(slot) = table.get_mut(code) {
+                *slot = Some(c);
+            }
+        }
+        table
+    })
+}
+
+/// GSM 03.38 code of `c`: one septet, or the escape and a septet of the
+/// extension table. `None` if GSM-7 cannot carry it.
+pub fn gsm7_code(c: char) -> Option<(u8, Option<u8>)> {
+    static CODES: std::sync::OnceLock<std::collections::HashMap<char, (u8, Option<u8>)>> = std::sync::OnceLock::new();
+    let codes = CODES.get_or_init(|| {
+        let mut map = std::collections::HashMap::new();
+        for (code, c) in gsm7_basic_by_code().iter().enumerate() {
+            if let (Some(c), Ok(code)) = (c, u8::try_from(code)) {
+                map.insert(*c, (code, None));
+            }
+        }
+        for (c, code) in GSM7_EXTENSION.chars().zip(GSM7_EXTENSION_CODES) {
+            map.insert(c, (GSM7_ESCAPE, Some(code)));
+        }
+        map
+    });
+    codes.get(&c).copied()
+}
+
+/// The character of a GSM 03.38 septet, from the extension table when
+/// `escaped`. `None` for codes with no character.
+pub fn gsm7_char(code: u8, escaped: bool) -> Option<char> {
+    if escaped {
+        GSM7_EXTENSION_CODES.iter().position(|&x| x == code).and_then(|i| GSM7_EXTENSION.chars().nth(i))
+    } else {
+        gsm7_basic_by_code().get(usize::from(code)).copied().flatten()
+    }
+}
+
 pub fn is_gsm7(text: &str) -> bool {
     text.chars().all(|c| gsm7_septets(c).is_some())
 }
@@ -189,6 +237,25 @@ mod tests {
     fn latin1_counts_bytes() {
         assert_eq!(count_segments(&"é".repeat(140), Encoding::Latin1).segments, 1);
         assert_eq!(count_segments(&"é".repeat(141), Encoding::Latin1).segments, 2);
+    }
+
+    #[test]
+    fn gsm7_codes_round_trip() {
+        assert_eq!(gsm7_code('@'), Some((0, None)));
+        assert_eq!(gsm7_code('A'), Some((0x41, None)));
+        assert_eq!(gsm7_code('Æ'), Some((0x1C, None)));
+        assert_eq!(gsm7_code('à'), Some((0x7F, None)));
+        assert_eq!(gsm7_code('€'), Some((GSM7_ESCAPE, Some(0x65))));
+        assert_eq!(gsm7_code('Ж'), None);
+        for c in GSM7_BASIC.chars().chain(GSM7_EXTENSION.chars()) {
+            let (code, ext) = gsm7_code(c).unwrap();
+            let back = match ext {
+                Some(e) => gsm7_char(e, true),
+                None => gsm7_char(code, false),
+            };
+            assert_eq!(back, Some(c));
+        }
+        assert_eq!(gsm7_char(GSM7_ESCAPE, false), None);
     }
 
     #[test]

@@ -11,8 +11,12 @@
 
 pub mod client;
 pub mod frame;
+pub mod receipt;
 pub mod server;
 pub mod session;
+pub mod text;
+pub mod time;
+pub mod tlv;
 
 pub use rusmpp;
 pub use session::{
