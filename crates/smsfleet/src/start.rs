@@ -174,7 +174,7 @@ pub fn from_command(command: &cli::Command) -> anyhow::Result<Option<(RoleConfig
                 admin_listen: Some(a.admin_listen),
                 ..Wiring::default()
             };
-            (RoleConfig::Ingress(config::ingress(&a.http)), wiring)
+            (RoleConfig::Ingress(config::ingress(&a.http)?), wiring)
         }
         Command::Accounts(a) => {
             let key = a.server_key.clone().context("SMSFLEET_SERVER_KEY is required by the accounts role")?;

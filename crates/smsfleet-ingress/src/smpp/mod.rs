@@ -93,6 +93,7 @@ pub(crate) struct SmppServer {
     registry: Registry,
     throttle: Throttle,
     replica: String,
+    bind_counts: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
 }
 
 impl SmppServer {
@@ -134,7 +135,14 @@ pub(crate) async fn start(
     };
     let replica = format!("{}@{replica}", hostname());
     let server =
-        Arc::new(SmppServer { app, settings, registry: Registry::default(), throttle: Throttle::default(), replica });
+        Arc::new(SmppServer {
+            app,
+            settings,
+            registry: Registry::default(),
+            throttle: Throttle::default(),
+            replica,
+            bind_counts: Default::default(),
+        });
     Ok(Some(tokio::spawn(run(server, plain, secure, stop))))
 }
 
@@ -304,22 +312,32 @@ async fn authorize(server: &SmppServer, req: &BindRequest, client: IpAddr) -> Re
     Ok(Granted { account, _slot: slot })
 }
 
-/// One of the account's `smpp_max_binds` bind slots, across every replica;
-/// released when the bind ends.
+/// One of the account's `smpp_max_binds` bind slots; released when the
+/// bind ends. Counted on this replica until the bus's bind-slot lease
+/// (w-smpp-core, `smsfleet-bus/src/slots.rs`) lands and counts them across
+/// every replica.
 struct BindSlot {
-    _lease: smsfleet_bus::SlotLease,
+    uid: i64,
+    counts: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
 }
 
 impl BindSlot {
     async fn acquire(server: &SmppServer, account: &AccountState) -> Option<BindSlot> {
-        let key = format!("smpp_bind.{}", account.uid);
-        match server.app.bus.acquire_slot(&key, account.smpp_max_binds).await {
-            Ok(Some(lease)) => Some(BindSlot { _lease: lease }),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, uid = account.uid, "bind slot not leased");
-                None
-            }
+        let mut counts = server.bind_counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(account.uid).or_insert(0);
+        if *n >= account.smpp_max_binds {
+            return None;
+        }
+        *n += 1;
+        Some(BindSlot { uid: account.uid, counts: server.bind_counts.clone() })
+    }
+}
+
+impl Drop for BindSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.uid) {
+            *n = n.saturating_sub(1);
         }
     }
 }

@@ -99,11 +99,6 @@ impl Registry {
         Some(pick)
     }
 
-    /// Binds of `uid` on this replica.
-    pub fn binds_of(&self, uid: i64) -> usize {
-        self.lock().binds.values().filter(|b| b.uid == uid).count()
-    }
-
     pub fn list(&self) -> Vec<SmppSessionInfo> {
         let g = self.lock();
         let mut out: Vec<SmppSessionInfo> = g
