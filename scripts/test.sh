@@ -11,8 +11,17 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "== npm ci (the routesms client used by the bulk API end-to-end test)"
+echo "== npm ci (the routesms and smpp clients used by the end-to-end tests)"
 npm ci --prefix tests/e2e/node --no-audit --no-fund
+echo "== python SMPP peers (smpplib), pinned in scripts/ci/python-peers.txt"
+peers=target/python-peers
+if [ ! -x "$peers/bin/python3" ] || ! cmp -s scripts/ci/python-peers.txt "$peers/requirements.txt"; then
+  rm -rf "$peers"
+  python3 -m venv "$peers"
+  "$peers/bin/pip" install -q --require-hashes -r scripts/ci/python-peers.txt
+  cp scripts/ci/python-peers.txt "$peers/requirements.txt"
+fi
+export SMSFLEET_PYTHON_PEERS="$PWD/$peers/bin/python3"
 echo "== cargo test"
 # Two test binaries at a time: each starts its own servers, and the
 # machine has two cores.

@@ -12,5 +12,6 @@ mod fleet;
 mod incoming;
 mod phonebook;
 mod read_your_writes;
+mod smpp;
 mod spine;
 mod transcripts;
