@@ -88,7 +88,8 @@ fn resp_ids(ev: &[Value]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binds_and_every_refusal_with_its_status() {
     let f = Fleet::start(&[]).await;
-    let admin_out = f.cli(&["account", "create", "--username", "boss", "--password", PASSWORD, "--role", "admin"]).await;
+    let admin_out =
+        f.cli(&["account", "create", "--username", "boss", "--password", PASSWORD, "--role", "admin"]).await;
     let admin = admin_out.split("token=").nth(1).unwrap().trim().to_owned();
     smpp_account(&f, "carol", &["--max-binds", "2"]).await;
 
@@ -143,7 +144,10 @@ async fn submits_are_accepted_shown_in_ds_and_receipted_with_the_same_ids() {
     }
     let rows = ds_rows(&f, "dave", &token).await;
     for id in &ids {
-        let row = rows.iter().find(|r| r["smslog_id"].to_string() == *id).unwrap_or_else(|| panic!("{id} not in ds"));
+        let row = rows
+            .iter()
+            .find(|r| r["smslog_id"].as_i64().map(|n| n.to_string()).as_ref() == Some(id))
+            .unwrap_or_else(|| panic!("{id} not in ds"));
         assert_eq!(row["dst"], "628111000001");
         assert_eq!(row["msg"], "hello from smpplib");
     }
@@ -193,8 +197,13 @@ async fn pipelined_submits_on_four_binds_get_distinct_ids_each_charged_once() {
     let port = f.smpp_port();
     let runs = (0..4).map(|i| async move {
         let to = format!("62811100{i:04}");
-        smpplib(port, "gina", SMPP_PASSWORD, &["submit", "--kind", "tx", "--count", "250", "--window", "64", "--to", &to])
-            .await
+        smpplib(
+            port,
+            "gina",
+            SMPP_PASSWORD,
+            &["submit", "--kind", "tx", "--count", "250", "--window", "64", "--to", &to],
+        )
+        .await
     });
     let mut set = tokio::task::JoinSet::new();
     for run in runs {
@@ -227,8 +236,9 @@ async fn receipts_wait_for_an_offline_customer_also_across_a_restart() {
     let mut f = Fleet::start(&[]).await;
     let token = smpp_account(&f, "hank", &[]).await;
     until_bind(&f, "hank", "tx", "bound".into()).await;
-    let ev = smpplib(f.smpp_port(), "hank", SMPP_PASSWORD, &["submit", "--kind", "tx", "--count", "10", "--registered"])
-        .await;
+    let ev =
+        smpplib(f.smpp_port(), "hank", SMPP_PASSWORD, &["submit", "--kind", "tx", "--count", "10", "--registered"])
+            .await;
     let ids: HashSet<String> = resp_ids(&ev).into_iter().collect();
     assert_eq!(ids.len(), 10, "{ev:?}");
     // Delivered upstream while nobody is bound to receive.

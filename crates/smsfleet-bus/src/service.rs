@@ -41,8 +41,7 @@ impl Bus {
     ) -> Result<Vec<Rep>, BusError> {
         let subject = service.subject(&self.ns);
         let inbox = self.client.new_inbox();
-        let mut replies =
-            self.client.subscribe(inbox.clone()).await.map_err(|e| BusError::Consume(e.to_string()))?;
+        let mut replies = self.client.subscribe(inbox.clone()).await.map_err(|e| BusError::Consume(e.to_string()))?;
         self.client
             .publish_with_reply(subject.clone(), inbox, encode(body)?)
             .await

@@ -33,11 +33,7 @@ fn ms(t: OffsetDateTime) -> i64 {
 }
 
 /// The SUBMIT side: SMPP submissions that asked for a receipt.
-pub async fn on_submissions(
-    pool: &PgPool,
-    bus: &Bus,
-    batch: &[Delivery<SubmitBatch>],
-) -> Result<(), HandlerError> {
+pub async fn on_submissions(pool: &PgPool, bus: &Bus, batch: &[Delivery<SubmitBatch>]) -> Result<(), HandlerError> {
     let mut targets = Vec::new();
     for s in batch.iter().flat_map(|d| &d.body.submissions) {
         if s.api != Api::Smpp || !s.dlr_requested {

@@ -53,7 +53,15 @@ pub async fn execute(command: Command) -> anyhow::Result<Option<Command>> {
                 for s in &r.sessions {
                     println!(
                         "{} {} {} {} {} {} {} {} {}",
-                        r.replica, s.uid, s.system_id, s.bind, s.peer, s.bound_at_ms, s.submits, s.throttled, s.delivered
+                        r.replica,
+                        s.uid,
+                        s.system_id,
+                        s.bind,
+                        s.peer,
+                        s.bound_at_ms,
+                        s.submits,
+                        s.throttled,
+                        s.delivered
                     );
                 }
             }

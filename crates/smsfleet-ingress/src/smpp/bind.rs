@@ -73,9 +73,8 @@ async fn credentials(app: &App, system_id: &str, password: &str) -> Result<Arc<A
     let hash = account.smpp_password_hash.clone().ok_or(BindRefusal::BadCredentials)?;
     let password = password.to_owned();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || smsfleet_secrets::verify_password(&hash, &password))
-        .await
-        .unwrap_or(false);
+    let ok =
+        tokio::task::spawn_blocking(move || smsfleet_secrets::verify_password(&hash, &password)).await.unwrap_or(false);
     if ok { Ok(account) } else { Err(BindRefusal::BadCredentials) }
 }
 

@@ -134,15 +134,14 @@ pub(crate) async fn start(
         (None, None) => String::new(),
     };
     let replica = format!("{}@{replica}", hostname());
-    let server =
-        Arc::new(SmppServer {
-            app,
-            settings,
-            registry: Registry::default(),
-            throttle: Throttle::default(),
-            replica,
-            bind_counts: Default::default(),
-        });
+    let server = Arc::new(SmppServer {
+        app,
+        settings,
+        registry: Registry::default(),
+        throttle: Throttle::default(),
+        replica,
+        bind_counts: Default::default(),
+    });
     Ok(Some(tokio::spawn(run(server, plain, secure, stop))))
 }
 
@@ -379,11 +378,8 @@ fn cstring<const N: usize>(s: &str) -> smsfleet_smpp::rusmpp::types::COctetStrin
 #[tracing::instrument(name = "smpp.submit", level = "debug", skip_all, fields(uid))]
 async fn on_submit(server: &SmppServer, uid: i64, sm: &SubmitSm, stats: &BindStats) -> Result<String, CommandStatus> {
     let app = &server.app;
-    let account = app
-        .cache
-        .by_uid(uid)
-        .filter(|a| crate::auth::active(&app.cache, a))
-        .ok_or(CommandStatus::EsmeRsubmitfail)?;
+    let account =
+        app.cache.by_uid(uid).filter(|a| crate::auth::active(&app.cache, a)).ok_or(CommandStatus::EsmeRsubmitfail)?;
     let outcome = |o: &'static str| {
         metrics::counter!("smsfleet_ingress_smpp_submits_total", "account" => account.username.clone(), "outcome" => o)
             .increment(1)

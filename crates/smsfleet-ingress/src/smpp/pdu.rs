@@ -123,7 +123,10 @@ mod tests {
         let sm = deliver_sm(&receipt(DeliveryStatus::Delivered));
         assert_eq!(u8::from(sm.esm_class), 0x04);
         let text = String::from_utf8(sm.short_message().as_ref().to_vec()).unwrap();
-        assert!(text.starts_with("id:4200000000123 sub:001 dlvrd:001 submit date:2512021200 done date:2512021201"), "{text}");
+        assert!(
+            text.starts_with("id:4200000000123 sub:001 dlvrd:001 submit date:2512021200 done date:2512021201"),
+            "{text}"
+        );
         assert!(text.ends_with("stat:DELIVRD err:000 text:hello there, this is"), "{text}");
         let id = sm.tlvs().iter().find_map(|t| match t.value() {
             Some(TlvValue::ReceiptedMessageId(id)) => Some(id.as_str().to_owned()),
@@ -133,7 +136,12 @@ mod tests {
         let failed = deliver_sm(&receipt(DeliveryStatus::Failed));
         let text = String::from_utf8(failed.short_message().as_ref().to_vec()).unwrap();
         assert!(text.contains("dlvrd:000") && text.contains("stat:UNDELIV"), "{text}");
-        assert!(failed.tlvs().iter().any(|t| matches!(t.value(), Some(TlvValue::MessageState(MessageState::Undeliverable)))));
+        assert!(
+            failed
+                .tlvs()
+                .iter()
+                .any(|t| matches!(t.value(), Some(TlvValue::MessageState(MessageState::Undeliverable))))
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl Registry {
                 delivered: b.stats.delivered.load(Ordering::Relaxed),
             })
             .collect();
-        out.sort_by(|a, b| (a.uid, a.bound_at_ms).cmp(&(b.uid, b.bound_at_ms)));
+        out.sort_by_key(|s| (s.uid, s.bound_at_ms));
         out
     }
 
