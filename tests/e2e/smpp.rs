@@ -249,8 +249,10 @@ async fn receipts_wait_for_an_offline_customer_also_across_a_restart() {
     .await
     .expect("delivered");
     f.wait_consumer_idle(smsfleet_contract::StreamKind::Status, "callbacks").await;
-    // Every ingress (the only one holding SMPP) restarts.
+    // Every replica that touches receipts restarts.
     f.kill9("ingress").await;
+    f.kill9("callbacks").await;
+    f.spawn("callbacks").await;
     f.spawn("ingress").await;
     let ev = smpplib(f.smpp_port(), "hank", SMPP_PASSWORD, &["receive", "--kind", "rx", "--count", "10"]).await;
     let got: HashSet<String> =
@@ -259,6 +261,56 @@ async fn receipts_wait_for_an_offline_customer_also_across_a_restart() {
     // Acked: a new receiver gets nothing more.
     let again = smpplib(f.smpp_port(), "hank", SMPP_PASSWORD, &["receive", "--kind", "rx", "--idle", "3"]).await;
     assert!(events(&again, "deliver").is_empty(), "{again:?}");
+}
+
+/// Submitted on one replica, received on another: the receipts go to
+/// whichever replica holds the account's receiver bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receipts_reach_a_receiver_bound_to_another_replica() {
+    let mut f = Fleet::start(&[]).await;
+    smpp_account(&f, "jill", &[]).await;
+    let other = crate::fleet::port();
+    let listen = format!("127.0.0.1:{other}");
+    f.spawn_ingress_replica_with(&[("SMSFLEET_SMPP_LISTEN", listen.as_str())]).await;
+    until_bind(&f, "jill", "tx", "bound".into()).await;
+    let receiver = tokio::spawn(async move {
+        smpplib(other, "jill", SMPP_PASSWORD, &["receive", "--kind", "rx", "--count", "5", "--idle", "30"]).await
+    });
+    let ev = smpplib(f.smpp_port(), "jill", SMPP_PASSWORD, &["submit", "--kind", "tx", "--count", "5", "--registered"])
+        .await;
+    let ids: HashSet<String> = resp_ids(&ev).into_iter().collect();
+    assert_eq!(ids.len(), 5, "{ev:?}");
+    let got = receiver.await.unwrap();
+    let receipts: HashSet<String> =
+        events(&got, "deliver").iter().map(|d| d["receipted_message_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(receipts, ids, "{got:?}");
+}
+
+/// node-smpp (npm) as a second client: its ids and receipts agree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_smpp_client_gets_ids_and_matching_receipts() {
+    let f = Fleet::start(&[]).await;
+    smpp_account(&f, "kate", &[]).await;
+    until_bind(&f, "kate", "trx", "bound".into()).await;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/e2e/node");
+    let out = tokio::process::Command::new("node")
+        .arg("smpp_esme.js")
+        .current_dir(dir)
+        .env("SMSFLEET_SMPP_PORT", f.smpp_port().to_string())
+        .env("SMSFLEET_USER", "kate")
+        .env("SMSFLEET_PASSWORD", SMPP_PASSWORD)
+        .env("SMSFLEET_COUNT", "3")
+        .output()
+        .await
+        .expect("run node (npm ci done in tests/e2e/node?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "node failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
+    let ev: Vec<Value> = stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let ids: HashSet<String> = resp_ids(&ev).into_iter().collect();
+    assert_eq!(ids.len(), 3, "{ev:?}");
+    let receipts: HashSet<String> =
+        events(&ev, "deliver").iter().map(|d| d["receipted_message_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(receipts, ids, "{ev:?}");
 }
 
 /// A bound transmitter sends garbage: each gets generic_nack or an error
