@@ -286,6 +286,23 @@ async fn receipts_reach_a_receiver_bound_to_another_replica() {
     assert_eq!(receipts, ids, "{got:?}");
 }
 
+/// An MO whose keyword the account owns waits for its receiver bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_routed_by_keyword_reaches_the_accounts_receiver() {
+    let f = Fleet::start(&[]).await;
+    smpp_account(&f, "lena", &[]).await;
+    f.cli(&["keyword", "add", "LENA", "--user", "lena"]).await;
+    let url = format!("{}/mo/sim", f.dlr);
+    let q = [("from", "+628999000001"), ("to", "1234"), ("text", "LENA hello there"), ("id", "up-smpp-1")];
+    let r = reqwest::Client::new().get(&url).query(&q).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let ev = smpplib(f.smpp_port(), "lena", SMPP_PASSWORD, &["receive", "--kind", "rx", "--count", "1"]).await;
+    let mo = events(&ev, "deliver");
+    assert_eq!(mo.len(), 1, "{ev:?}");
+    assert_eq!((mo[0]["esm_class"].as_i64(), mo[0]["text"].as_str()), (Some(0), Some("LENA hello there")), "{ev:?}");
+    assert_eq!(mo[0]["source"], "+628999000001");
+}
+
 /// node-smpp (npm) as a second client: its ids and receipts agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_smpp_client_gets_ids_and_matching_receipts() {

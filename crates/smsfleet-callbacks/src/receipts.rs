@@ -64,7 +64,7 @@ pub async fn on_statuses(pool: &PgPool, bus: &Bus, batch: &[Delivery<StatusBatch
         return Ok(());
     }
     let uids: Vec<i64> = finals.iter().map(|e| e.uid).collect::<HashSet<_>>().into_iter().collect();
-    let smpp = store::smpp_accounts(pool, &uids).await.map_err(HandlerError::transient)?;
+    let smpp = smsfleet_store::accounts::smpp_enabled(pool, &uids).await.map_err(HandlerError::transient)?;
     let mut seen = HashSet::new();
     let mut outcomes = Vec::new();
     for e in finals.into_iter().filter(|e| smpp.contains(&e.uid)) {

@@ -397,3 +397,14 @@ pub async fn take_login_key(pool: &PgPool, uid: i64) -> Result<Option<(String, O
         _ => None,
     })
 }
+
+/// Which of `uids` can bind over SMPP (have an SMPP password): only their
+/// final statuses can owe a receipt.
+pub async fn smpp_enabled(pool: &PgPool, uids: &[i64]) -> Result<std::collections::HashSet<i64>> {
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT uid FROM accounts WHERE uid = ANY($1) AND smpp_password_hash IS NOT NULL")
+            .bind(uids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
+}

@@ -142,14 +142,3 @@ pub async fn drop_orphans(pool: &PgPool, older_than_secs: f64) -> Result<u64> {
         .await?;
     Ok(r.rows_affected())
 }
-
-/// Which of `uids` can bind over SMPP (have an SMPP password): only their
-/// final statuses can owe a receipt.
-pub async fn smpp_accounts(pool: &PgPool, uids: &[i64]) -> Result<std::collections::HashSet<i64>> {
-    let rows: Vec<(i64,)> =
-        sqlx::query_as("SELECT uid FROM accounts WHERE uid = ANY($1) AND smpp_password_hash IS NOT NULL")
-            .bind(uids)
-            .fetch_all(pool)
-            .await?;
-    Ok(rows.into_iter().map(|r| r.0).collect())
-}

@@ -6,7 +6,7 @@ use smsfleet_contract::{DeliveryStatus, SmppDeliver, SmppDeliverBody};
 use smsfleet_smpp::receipt::{Receipt, ReceiptState, to_deliver_sm};
 use smsfleet_smpp::rusmpp::CommandStatus;
 use smsfleet_smpp::rusmpp::pdus::{DeliverSm, SubmitSm};
-use smsfleet_smpp::rusmpp::values::MessageState;
+use smsfleet_smpp::rusmpp::values::{EsmClass, MessageState};
 use smsfleet_smpp::text::{self, DataCodingMap, Encoding, SplitMode};
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
@@ -81,6 +81,9 @@ pub fn deliver_sm(d: &SmppDeliver) -> DeliverSm {
             let mut sm = DeliverSm::builder()
                 .source_addr(super::cstring(&d.source_addr))
                 .destination_addr(super::cstring(&d.destination_addr))
+                // Default message type: an MO, not a receipt (the builder's
+                // default esm_class is not 0).
+                .esm_class(EsmClass::from(0x00))
                 .build();
             // One PDU whatever the length: a long MO goes in message_payload.
             if let Ok(encoded) = text::encode_message(body, encoding, &map, SplitMode::Payload, 0)
