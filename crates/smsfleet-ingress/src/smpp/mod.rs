@@ -394,7 +394,6 @@ async fn on_submit(server: &SmppServer, uid: i64, sm: &SubmitSm, stats: &BindSta
         max_segments: app.limits.max_segments,
         default_sender: app.limits.default_sender.clone(),
         validity: app.validity,
-        store_timeout: app.query_timeout,
     };
     let planned = pdu::submit_fields(sm, now).and_then(|f| submit::plan(account.clone(), f, &limits, now));
     let request = match planned {

@@ -36,7 +36,6 @@ pub struct SubmitLimits {
     pub default_sender: String,
     /// Used when the customer asks for no validity, and the longest allowed.
     pub validity: Duration,
-    pub store_timeout: Duration,
 }
 
 /// registered_delivery bits 1-0: 01 receipt on success or failure, 10 on
@@ -92,12 +91,9 @@ pub fn plan(
         schedule_at,
         validity,
         dlr_requested: wants_receipt(f.registered_delivery),
-        checks: Checks {
-            do_not_disturb: true,
-            templates: true,
-            duplicates: false,
-            store_timeout: Some(limits.store_timeout),
-        },
+        // No store timeout: the publisher answers within its own deadline,
+        // and an error then means "not stored", so the customer may resend.
+        checks: Checks { do_not_disturb: true, templates: true, duplicates: false, store_timeout: None },
     })
 }
 
@@ -129,7 +125,6 @@ mod tests {
             max_segments: 10,
             default_sender: "smsfleet".into(),
             validity: Duration::from_secs(48 * 3600),
-            store_timeout: Duration::from_secs(5),
         }
     }
 
