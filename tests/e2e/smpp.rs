@@ -286,6 +286,49 @@ async fn receipts_reach_a_receiver_bound_to_another_replica() {
     assert_eq!(receipts, ids, "{got:?}");
 }
 
+/// Long texts: in one `message_payload`, or split by the client into UDH
+/// parts (each part answered with the one message's id), charged per part
+/// and shown whole in `ds`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_messages_whole_or_in_parts_are_one_message_charged_per_part() {
+    let mut f = Fleet::prepare(&[]).await;
+    smsfleet_store::rates::set_default(&f.env.pool, "1".parse().unwrap()).await.unwrap();
+    f.start_roles().await;
+    let token = smpp_account(&f, "mona", &[]).await;
+    f.cli(&["account", "credit", "--username", "mona", "--amount", "100"]).await;
+    until_bind(&f, "mona", "trx", "bound".into()).await;
+    let long: String = (0..30).map(|i| format!("word{i:02} ")).collect(); // 240 characters: 2 parts
+    let whole = smpplib(
+        f.smpp_port(),
+        "mona",
+        SMPP_PASSWORD,
+        &["submit", "--payload", "--text", &long, "--registered", "--receipts", "1", "--to", "628111000101"],
+    )
+    .await;
+    let split = smpplib(
+        f.smpp_port(),
+        "mona",
+        SMPP_PASSWORD,
+        &["submit", "--split", "--text", &long, "--registered", "--receipts", "1", "--to", "628111000102"],
+    )
+    .await;
+    assert_eq!(resp_ids(&whole).len(), 1, "{whole:?}");
+    let part_ids = resp_ids(&split);
+    assert_eq!(part_ids.len(), 2, "one resp per part: {split:?}");
+    assert_eq!(part_ids[0], part_ids[1], "both parts carry the message's id");
+    for (ev, id) in [(&whole, resp_ids(&whole)[0].clone()), (&split, part_ids[0].clone())] {
+        let receipts = events(ev, "deliver");
+        assert_eq!(receipts.len(), 1, "{ev:?}");
+        assert_eq!(receipts[0]["receipted_message_id"], id.as_str());
+    }
+    let rows = ds_rows(&f, "mona", &token).await;
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows.iter().all(|r| r["msg"] == long.as_str()), "{rows:?}");
+    let uid = smsfleet_store::accounts::by_username(&f.env.pool, "mona").await.unwrap().unwrap().uid;
+    let (charged, _) = smsfleet_store::ledger::charged_total(&f.env.pool, uid).await.unwrap();
+    assert_eq!(charged, "4".parse().unwrap(), "2 messages of 2 parts at 1 each");
+}
+
 /// An MO whose keyword the account owns waits for its receiver bind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mo_routed_by_keyword_reaches_the_accounts_receiver() {

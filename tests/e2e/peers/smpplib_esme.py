@@ -21,6 +21,7 @@ import time
 import smpplib.client
 import smpplib.consts
 import smpplib.exceptions
+import smpplib.gsm
 
 
 def out(**kw):
@@ -119,6 +120,16 @@ def cmd_submit(a):
             handle(c, c.read_pdu(), state)
         kw = dict(source_addr_ton=5, source_addr=a.source, dest_addr_ton=1, destination_addr=a.to,
                   data_coding=a.dcs, registered_delivery=1 if a.registered else 0)
+        if a.split:
+            # smpplib's own splitting: UDH parts, one submit_sm each.
+            parts, encoding, esm_class = smpplib.gsm.make_parts(a.text)
+            for part in parts:
+                while state["outstanding"] >= a.window:
+                    handle(c, c.read_pdu(), state)
+                c.send_message(short_message=part, esm_class=esm_class,
+                               **dict(kw, data_coding=encoding))
+                state["outstanding"] += 1
+            continue
         if a.payload:
             kw["short_message"] = b""
             kw["message_payload"] = text
@@ -172,6 +183,7 @@ def main():
     p.add_argument("--text", default="hello from smpplib")
     p.add_argument("--dcs", type=int, default=0)
     p.add_argument("--payload", action="store_true")
+    p.add_argument("--split", action="store_true")
     p.add_argument("--registered", action="store_true")
     p.add_argument("--schedule", default="")
     p.add_argument("--validity", default="")

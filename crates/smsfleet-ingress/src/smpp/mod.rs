@@ -9,6 +9,7 @@
 //! leases on the bus; throughput is limited per account on each replica.
 
 mod bind;
+mod concat;
 mod deliver;
 mod pdu;
 mod sessions;
@@ -26,7 +27,7 @@ use smsfleet_domain::clock::now_ms;
 use smsfleet_smpp::rusmpp::pdus::{QuerySm, QuerySmResp, SubmitSm, SubmitSmResp};
 use smsfleet_smpp::rusmpp::{CommandStatus, Pdu};
 use smsfleet_smpp::server::{AcceptError, BindRequest};
-use smsfleet_smpp::{InboundRequest, SessionConfig};
+use smsfleet_smpp::{InboundRequest, Responder, SessionConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -289,14 +290,22 @@ where
     bound_gauge.increment(1.0);
     tracing::info!(uid = account.uid, bind = request.kind.as_str(), "SMPP bound");
     let mut inbound = session.inbound;
+    let parts = Arc::new(concat::Parts::default());
+    let mut sweep = tokio::time::interval(Duration::from_secs(5));
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = sweep.tick() => {
+                for late in parts.expired(Instant::now(), concat::PART_WAIT) {
+                    let _ = late.reject(CommandStatus::EsmeRsyserr).await;
+                }
+                continue;
+            }
             next = inbound.recv() => next,
         };
         let Some(req) = next else { break };
-        let (server, stats, uid) = (server.clone(), stats.clone(), account.uid);
-        tokio::spawn(async move { handle_request(server, uid, req, stats).await });
+        let (server, stats, uid, parts) = (server.clone(), stats.clone(), account.uid, parts.clone());
+        tokio::spawn(async move { handle_request(server, uid, req, stats, parts).await });
     }
     let reason = session.handle.closed().await;
     server.registry.remove(id);
@@ -341,18 +350,33 @@ impl Drop for BindSlot {
     }
 }
 
-async fn handle_request(server: Arc<SmppServer>, uid: i64, req: InboundRequest, stats: Arc<BindStats>) {
+async fn handle_request(
+    server: Arc<SmppServer>,
+    uid: i64,
+    req: InboundRequest,
+    stats: Arc<BindStats>,
+    parts: Arc<concat::Parts>,
+) {
     let InboundRequest { command, responder } = req;
     let answered = match command.pdu() {
         Some(Pdu::SubmitSm(sm)) => {
             BindStats::count(&stats.submits);
-            match on_submit(&server, uid, sm, &stats).await {
-                Ok(message_id) => {
-                    let resp = SubmitSmResp::builder().message_id(cstring(&message_id)).build();
-                    responder.respond(resp).await
-                }
-                Err(status) => responder.reject(status).await,
+            let (responders, outcome) = match on_submit(&server, uid, sm, &stats, &parts, responder).await {
+                Submitted::Waiting => return,
+                Submitted::Answer(responders, outcome) => (responders, outcome),
+            };
+            let mut result = Ok(());
+            for responder in responders {
+                let sent = match &outcome {
+                    Ok(message_id) => {
+                        let resp = SubmitSmResp::builder().message_id(cstring(message_id)).build();
+                        responder.respond(resp).await
+                    }
+                    Err(status) => responder.reject(*status).await,
+                };
+                result = result.and(sent);
             }
+            result
         }
         Some(Pdu::QuerySm(q)) => match on_query(&server, uid, q).await {
             Ok(resp) => responder.respond(resp).await,
@@ -372,40 +396,80 @@ fn cstring<const N: usize>(s: &str) -> smsfleet_smpp::rusmpp::types::COctetStrin
         .unwrap_or_else(|_| smsfleet_smpp::rusmpp::types::COctetString::empty())
 }
 
+/// What became of a submit_sm: answered (with the responders of every
+/// part of its message, all with the same outcome), or kept until the rest
+/// of its message arrives.
+enum Submitted {
+    Waiting,
+    Answer(Vec<Responder>, Result<String, CommandStatus>),
+}
+
 /// One submit_sm: the account as it is now (a ban applies to live binds),
-/// its throughput, the SMPP fields, then the accept path. Answered only
-/// after the PubAck.
+/// its throughput (per part), the SMPP fields, then, once the message is
+/// whole, the accept path. Answered only after the PubAck.
 #[tracing::instrument(name = "smpp.submit", level = "debug", skip_all, fields(uid))]
-async fn on_submit(server: &SmppServer, uid: i64, sm: &SubmitSm, stats: &BindStats) -> Result<String, CommandStatus> {
+async fn on_submit(
+    server: &SmppServer,
+    uid: i64,
+    sm: &SubmitSm,
+    stats: &BindStats,
+    parts: &concat::Parts,
+    responder: Responder,
+) -> Submitted {
     let app = &server.app;
-    let account =
-        app.cache.by_uid(uid).filter(|a| crate::auth::active(&app.cache, a)).ok_or(CommandStatus::EsmeRsubmitfail)?;
+    let Some(account) = app.cache.by_uid(uid).filter(|a| crate::auth::active(&app.cache, a)) else {
+        return Submitted::Answer(vec![responder], Err(CommandStatus::EsmeRsubmitfail));
+    };
     let outcome = |o: &'static str| {
         metrics::counter!("smsfleet_ingress_smpp_submits_total", "account" => account.username.clone(), "outcome" => o)
             .increment(1)
     };
+    let refuse = |responders: Vec<Responder>, status| {
+        outcome("refused");
+        Submitted::Answer(responders, Err(status))
+    };
     if !server.throttle.admit(uid, account.smpp_throughput, Instant::now()) {
         BindStats::count(&stats.throttled);
         outcome("throttled");
-        return Err(CommandStatus::EsmeRthrottled);
+        return Submitted::Answer(vec![responder], Err(CommandStatus::EsmeRthrottled));
     }
     let now = time::OffsetDateTime::now_utc();
+    let read = match pdu::read_submit(sm, now) {
+        Ok(r) => r,
+        Err(status) => return refuse(vec![responder], status),
+    };
+    let mut fields = read.fields;
+    let responders = match read.part.concat {
+        Some(c) if concat::valid(&c) => {
+            let key = concat::MessageKey {
+                source: fields.source_addr.clone(),
+                destination: fields.destination_addr.clone(),
+                reference: c.reference,
+                total: c.total,
+            };
+            match parts.add(key, c, read.part.data_coding, read.part.content, responder) {
+                concat::Added::Waiting => return Submitted::Waiting,
+                concat::Added::Whole { content, data_coding, responders } => {
+                    (fields.text, fields.unicode) = pdu::decode(&content, data_coding);
+                    responders
+                }
+            }
+        }
+        Some(_) => return refuse(vec![responder], CommandStatus::EsmeRinvesmclass),
+        None => vec![responder],
+    };
     let limits = submit::SubmitLimits {
         max_segments: app.limits.max_segments,
         default_sender: app.limits.default_sender.clone(),
         validity: app.validity,
     };
-    let planned = pdu::submit_fields(sm, now).and_then(|f| submit::plan(account.clone(), f, &limits, now));
-    let request = match planned {
+    let request = match submit::plan(account.clone(), fields, &limits, now) {
         Ok(r) => r,
-        Err(status) => {
-            outcome("refused");
-            return Err(status);
-        }
+        Err(status) => return refuse(responders, status),
     };
     let answer = submit::answer(app.acceptor.accept(&request).await);
     outcome(if answer.is_ok() { "accepted" } else { "refused" });
-    answer.map(|id| id.0.to_string())
+    Submitted::Answer(responders, answer.map(|id| id.0.to_string()))
 }
 
 /// query_sm: the message's state as `ds` shows it, for the bind's own

@@ -15,30 +15,38 @@ use super::submit::SubmitFields;
 /// data_coding 8: the customer sent UCS-2.
 const DCS_UCS2: u8 = 8;
 
-/// Reads a submit_sm. `message_payload` wins over short_message; a message
-/// the customer split itself (UDH or SAR parts) is refused with
-/// ESME_RINVESMCLASS: send it whole in `message_payload` instead (see
-/// COMPATIBILITY.md).
-pub fn submit_fields(sm: &SubmitSm, now: OffsetDateTime) -> Result<SubmitFields, CommandStatus> {
+/// A submit_sm read: its fields, and its content as one part (UDH
+/// removed; `message_payload` wins over short_message) with the
+/// concatenation it declares, if any.
+pub struct ReadSubmit {
+    pub fields: SubmitFields,
+    pub part: text::ReceivedPart,
+}
+
+/// The text of `content` sent with `data_coding`, and whether it is UCS-2.
+pub fn decode(content: &[u8], data_coding: u8) -> (String, bool) {
+    let encoding = DataCodingMap::default().encoding_of(data_coding);
+    (text::decode(content, encoding), encoding == Encoding::Ucs2 || data_coding == DCS_UCS2)
+}
+
+/// Reads a submit_sm; `fields.text` is this part's text.
+pub fn read_submit(sm: &SubmitSm, now: OffsetDateTime) -> Result<ReadSubmit, CommandStatus> {
     let part = text::received_part(sm.esm_class, sm.data_coding, sm.short_message().as_ref(), sm.tlvs());
-    if part.concat.is_some_and(|c| c.total > 1) {
-        return Err(CommandStatus::EsmeRinvesmclass);
-    }
-    let map = DataCodingMap::default();
-    let encoding = map.encoding_of(part.data_coding);
+    let (text, unicode) = decode(&part.content, part.data_coding);
     let when = |raw: &str, bad: CommandStatus| match smsfleet_smpp::time::parse(raw) {
         Ok(t) => Ok(t.map(|t| t.resolve(now))),
         Err(_) => Err(bad),
     };
-    Ok(SubmitFields {
+    let fields = SubmitFields {
         source_addr: sm.source_addr.as_str().to_owned(),
         destination_addr: sm.destination_addr.as_str().to_owned(),
         registered_delivery: u8::from(sm.registered_delivery),
-        unicode: encoding == Encoding::Ucs2 || part.data_coding == DCS_UCS2,
-        text: text::decode(&part.content, encoding),
+        unicode,
+        text,
         schedule_at: when(sm.schedule_delivery_time.as_str(), CommandStatus::EsmeRinvsched)?,
         validity_until: when(sm.validity_period.as_str(), CommandStatus::EsmeRinvexpiry)?,
-    })
+    };
+    Ok(ReadSubmit { fields, part })
 }
 
 /// The SMPP state of a message as `ds` has it.

@@ -121,11 +121,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-12-02 12:00 UTC);
 
     fn limits() -> SubmitLimits {
-        SubmitLimits {
-            max_segments: 10,
-            default_sender: "smsfleet".into(),
-            validity: Duration::from_secs(48 * 3600),
-        }
+        SubmitLimits { max_segments: 10, default_sender: "smsfleet".into(), validity: Duration::from_secs(48 * 3600) }
     }
 
     fn fields(text: &str) -> SubmitFields {
