@@ -329,6 +329,54 @@ async fn long_messages_whole_or_in_parts_are_one_message_charged_per_part() {
     assert_eq!(charged, "4".parse().unwrap(), "2 messages of 2 parts at 1 each");
 }
 
+/// kill -9 of the ingress in the middle of a stream of submits: every
+/// submit that got a resp is delivered exactly once, charged once; those
+/// that got none may have been stored (then they are sent and charged
+/// once too) but never twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_of_the_ingress_mid_stream_loses_no_answered_submit_and_sends_none_twice() {
+    let mut f = Fleet::prepare(&[]).await;
+    smsfleet_store::rates::set_default(&f.env.pool, "1".parse().unwrap()).await.unwrap();
+    f.start_roles().await;
+    let token = smpp_account(&f, "nina", &[]).await;
+    f.cli(&["account", "credit", "--username", "nina", "--amount", "10000"]).await;
+    until_bind(&f, "nina", "tx", "bound".into()).await;
+    let uid = smsfleet_store::accounts::by_username(&f.env.pool, "nina").await.unwrap().unwrap().uid;
+    let port = f.smpp_port();
+    let client = tokio::spawn(async move {
+        smpplib(port, "nina", SMPP_PASSWORD, &["submit", "--kind", "tx", "--count", "5000", "--window", "64"]).await
+    });
+    let seen = eventually(Duration::from_secs(60), || async {
+        let (_, n) = smsfleet_store::ledger::charged_total(&f.env.pool, uid).await.ok()?;
+        (n >= 300).then_some(n)
+    })
+    .await
+    .expect("submits flowing");
+    f.kill9("ingress").await;
+    let ev = client.await.unwrap();
+    assert!(!events(&ev, "closed").is_empty() || seen >= 5000, "the client saw its connection die: {:?}", ev.last());
+    let answered: HashSet<i64> = resp_ids(&ev).iter().map(|id| id.parse().unwrap()).collect();
+    assert!(answered.len() < 5000, "killed in the middle");
+    f.spawn("ingress").await;
+    // Everything stored is delivered; nothing is left behind or doubled.
+    f.wait_consumer_idle(smsfleet_contract::StreamKind::Submit, "ledger").await;
+    let stored = eventually(Duration::from_secs(120), || async {
+        let counts = smsfleet_store::projection::status_counts(&f.env.pool, Some(uid)).await.ok()?;
+        let (_, charged) = smsfleet_store::ledger::charged_total(&f.env.pool, uid).await.ok()?;
+        (counts.len() == 1 && counts[0].0 == 3 && counts[0].1 == charged).then_some(charged)
+    })
+    .await
+    .expect("every stored message delivered");
+    assert!(stored as usize >= answered.len(), "stored {stored} < answered {}", answered.len());
+    let rows = ds_rows(&f, "nina", &token).await;
+    let ids: HashSet<i64> = rows.iter().map(|r| r["smslog_id"].as_i64().unwrap()).collect();
+    assert_eq!((ids.len(), rows.len()), (stored as usize, stored as usize), "each stored message once in ds");
+    assert!(answered.iter().all(|id| ids.contains(id)), "every answered submit is stored and delivered");
+    let stats = f.sim_stats().await;
+    assert_eq!(stats["accepted"].as_u64(), Some(stored as u64), "sent once each: {stats}");
+    assert_eq!(stats["duplicate_submits"].as_u64(), Some(0), "{stats}");
+}
+
 /// An MO whose keyword the account owns waits for its receiver bind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_mo_routed_by_keyword_reaches_the_accounts_receiver() {
