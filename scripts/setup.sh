@@ -19,6 +19,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # npm: the bulk API's end-to-end test drives the routesms npm client.
 command -v npm >/dev/null 2>&1 || need+=(npm)
+# kannel: the HTTP-upstream end-to-end test runs Kannel's bearerbox and
+# smsbox as a gateway in front of a fake SMSC.
+command -v bearerbox >/dev/null 2>&1 || [ -x /usr/sbin/bearerbox ] || need+=(kannel)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

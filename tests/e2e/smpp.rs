@@ -87,7 +87,7 @@ fn resp_ids(ev: &[Value]) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binds_and_every_refusal_with_its_status() {
-    let f = Fleet::start(&[]).await;
+    let mut f = Fleet::start(&[]).await;
     let admin_out =
         f.cli(&["account", "create", "--username", "boss", "--password", PASSWORD, "--role", "admin"]).await;
     let admin = admin_out.split("token=").nth(1).unwrap().trim().to_owned();
@@ -106,6 +106,31 @@ async fn binds_and_every_refusal_with_its_status() {
     let seen: Vec<Value> =
         three.iter().map(|e| if e["event"] == "bound" { "bound".into() } else { e["status"].clone() }).collect();
     assert_eq!(seen, vec![Value::from("bound"), "bound".into(), RALYBND.into()], "{three:?}");
+
+    // The limit holds across replicas: two binds held on one, the next on
+    // another is refused, and binds again once they are gone.
+    let other = crate::fleet::port();
+    let listen = format!("127.0.0.1:{other}");
+    f.spawn_ingress_replica_with(&[("SMSFLEET_SMPP_LISTEN", listen.as_str())]).await;
+    let port = f.smpp_port();
+    let holder =
+        tokio::spawn(
+            async move { smpplib(port, "carol", SMPP_PASSWORD, &["binds", "--count", "2", "--hold", "8"]).await },
+        );
+    let refused = eventually(Duration::from_secs(8), || async {
+        let e = smpplib(other, "carol", SMPP_PASSWORD, &["binds"]).await.into_iter().next()?;
+        (e["status"] == RALYBND).then_some(())
+    })
+    .await;
+    assert!(refused.is_some(), "a third bind on the other replica is refused while two are held");
+    let held = holder.await.unwrap();
+    assert_eq!(events(&held, "bound").len(), 2, "{held:?}");
+    let again = eventually(Duration::from_secs(10), || async {
+        let e = smpplib(other, "carol", SMPP_PASSWORD, &["binds"]).await.into_iter().next()?;
+        (e["event"] == "bound").then_some(())
+    })
+    .await;
+    assert!(again.is_some(), "freed slots are taken again");
 
     // Outside the allow-list, then back inside.
     f.cli(&["account", "set", "carol", "--webservices-ip", "10.9.9.9"]).await;

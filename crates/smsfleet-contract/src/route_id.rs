@@ -38,6 +38,15 @@ impl fmt::Display for RouteId {
 /// segment is the [`RouteId`].
 pub const DLR_CALLBACK_PATH: &str = "/dlr/{route}";
 
+/// Report callbacks in the formats of the HTTP gateways the dispatcher
+/// speaks to (axum's route syntax; `{route}` is the [`RouteId`], which the
+/// dispatcher's callback templates fill in by the same name): Kannel's
+/// `dlr-url` (`?id=<our ref>&status=<%d bits>`), Jasmin's DLR post, and the
+/// JSON our own callbacks role posts (another smsfleet as upstream).
+pub const DLR_KANNEL_PATH: &str = "/dlr/{route}/kannel";
+pub const DLR_JASMIN_PATH: &str = "/dlr/{route}/jasmin";
+pub const DLR_BULK_PATH: &str = "/dlr/{route}/bulk";
+
 /// What precedes the route id in [`DLR_CALLBACK_PATH`].
 const DLR_CALLBACK_PREFIX: &str = "/dlr/";
 

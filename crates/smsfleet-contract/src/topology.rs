@@ -80,6 +80,12 @@ impl Namespace {
         format!("smpp_out_{uid}")
     }
 
+    /// Slot `n` of a fleet-wide named pool (e.g. the SMPP binds of a
+    /// route, `smpp.<route>`); see `smsfleet_bus::SlotLease`.
+    pub fn slot_subject(&self, pool: &str, n: u32) -> String {
+        format!("{}.lease.slot.{pool}.{n}", self.0)
+    }
+
     pub fn dead_letter_subject(&self, from: StreamKind) -> String {
         format!("{}.dead.{}", self.0, from.subject_token())
     }

@@ -10,7 +10,14 @@
 //! The claim is what keeps a message from going out twice after a crash or
 //! a redelivery: a message already `Sent` is never resubmitted, and one whose
 //! earlier attempt has an unknown outcome is resent only to upstreams that
-//! dedupe by our reference (the `smslog_id`).
+//! dedupe by our reference (the `smslog_id`). A route that is down, or
+//! answers that it did not take a message, hands it to the next route of its
+//! failover list; an answer that cannot be read never sends a message again
+//! to an upstream that does not de-duplicate.
+//!
+//! Routes come from the routes file (`route/file.rs`) and are re-read on
+//! SIGHUP: the new table applies to the next chunk, chunks in flight finish
+//! on the upstreams they started with.
 
 mod pacing;
 mod route;
@@ -18,6 +25,7 @@ mod send;
 mod settle;
 mod upstream;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +33,10 @@ use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;
 use smsfleet_runtime::RoleContext;
 
-pub use route::{Protocol, Route, RouteLimits, SimSettings, choose_route, parse_routes};
+pub use route::{
+    HttpMethod, HttpProfile, HttpSettings, Protocol, Route, RouteLimits, SimSettings, SmppSettings, choose_route,
+    load_routes_file, parse_routes, parse_routes_file, validate_routes,
+};
 pub use upstream::{OutboundMessage, Upstream, Verdict};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +54,8 @@ pub enum DispatcherError {
 #[derive(Debug, Clone)]
 pub struct DispatcherConfig {
     pub routes: Vec<Route>,
+    /// Where `routes` came from; re-read on SIGHUP when set.
+    pub routes_file: Option<PathBuf>,
     /// Chunks handed to one handler call.
     pub batch: usize,
     /// Handler calls running at once in this process.
@@ -54,26 +67,19 @@ pub struct DispatcherConfig {
 
 impl Default for DispatcherConfig {
     fn default() -> Self {
-        Self { routes: Vec::new(), batch: 16, concurrency: 8, request_timeout: Duration::from_secs(10) }
+        Self {
+            routes: Vec::new(),
+            routes_file: None,
+            batch: 16,
+            concurrency: 8,
+            request_timeout: Duration::from_secs(10),
+        }
     }
 }
 
 impl DispatcherConfig {
     pub fn validate(&self) -> Result<(), DispatcherError> {
-        if self.routes.is_empty() {
-            return Err(DispatcherError::Config("at least one route is required".to_owned()));
-        }
-        for (i, r) in self.routes.iter().enumerate() {
-            if self.routes[..i].iter().any(|o| o.name == r.name) {
-                return Err(DispatcherError::Config(format!("route name {:?} is used twice", r.name)));
-            }
-            if r.limits.batch == 0 || r.limits.max_in_flight == 0 || r.limits.mps == Some(0) {
-                return Err(DispatcherError::Config(format!(
-                    "route {:?}: batch, inflight and mps must be > 0",
-                    r.name
-                )));
-            }
-        }
+        validate_routes(&self.routes)?;
         if self.batch == 0 || self.concurrency == 0 || self.request_timeout.is_zero() {
             return Err(DispatcherError::Config("batch, concurrency and request_timeout must be > 0".to_owned()));
         }
@@ -94,7 +100,10 @@ pub async fn run(ctx: RoleContext, config: DispatcherConfig) -> Result<(), Dispa
         .tcp_nodelay(true)
         .build()
         .map_err(DispatcherError::Client)?;
-    let dispatcher = Arc::new(send::Dispatcher::new(bus.clone(), pool, &client, &config.routes));
+    let dispatcher = Arc::new(send::Dispatcher::new(bus.clone(), pool, &client, &config.routes)?);
+    if let Some(path) = config.routes_file.clone() {
+        tokio::spawn(reload_on_hangup(dispatcher.clone(), path, shutdown.clone()));
+    }
     let worker = WorkerConfig {
         stream: StreamKind::Dispatch,
         durable: "dispatcher",
@@ -104,11 +113,50 @@ pub async fn run(ctx: RoleContext, config: DispatcherConfig) -> Result<(), Dispa
     };
     tracing::info!(routes = config.routes.len(), "dispatcher starting");
     ready.set(true);
+    let closing = dispatcher.clone();
     let result = run_worker(bus, worker, shutdown, move |deliveries| {
         let dispatcher = dispatcher.clone();
         async move { dispatcher.handle(deliveries).await }
     })
     .await;
     ready.set(false);
+    closing.close().await;
     Ok(result?)
+}
+
+/// Re-reads the routes file on every SIGHUP until `shutdown`. A file that
+/// does not check out is refused whole, with the reason logged, and the
+/// routes in use stay.
+async fn reload_on_hangup(
+    dispatcher: Arc<send::Dispatcher>,
+    path: PathBuf,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGHUP; the routes file is read at start only");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            got = hangups.recv() => if got.is_none() { return },
+        }
+        let result = load_routes_file(&path).and_then(|routes| {
+            let n = routes.len();
+            dispatcher.reload(&routes).map(|()| n)
+        });
+        match result {
+            Ok(n) => {
+                metrics::counter!("smsfleet_dispatch_route_reloads_total", "outcome" => "ok").increment(1);
+                tracing::info!(path = %path.display(), routes = n, "routes reloaded");
+            }
+            Err(e) => {
+                metrics::counter!("smsfleet_dispatch_route_reloads_total", "outcome" => "refused").increment(1);
+                tracing::error!(path = %path.display(), error = %e, "routes file refused; keeping the routes in use");
+            }
+        }
+    }
 }

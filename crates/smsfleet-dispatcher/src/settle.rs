@@ -12,13 +12,11 @@ pub(crate) struct Settlement {
     pub sent: Vec<(usize, Vec<String>)>,
     /// Failed for good: report `Failed` with the reason.
     pub rejected: Vec<(usize, String)>,
-    /// To try again.
-    pub retry: Vec<usize>,
-    /// Those of `retry` this try may have delivered: their claims must stay
-    /// even if no later try gets through.
-    pub maybe_reached: Vec<usize>,
-    /// Why the first of `retry` is retried, for the log.
-    pub retry_reason: Option<String>,
+    /// Certainly not sent: may go to the next route or be tried again.
+    pub temporary: Vec<(usize, String)>,
+    /// May have been sent: only an upstream that de-duplicates by our
+    /// reference may get it again; for any other it is failed, once.
+    pub unknown: Vec<(usize, String)>,
 }
 
 /// Pairs `pending` with `verdicts` (in order). A message without a verdict,
@@ -28,28 +26,13 @@ pub(crate) fn settle(pending: &[usize], verdicts: Vec<Verdict>) -> Settlement {
     let mut out = Settlement::default();
     let mut verdicts = verdicts.into_iter();
     for &i in pending {
-        let verdict = verdicts.next().unwrap_or_else(|| Verdict::Unknown { reason: "no verdict".to_owned() });
-        let retry_reason = match verdict {
-            Verdict::Accepted { upstream_ids } if !upstream_ids.is_empty() => {
-                out.sent.push((i, upstream_ids));
-                continue;
-            }
-            Verdict::Accepted { .. } => {
-                out.maybe_reached.push(i);
-                "accepted without an upstream id".to_owned()
-            }
-            Verdict::Rejected { reason } => {
-                out.rejected.push((i, reason));
-                continue;
-            }
-            Verdict::Temporary { reason } => reason,
-            Verdict::Unknown { reason } => {
-                out.maybe_reached.push(i);
-                reason
-            }
-        };
-        out.retry.push(i);
-        out.retry_reason.get_or_insert(retry_reason);
+        match verdicts.next().unwrap_or_else(|| Verdict::Unknown { reason: "no verdict".to_owned() }) {
+            Verdict::Accepted { upstream_ids } if !upstream_ids.is_empty() => out.sent.push((i, upstream_ids)),
+            Verdict::Accepted { .. } => out.unknown.push((i, "accepted without an upstream id".to_owned())),
+            Verdict::Rejected { reason } => out.rejected.push((i, reason)),
+            Verdict::Temporary { reason } => out.temporary.push((i, reason)),
+            Verdict::Unknown { reason } => out.unknown.push((i, reason)),
+        }
     }
     out
 }
@@ -77,9 +60,12 @@ mod tests {
             Settlement {
                 sent: vec![(10, vec![reason("u1"), reason("u2")])],
                 rejected: vec![(11, reason("invalid destination"))],
-                retry: vec![12, 13, 14, 15],
-                maybe_reached: vec![13, 14, 15],
-                retry_reason: Some(reason("connection refused")),
+                temporary: vec![(12, reason("connection refused"))],
+                unknown: vec![
+                    (13, reason("timeout")),
+                    (14, reason("accepted without an upstream id")),
+                    (15, reason("no verdict"))
+                ],
             }
         );
     }
@@ -87,6 +73,6 @@ mod tests {
     #[test]
     fn all_settled_means_nothing_to_retry() {
         let s = settle(&[1], vec![Verdict::Accepted { upstream_ids: vec![reason("u")] }]);
-        assert!(s.retry.is_empty() && s.maybe_reached.is_empty() && s.retry_reason.is_none());
+        assert!(s.temporary.is_empty() && s.unknown.is_empty());
     }
 }

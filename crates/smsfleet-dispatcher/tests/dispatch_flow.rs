@@ -44,6 +44,25 @@ async fn listener() -> (tokio::net::TcpListener, String) {
 impl Harness {
     /// `routes` get `{sim}` and `{dlr}` replaced by the base URLs.
     async fn start(sim_config: SimulatorConfig, routes: &[&str]) -> Harness {
+        let routes: Vec<String> = routes.iter().map(|r| (*r).to_owned()).collect();
+        Harness::start_with(sim_config, move |sim, dlr| {
+            routes.iter().map(|r| Route::parse(&r.replace("{sim}", sim).replace("{dlr}", dlr)).unwrap()).collect()
+        })
+        .await
+    }
+
+    /// Routes from a routes file; `[SIM]` and `[DLR]` are replaced by the
+    /// base URLs (braces are the file's own template syntax).
+    async fn start_file(sim_config: SimulatorConfig, file: &str) -> Harness {
+        let file = file.to_owned();
+        Harness::start_with(sim_config, move |sim, dlr| {
+            let text = file.replace("[SIM]", sim).replace("[DLR]", dlr);
+            smsfleet_dispatcher::parse_routes_file(&text, &|_| None).unwrap()
+        })
+        .await
+    }
+
+    async fn start_with(sim_config: SimulatorConfig, routes: impl FnOnce(&str, &str) -> Vec<Route>) -> Harness {
         let env = TestEnv::start().await;
         let shutdown = CancellationToken::new();
         let events = observe(&env).await;
@@ -58,8 +77,7 @@ impl Harness {
             DlrConfig::default(),
         ));
 
-        let routes =
-            routes.iter().map(|r| Route::parse(&r.replace("{sim}", &sim).replace("{dlr}", &dlr)).unwrap()).collect();
+        let routes = routes(&sim, &dlr);
         let config =
             DispatcherConfig { routes, request_timeout: Duration::from_secs(3), ..DispatcherConfig::default() };
         tokio::spawn(smsfleet_dispatcher::run(env.context("dispatcher", &shutdown), config));
@@ -286,7 +304,7 @@ async fn unconfirmed_claims_follow_the_route_policy_and_expiry_fails() {
 
     h.wait_status(2001, DeliveryStatus::Delivered).await;
     let failed = h.wait_status(2002, DeliveryStatus::Failed).await;
-    assert_eq!(failed.reason.as_deref(), Some("outcome unknown after crash"));
+    assert_eq!(failed.reason.as_deref(), Some("outcome unknown after an interrupted attempt"));
     h.wait_status(2003, DeliveryStatus::Delivered).await;
     let (_, stats) = h.get("/stats").await;
     assert_eq!(stats["accepted"], 2, "{stats}");
@@ -338,4 +356,84 @@ async fn unreachable_upstream_drops_claims_and_is_sent_once_it_is_back() {
     assert_eq!(r.json::<Value>().await.unwrap()["submits"], 1);
     let states = smsfleet_store::dispatch::states(&h.env.pool, &[4001]).await.unwrap();
     assert_eq!(states.get(&4001), Some(&smsfleet_store::dispatch::SENT));
+}
+
+/// A port nobody listens on: connections to it are refused.
+async fn dead_port() -> String {
+    let (l, dead) = listener().await;
+    drop(l);
+    dead
+}
+
+#[tokio::test]
+async fn a_route_that_is_down_fails_over_to_the_next_with_the_same_reference() {
+    let dead = dead_port().await;
+    let file = format!(
+        r#"
+dlr_base_url = "[DLR]"
+[[route]]
+name = "primary"
+protocol = "http"
+failover = ["backup"]
+[route.http]
+method = "post-json"
+url = "{dead}/submit"
+body = '{{{{"messages":[]}}}}'
+[[route]]
+name = "backup"
+protocol = "sim"
+prefixes = ["999"]
+[route.sim]
+url = "[SIM]/submit"
+"#
+    );
+    let h = Harness::start_file(SimulatorConfig::default(), &file).await;
+    let c = chunk("q10.0", &[(10_001, "6281100001"), (10_002, "6281100002")], now_ms() + 60_000);
+    h.publish(&c.chunk_id, &c).await;
+    for id in [10_001, 10_002] {
+        // Delivered means the backup's report was matched: the dispatch
+        // log names the route that took the message.
+        h.wait_status(id, DeliveryStatus::Delivered).await;
+        let (_, msg) = h.get(&format!("/messages/{id}")).await;
+        assert_eq!(msg["submits"], 1, "{msg}");
+        assert_eq!(msg["ref"], id.to_string(), "{msg}");
+    }
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!(stats["accepted"], 2, "{stats}");
+}
+
+/// The issue's duplicate-send case: a gateway whose answer the route cannot
+/// read (here the simulator's JSON, which a RouteSMS-style rule does not
+/// match) took the message; the dispatcher must not send it again, neither
+/// in its own retries nor on a redelivery, and must say why it failed.
+#[tokio::test]
+async fn an_answer_the_route_cannot_classify_is_failed_once_and_never_resent() {
+    let file = r#"
+[[route]]
+name = "gw"
+protocol = "http"
+[route.http]
+method = "post-json"
+url = "[SIM]/submit"
+body = '{{"messages":[{{"ref":"{ref}","from":"{from}","to":"{to}","text":"{text}","encoding":"gsm7","flash":false}}]}}'
+success_regex = '^1701\|'
+resend = false
+"#;
+    let h = Harness::start_file(SimulatorConfig::default(), file).await;
+    let c = chunk("q11.0", &[(11_001, "6281100001")], now_ms() + 60_000);
+    h.publish(&c.chunk_id, &c).await;
+    let failed = h.wait_status(11_001, DeliveryStatus::Failed).await;
+    let reason = failed.reason.unwrap_or_default();
+    assert!(reason.starts_with("outcome unknown: unclassifiable answer: HTTP 200"), "{reason}");
+    h.wait_dispatch_drained().await;
+    let (_, msg) = h.get("/messages/11001").await;
+    assert_eq!(msg["submits"], 1, "{msg}");
+
+    // Redelivered (a lost ack): the log says failed, nothing is sent.
+    h.publish("q11.0.again", &c).await;
+    h.wait_dispatch_drained().await;
+    let (_, stats) = h.get("/stats").await;
+    assert_eq!((stats["submits"].as_u64(), stats["accepted"].as_u64()), (Some(1), Some(1)), "{stats}");
+    let states = smsfleet_store::dispatch::states(&h.env.pool, &[11_001]).await.unwrap();
+    assert_eq!(states.get(&11_001), Some(&smsfleet_store::dispatch::FAILED));
 }

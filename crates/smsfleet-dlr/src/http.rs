@@ -12,7 +12,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use smsfleet_bus::Bus;
-use smsfleet_contract::{DLR_CALLBACK_PATH, DlrBatch, DlrOutcome, DlrReport, RouteId, SCHEMA_VERSION, StreamKind};
+use smsfleet_contract::{
+    DLR_BULK_PATH, DLR_CALLBACK_PATH, DLR_JASMIN_PATH, DLR_KANNEL_PATH, DlrBatch, DlrOutcome, DlrReport, RouteId,
+    SCHEMA_VERSION, StreamKind,
+};
 use smsfleet_domain::clock::{now_ms, unix_ms};
 use smsfleet_sim_protocol::{Report, ReportBatch};
 use time::OffsetDateTime;
@@ -22,12 +25,17 @@ use crate::limits::{encoded_len, payload_budget};
 
 /// `POST /dlr/{route}` (JSON batch in the simulator's format),
 /// `GET /dlr/{route}?id=..&status=..` (one report, Kannel style),
+/// `/dlr/{route}/kannel`, `/dlr/{route}/jasmin`, `/dlr/{route}/bulk` (the
+/// HTTP gateways' own formats, see `gateways.rs`),
 /// `GET|POST /mo/{route}` (incoming messages, see `mo.rs`), `GET /healthz`.
 /// The report path is [`DLR_CALLBACK_PATH`], the one the dispatcher's
 /// upstreams are given.
 pub fn router(bus: Bus) -> Router {
     Router::new()
         .route(DLR_CALLBACK_PATH, post(post_reports).get(get_report))
+        .route(DLR_KANNEL_PATH, get(crate::gateways::kannel))
+        .route(DLR_JASMIN_PATH, post(crate::gateways::jasmin_post).get(crate::gateways::jasmin_get))
+        .route(DLR_BULK_PATH, post(crate::gateways::bulk))
         .route("/mo/{route}", post(crate::mo::post_mo).get(crate::mo::get_mo))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(bus)
@@ -42,7 +50,7 @@ struct SingleReport {
 }
 
 #[derive(Debug, thiserror::Error)]
-enum ReceiveError {
+pub(crate) enum ReceiveError {
     #[error("malformed report: {0}")]
     Malformed(String),
     #[error("a report is too large for one message")]
@@ -162,7 +170,7 @@ fn split(batch: DlrBatch, budget: usize) -> Result<Vec<DlrBatch>, ReceiveError> 
 }
 
 /// Stores the reports; reused by any ingress that mounts its own endpoint.
-async fn receive_inner(bus: &Bus, route: &str, reports: Vec<Report<'_>>) -> Result<usize, ReceiveError> {
+pub(crate) async fn receive_inner(bus: &Bus, route: &str, reports: Vec<Report<'_>>) -> Result<usize, ReceiveError> {
     let batch = convert(route, reports)?;
     let count = batch.reports.len();
     let subject = bus.namespace().subject(StreamKind::Dlr);

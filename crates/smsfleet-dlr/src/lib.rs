@@ -12,6 +12,7 @@
 //! The same HTTP server takes upstreams' MO callbacks (`/mo/{route}`) and
 //! stores them on the INCOMING stream for the query role to route.
 
+mod gateways;
 mod http;
 mod limits;
 mod matcher;
@@ -21,6 +22,7 @@ use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;
 use smsfleet_runtime::RoleContext;
 
+pub use gateways::JASMIN_ACK;
 pub use http::router;
 
 #[derive(Debug, thiserror::Error)]

@@ -13,6 +13,7 @@ pub mod money;
 pub mod msisdn;
 pub mod schedule;
 pub mod status;
+pub mod template;
 pub mod text;
 
 pub use charge::{RateTable, charge_for};

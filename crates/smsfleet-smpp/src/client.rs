@@ -6,7 +6,6 @@ use std::{sync::Arc, time::Duration};
 use rusmpp::{
     CommandStatus, Pdu,
     pdus::{BindReceiver, BindTransceiver, BindTransmitter},
-    types::COctetString,
     values::{InterfaceVersion, Npi, Ton},
 };
 use tokio::{
@@ -97,8 +96,12 @@ impl BindConfig {
     /// The bind PDU. Lengths were checked in `new`, so the conversions
     /// cannot fail; should they, the field goes empty and the SMSC refuses.
     pub fn to_pdu(&self) -> Pdu {
-        let (system_id, password, system_type, range) =
-            (cstr(&self.system_id), cstr(&self.password), cstr(&self.system_type), cstr(&self.address_range));
+        let (system_id, password, system_type, range) = (
+            crate::c_string(&self.system_id),
+            crate::c_string(&self.password),
+            crate::c_string(&self.system_type),
+            crate::c_string(&self.address_range),
+        );
         let (ton, npi) = (Ton::from(self.addr_ton), Npi::from(self.addr_npi));
         let v = InterfaceVersion::Smpp3_4;
         match self.kind {
@@ -107,12 +110,6 @@ impl BindConfig {
             BindKind::Transceiver => BindTransceiver::new(system_id, password, system_type, v, ton, npi, range).into(),
         }
     }
-}
-
-/// A C-string field, empty if `s` does not fit (callers checked it).
-pub(crate) fn cstr<const N: usize>(s: &str) -> COctetString<1, N> {
-    use std::str::FromStr;
-    COctetString::from_str(s).unwrap_or_else(|_| COctetString::empty())
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -254,13 +254,13 @@ pub fn from_deliver_sm(sm: &DeliverSm, map: &DataCodingMap) -> Option<Result<Rec
 /// `receipted_message_id` + `message_state` TLVs.
 pub fn to_deliver_sm(r: &Receipt, source: &str, destination: &str) -> DeliverSm {
     let mut sm = DeliverSm::builder()
-        .source_addr(crate::client::cstr(source))
-        .destination_addr(crate::client::cstr(destination))
+        .source_addr(crate::c_string(source))
+        .destination_addr(crate::c_string(destination))
         .esm_class(EsmClass::from(0x04))
         .build();
     let text = format_text(r);
     sm.set_short_message(OctetString::from_slice(text.as_bytes()).unwrap_or_else(|_| OctetString::empty()));
-    let id: COctetString<1, 65> = crate::client::cstr(&r.id);
+    let id: COctetString<1, 65> = crate::c_string(&r.id);
     sm.push_tlv(MessageDeliveryRequestTlvValue::ReceiptedMessageId(id));
     sm.push_tlv(MessageDeliveryRequestTlvValue::MessageState(r.state.message_state()));
     sm

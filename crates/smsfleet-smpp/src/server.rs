@@ -111,7 +111,7 @@ where
         session.handle.flushed().await;
         return Err(AcceptError::Refused(status));
     }
-    let ours = crate::client::cstr(system_id);
+    let ours = crate::c_string(system_id);
     let resp: Pdu = match request.kind {
         BindKind::Transmitter => BindTransmitterResp::builder().system_id(ours).build().into(),
         BindKind::Receiver => BindReceiverResp::builder().system_id(ours).build().into(),

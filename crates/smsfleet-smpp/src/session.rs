@@ -168,7 +168,9 @@ struct Shared {
     side: Side,
     config: SessionConfig,
     out: mpsc::Sender<Command>,
-    pending: Mutex<HashMap<u32, ResponseSender>>,
+    /// Requests awaiting their response, with the window slot each holds
+    /// (freed when the response arrives, not when the caller reads it).
+    pending: Mutex<HashMap<u32, (ResponseSender, Option<OwnedSemaphorePermit>)>>,
     next_seq: AtomicU32,
     window: Arc<Semaphore>,
     inbound_window: Arc<Semaphore>,
@@ -205,7 +207,7 @@ impl Shared {
         self.close.cancel();
         let pending: Vec<_> = lock(&self.pending).drain().collect();
         let reason = self.reason();
-        for (_, tx) in pending {
+        for (_, (tx, _permit)) in pending {
             let _ = tx.send(Err(SessionError::Closed(reason.clone())));
         }
     }
@@ -231,11 +233,15 @@ impl Shared {
     }
 
     /// Sends a request and registers for its response, outside the window.
-    async fn request_raw(&self, pdu: Pdu) -> Result<(u32, ResponseReceiver), SessionError> {
+    async fn request_raw(
+        &self,
+        pdu: Pdu,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(u32, ResponseReceiver), SessionError> {
         let keepalive = matches!(pdu, Pdu::EnquireLink);
         let seq = self.seq();
         let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(seq, tx);
+        lock(&self.pending).insert(seq, (tx, permit));
         if let Err(e) = self.write(Command::new(CommandStatus::EsmeRok, seq, pdu)).await {
             lock(&self.pending).remove(&seq);
             return Err(e);
@@ -262,7 +268,7 @@ impl Shared {
 
     async fn request_unwindowed(&self, pdu: Pdu) -> Result<Command, SessionError> {
         let deadline = Instant::now() + self.config.response_timeout;
-        let (_, rx) = self.request_raw(pdu).await?;
+        let (_, rx) = self.request_raw(pdu, None).await?;
         self.await_response(rx, deadline).await
     }
 
@@ -568,8 +574,10 @@ async fn handle_frame(
 }
 
 fn resolve(shared: &Shared, seq: u32, result: Result<Command, SessionError>) {
-    match lock(&shared.pending).remove(&seq) {
-        Some(tx) => {
+    let entry = lock(&shared.pending).remove(&seq);
+    match entry {
+        Some((tx, permit)) => {
+            drop(permit);
             let _ = tx.send(result);
         }
         None => debug!(seq, "smpp response for no pending request"),
@@ -637,15 +645,15 @@ impl std::fmt::Debug for SessionHandle {
     }
 }
 
-/// A request on the wire, waiting for its response. Holds its window slot
-/// until the response (or the timeout, or being dropped).
+/// A request on the wire, waiting for its response. Its window slot is
+/// held until the response arrives (or the timeout, or this is dropped),
+/// whether or not anyone is awaiting it yet.
 #[derive(Debug)]
 pub struct PendingResponse {
     shared: Arc<Shared>,
     seq: u32,
     deadline: Instant,
     rx: Option<ResponseReceiver>,
-    _permit: OwnedSemaphorePermit,
 }
 
 impl std::fmt::Debug for Shared {
@@ -700,8 +708,8 @@ impl SessionHandle {
             return Err(SessionError::Unbinding);
         }
         let deadline = Instant::now() + shared.config.response_timeout;
-        let (seq, rx) = shared.request_raw(pdu.into()).await?;
-        Ok(PendingResponse { shared: shared.clone(), seq, deadline, rx: Some(rx), _permit: permit })
+        let (seq, rx) = shared.request_raw(pdu.into(), Some(permit)).await?;
+        Ok(PendingResponse { shared: shared.clone(), seq, deadline, rx: Some(rx) })
     }
 
     /// [`send`](Self::send) and wait for the response.

@@ -115,6 +115,21 @@ pub async fn record_failed(pool: &PgPool, ids: &[i64]) -> Result<()> {
     Ok(())
 }
 
+/// Moves unsettled claims to `route` before a failover send, so the upstream
+/// ids recorded for them (and the reports matched by them) belong to the
+/// route that really took them.
+pub async fn reroute(pool: &PgPool, ids: &[i64], route: &str) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("UPDATE dispatch_log SET route = $2, updated_at = now() WHERE smslog_id = ANY($1) AND state = 0")
+        .bind(ids)
+        .bind(route)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// Drops claims for messages that certainly did not reach the upstream
 /// (the connection was refused), so a retry starts clean.
 pub async fn release(pool: &PgPool, ids: &[i64]) -> Result<()> {

@@ -83,6 +83,21 @@ pub enum Command {
         #[command(subcommand)]
         command: KeywordCommand,
     },
+    /// The dispatcher's routes file.
+    Routes {
+        #[command(subcommand)]
+        command: RoutesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoutesCommand {
+    /// Checks a routes file as the dispatcher would at start (secrets named
+    /// by `password_env` must be set) and lists its routes.
+    Check {
+        /// The TOML routes file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -406,10 +421,21 @@ pub struct HttpLimitArgs {
 pub struct DispatcherArgs {
     #[command(flatten)]
     pub role: RoleArgs,
-    /// Upstream routes, `;`-separated, e.g.
+    #[command(flatten)]
+    pub routes: RouteArgs,
+}
+
+/// Where the dispatcher's routes come from: the routes file, or the
+/// shorthand for simple cases (not both).
+#[derive(Debug, Args, Clone)]
+pub struct RouteArgs {
+    /// The routes file (TOML, see deploy/routes.example.toml); re-read on SIGHUP.
+    #[arg(long, env = "SMSFLEET_ROUTES_FILE")]
+    pub routes_file: Option<PathBuf>,
+    /// Simulator routes in shorthand, `;`-separated, e.g.
     /// `name=sim,url=http://127.0.0.1:8090/submit,dlr=http://127.0.0.1:8081/dlr/sim,mps=500`.
     #[arg(long, env = "SMSFLEET_ROUTES")]
-    pub routes: String,
+    pub routes: Option<String>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -470,8 +496,8 @@ pub struct AllArgs {
     #[arg(long, env = "SMSFLEET_SIMULATOR_LISTEN", default_value = "127.0.0.1:8090")]
     pub simulator_listen: SocketAddr,
     /// Routes; default: the built-in simulator.
-    #[arg(long, env = "SMSFLEET_ROUTES")]
-    pub routes: Option<String>,
+    #[command(flatten)]
+    pub routes: RouteArgs,
     /// The first admin's username.
     #[arg(long, env = "SMSFLEET_ADMIN_USER", default_value = "admin")]
     pub admin_user: String,

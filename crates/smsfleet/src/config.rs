@@ -73,12 +73,19 @@ pub fn dlr(limits: &cli::HttpLimitArgs) -> smsfleet_dlr::DlrConfig {
     smsfleet_dlr::DlrConfig { http: http_limits(limits), ..Default::default() }
 }
 
-pub fn dispatcher(routes: &str) -> anyhow::Result<smsfleet_dispatcher::DispatcherConfig> {
-    let routes = smsfleet_dispatcher::parse_routes(routes)?;
+/// The dispatcher's config from the routes file or the shorthand; `None`
+/// when neither is set. A bad file stops the start with its one-line reason.
+pub fn dispatcher(a: &cli::RouteArgs) -> anyhow::Result<Option<smsfleet_dispatcher::DispatcherConfig>> {
+    let routes = match (&a.routes_file, &a.routes) {
+        (Some(_), Some(_)) => bail!("set SMSFLEET_ROUTES_FILE or SMSFLEET_ROUTES, not both"),
+        (Some(file), None) => smsfleet_dispatcher::load_routes_file(file)?,
+        (None, Some(shorthand)) => smsfleet_dispatcher::parse_routes(shorthand)?,
+        (None, None) => return Ok(None),
+    };
     if routes.is_empty() {
-        bail!("at least one route is needed (SMSFLEET_ROUTES)");
+        bail!("at least one route is needed (SMSFLEET_ROUTES_FILE or SMSFLEET_ROUTES)");
     }
-    Ok(smsfleet_dispatcher::DispatcherConfig { routes, ..Default::default() })
+    Ok(Some(smsfleet_dispatcher::DispatcherConfig { routes, routes_file: a.routes_file.clone(), ..Default::default() }))
 }
 
 pub fn simulator(s: &cli::SimulatorSettings, dlr_url: Option<String>) -> smsfleet_simulator::SimulatorConfig {

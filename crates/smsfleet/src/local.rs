@@ -106,8 +106,8 @@ async fn run_fleet(
     let dlr_listener = tokio::net::TcpListener::bind(a.dlr_listen).await.context("dlr listen")?;
     let http_listener = tokio::net::TcpListener::bind(a.http.listen).await.context("http listen")?;
     let listen = http_listener.local_addr()?;
-    let dispatcher = match a.routes.as_deref() {
-        Some(routes) => config::dispatcher(routes)?,
+    let dispatcher = match config::dispatcher(&a.routes)? {
+        Some(config) => config,
         None => smsfleet_dispatcher::DispatcherConfig {
             routes: vec![local_sim_route(sim_listener.local_addr()?, dlr_listener.local_addr()?)?],
             ..Default::default()
@@ -228,6 +228,7 @@ fn local_sim_route(
     Ok(smsfleet_dispatcher::Route {
         name: smsfleet_contract::RouteId::parse("sim")?,
         prefixes: Vec::new(),
+        failover: Vec::new(),
         limits: smsfleet_dispatcher::RouteLimits::default(),
         protocol: smsfleet_dispatcher::Protocol::Sim(smsfleet_dispatcher::SimSettings {
             submit_url: format!("http://{simulator}/submit"),

@@ -69,6 +69,21 @@ pub async fn execute(command: Command) -> anyhow::Result<Option<Command>> {
         }
         Command::Phonebook { command } => crate::phonebook::execute(command).await,
         Command::Keyword { command } => crate::keyword::run(command).await,
+        Command::Routes { command: cli::RoutesCommand::Check { file } } => {
+            let routes = smsfleet_dispatcher::load_routes_file(&file)?;
+            for r in &routes {
+                let protocol = match &r.protocol {
+                    smsfleet_dispatcher::Protocol::Sim(_) => "sim",
+                    smsfleet_dispatcher::Protocol::Http(_) => "http",
+                    smsfleet_dispatcher::Protocol::Smpp(_) => "smpp",
+                };
+                let prefixes = if r.prefixes.is_empty() { "(default)".to_owned() } else { r.prefixes.join(",") };
+                let failover: Vec<&str> = r.failover.iter().map(|f| f.as_str()).collect();
+                println!("{} {protocol} prefixes={prefixes} failover={}", r.name, failover.join(","));
+            }
+            println!("{}: {} routes, ok", file.display(), routes.len());
+            Ok(())
+        }
         Command::Rate { command: cli::RateCommand::Set(a) } => {
             let pool = connect::store(&a.store, true).await?;
             let rate: rust_decimal::Decimal = a.rate.parse().context("rate must be a decimal number")?;

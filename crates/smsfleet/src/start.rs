@@ -182,7 +182,11 @@ pub fn from_command(command: &cli::Command) -> anyhow::Result<Option<(RoleConfig
         }
         Command::Ledger(a) => (RoleConfig::Ledger(Default::default()), Wiring::role(a)),
         Command::Scheduler(a) => (RoleConfig::Scheduler(Default::default()), Wiring::role(a)),
-        Command::Dispatcher(a) => (RoleConfig::Dispatcher(config::dispatcher(&a.routes)?), Wiring::role(&a.role)),
+        Command::Dispatcher(a) => {
+            let config = config::dispatcher(&a.routes)?
+                .context("the dispatcher needs routes: set SMSFLEET_ROUTES_FILE (or SMSFLEET_ROUTES)")?;
+            (RoleConfig::Dispatcher(config), Wiring::role(&a.role))
+        }
         Command::Dlr(a) => {
             (RoleConfig::Dlr(config::dlr(&a.limits)), Wiring { listen: Some(a.listen), ..Wiring::role(&a.role) })
         }

@@ -6,15 +6,19 @@
 //! upstream is the implementation's to say, because only it knows its
 //! transport; the loop turns that into "drop the claim" or "keep it".
 //! Each protocol of [`Protocol`] has one implementation, built by
-//! [`connect`]; the simulator's JSON protocol is the first.
+//! [`connect`]: the simulator's JSON protocol (`sim.rs`) and HTTP gateways
+//! (`http.rs`).
 
+mod http;
 mod sim;
+mod smpp;
 
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use smsfleet_domain::Encoding;
 
+use crate::DispatcherError;
 use crate::route::{Protocol, Route};
 
 /// One message to submit. The content is borrowed from the dispatch chunk,
@@ -35,6 +39,9 @@ pub struct OutboundMessage<'a> {
     pub parts: &'a [String],
     pub encoding: Encoding,
     pub flash: bool,
+    /// When the message stops being worth delivering (Unix ms): its own
+    /// validity, capped by the route's.
+    pub valid_until_ms: i64,
 }
 
 /// The upstream's verdict on one message.
@@ -62,12 +69,40 @@ pub trait Upstream: Send + Sync {
     /// is a message whose earlier attempt has an unknown outcome sent again;
     /// otherwise it is failed (at most once).
     fn dedupes_by_reference(&self) -> bool;
+
+    /// Ends what the upstream keeps open (SMPP binds unbind cleanly); the
+    /// dispatcher calls it on shutdown.
+    fn close(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The upstream of `route`; `client` is the dispatcher's shared HTTP client
-/// (its timeouts bound every call).
-pub(crate) fn connect(route: &Route, client: &reqwest::Client) -> Arc<dyn Upstream> {
+/// (its timeouts bound every call). Fails for settings this build cannot
+/// serve; the route table was validated before, so that is rare.
+pub(crate) fn connect(
+    route: &Route,
+    client: &reqwest::Client,
+    bus: &smsfleet_bus::Bus,
+) -> Result<Arc<dyn Upstream>, DispatcherError> {
     match &route.protocol {
-        Protocol::Sim(settings) => Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings)),
+        Protocol::Sim(settings) => Ok(Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings))),
+        Protocol::Http(settings) => http::HttpUpstream::new(client.clone(), &route.name, settings)
+            .map(|u| Arc::new(u) as Arc<dyn Upstream>)
+            .map_err(|e| DispatcherError::Config(e.to_string())),
+        Protocol::Smpp(settings) => smpp::SmppUpstream::new(bus, &route.name, settings)
+            .map(|u| Arc::new(u) as Arc<dyn Upstream>)
+            .map_err(|e| DispatcherError::Config(format!("route {:?}: [route.smpp] {e}", route.name.as_str()))),
+    }
+}
+
+/// The verdict on a request that failed in transport. A connect error
+/// means no request bytes were written; anything later (timeout, reset
+/// mid-response) may have been processed upstream.
+pub(crate) fn transport_verdict(e: &reqwest::Error) -> Verdict {
+    if e.is_connect() && !e.is_timeout() {
+        Verdict::Temporary { reason: e.to_string() }
+    } else {
+        Verdict::Unknown { reason: e.to_string() }
     }
 }

@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use smsfleet_contract::{RouteId, dlr_callback_url};
 use smsfleet_sim_protocol::{ACCEPTED, SubmitMessage, SubmitRequest, SubmitResponse, SubmitResult};
 
-use super::{OutboundMessage, Upstream, Verdict};
+use super::{OutboundMessage, Upstream, Verdict, transport_verdict};
 use crate::route::SimSettings;
 
 pub(crate) struct SimUpstream {
@@ -70,7 +70,8 @@ impl SimUpstream {
     /// verdict every message of it gets.
     async fn post(&self, request: &SubmitRequest<'_>) -> Result<Vec<SubmitResult<'static>>, Verdict> {
         let unknown = |reason: String| Verdict::Unknown { reason };
-        let response = self.client.post(&self.submit_url).json(request).send().await.map_err(classify)?;
+        let response =
+            self.client.post(&self.submit_url).json(request).send().await.map_err(|e| transport_verdict(&e))?;
         let status = response.status();
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
             return Err(unknown(format!("HTTP {status}")));
@@ -104,16 +105,6 @@ fn verdict(result: SubmitResult<'_>) -> Verdict {
         (status, _) => Verdict::Rejected {
             reason: result.error.map(Cow::into_owned).unwrap_or_else(|| format!("upstream status {status}")),
         },
-    }
-}
-
-fn classify(e: reqwest::Error) -> Verdict {
-    // A connect error means no request bytes were written; anything later
-    // (timeout, reset mid-response) may have been processed upstream.
-    if e.is_connect() && !e.is_timeout() {
-        Verdict::Temporary { reason: e.to_string() }
-    } else {
-        Verdict::Unknown { reason: e.to_string() }
     }
 }
 

@@ -94,7 +94,6 @@ pub(crate) struct SmppServer {
     registry: Registry,
     throttle: Throttle,
     replica: String,
-    bind_counts: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
 }
 
 impl SmppServer {
@@ -135,14 +134,8 @@ pub(crate) async fn start(
         (None, None) => String::new(),
     };
     let replica = format!("{}@{replica}", hostname());
-    let server = Arc::new(SmppServer {
-        app,
-        settings,
-        registry: Registry::default(),
-        throttle: Throttle::default(),
-        replica,
-        bind_counts: Default::default(),
-    });
+    let server =
+        Arc::new(SmppServer { app, settings, registry: Registry::default(), throttle: Throttle::default(), replica });
     Ok(Some(tokio::spawn(run(server, plain, secure, stop))))
 }
 
@@ -229,7 +222,7 @@ async fn accept_loop(
 /// What a successful bind holds for as long as it lives.
 struct Granted {
     account: Arc<AccountState>,
-    _slot: BindSlot,
+    slot: BindSlot,
 }
 
 #[tracing::instrument(name = "smpp.connection", skip_all, fields(%peer, system_id))]
@@ -295,6 +288,11 @@ where
     loop {
         let next = tokio::select! {
             _ = stop.cancelled() => break,
+            _ = granted.slot.lost() => {
+                tracing::warn!(uid = account.uid, "bind slot lost; closing the bind");
+                session.handle.close();
+                break;
+            }
             _ = sweep.tick() => {
                 for late in parts.expired(Instant::now(), concat::PART_WAIT) {
                     let _ = late.reject(CommandStatus::EsmeRsyserr).await;
@@ -317,35 +315,43 @@ where
 async fn authorize(server: &SmppServer, req: &BindRequest, client: IpAddr) -> Result<Granted, bind::BindRefusal> {
     let account = bind::check(&server.app, &req.system_id, &req.password, client).await?;
     let slot = BindSlot::acquire(server, &account).await.ok_or(bind::BindRefusal::TooManyBinds)?;
-    Ok(Granted { account, _slot: slot })
+    Ok(Granted { account, slot })
 }
 
-/// One of the account's `smpp_max_binds` bind slots; released when the
-/// bind ends. Counted on this replica until the bus's bind-slot lease
-/// (w-smpp-core, `smsfleet-bus/src/slots.rs`) lands and counts them across
-/// every replica.
+/// One of the account's `smpp_max_binds` bind slots, leased on the bus so
+/// the limit holds across every replica; given back when the bind ends.
 struct BindSlot {
-    uid: i64,
-    counts: Arc<std::sync::Mutex<std::collections::HashMap<i64, u32>>>,
+    lease: Option<smsfleet_bus::SlotLease>,
 }
 
 impl BindSlot {
     async fn acquire(server: &SmppServer, account: &AccountState) -> Option<BindSlot> {
-        let mut counts = server.bind_counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(account.uid).or_insert(0);
-        if *n >= account.smpp_max_binds {
-            return None;
+        let pool = format!("smpp_binds.{}", account.uid);
+        match smsfleet_bus::SlotLease::acquire(&server.app.bus, &pool, account.smpp_max_binds).await {
+            Ok(Some(lease)) => Some(BindSlot { lease: Some(lease) }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, uid = account.uid, "bind slot not leased");
+                None
+            }
         }
-        *n += 1;
-        Some(BindSlot { uid: account.uid, counts: server.bind_counts.clone() })
+    }
+
+    /// Resolves if the slot is lost (the bus unreachable past its life):
+    /// the bind must end, or the limit would no longer hold.
+    async fn lost(&self) {
+        match &self.lease {
+            Some(lease) => lease.lost().await,
+            None => std::future::pending().await,
+        }
     }
 }
 
 impl Drop for BindSlot {
     fn drop(&mut self) {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.uid) {
-            *n = n.saturating_sub(1);
+        // Free it at once for the customer's next bind, on any replica.
+        if let Some(lease) = self.lease.take() {
+            tokio::spawn(lease.release());
         }
     }
 }

@@ -1,19 +1,37 @@
-//! Upstream routes: where a destination is sent, over which protocol, and at
-//! what pace. Built once at start-up (from the `SMSFLEET_ROUTES` shorthand or
-//! by the caller) so the rest of the dispatcher works with validated values.
+//! Upstream routes: where a destination is sent, over which protocol, at
+//! what pace, and where it goes when the route is down. Built at start-up
+//! (from the routes file, `file.rs`, the `SMSFLEET_ROUTES` shorthand, or by
+//! the caller) and again on SIGHUP, so the rest of the dispatcher works with
+//! validated values. Each protocol's own settings live in its module.
+
+mod file;
+pub(crate) mod http;
+mod sim;
+mod smpp;
+
+use std::time::Duration;
 
 use smsfleet_contract::{RouteId, split_dlr_callback_url};
 
 use crate::DispatcherError;
 
+pub use file::{load_routes_file, parse_routes_file};
+pub use http::{HttpMethod, HttpProfile, HttpSettings};
+pub use sim::SimSettings;
+pub use smpp::SmppSettings;
+
 /// One upstream route.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Route {
     /// Recorded in the dispatch log and carried in the report callback;
     /// reports are matched by (route, upstream id), so it must stay stable.
     pub name: RouteId,
     /// Destination prefixes (digits); empty makes this the default route.
     pub prefixes: Vec<String>,
+    /// Routes tried in order when this one is down or answers with a
+    /// temporary failure (never after an unknown outcome: the message may
+    /// be out already).
+    pub failover: Vec<RouteId>,
     pub limits: RouteLimits,
     pub protocol: Protocol,
 }
@@ -21,39 +39,83 @@ pub struct Route {
 /// How hard the dispatcher may drive one route, per dispatcher process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RouteLimits {
-    /// Messages per second; `None` is unlimited.
+    /// Message parts per second (what the upstream counts and charges);
+    /// `None` is unlimited.
     pub mps: Option<u32>,
     /// Submit calls in flight at once.
     pub max_in_flight: usize,
     /// Messages per submit call.
     pub batch: usize,
+    /// The longest validity a message is given on this route (capped by
+    /// its own); `None` leaves the message's own.
+    pub validity: Option<Duration>,
 }
 
 impl Default for RouteLimits {
     fn default() -> Self {
-        Self { mps: None, max_in_flight: 16, batch: 100 }
+        Self { mps: None, max_in_flight: 16, batch: 100, validity: None }
     }
 }
 
 /// The upstream's protocol and its own settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Protocol {
     /// smsfleet's simulator, over its JSON protocol (`smsfleet_sim_protocol`).
     Sim(SimSettings),
+    /// An HTTP gateway (Kannel, Jasmin, another smsfleet, or a template).
+    Http(HttpSettings),
+    /// An SMSC over SMPP 3.4.
+    Smpp(SmppSettings),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimSettings {
-    /// e.g. `http://127.0.0.1:8090/submit`.
-    pub submit_url: String,
-    /// The dlr role's base URL, e.g. `http://127.0.0.1:8081`; the upstream
-    /// posts reports to [`smsfleet_contract::dlr_callback_url`] of it.
-    pub dlr_base_url: String,
-    /// The upstream dedupes by our reference, so a message whose earlier
-    /// attempt has an unknown outcome (crash or timeout) may be sent again.
-    /// The simulator does; `false` makes it stand in for one that does not
-    /// (such messages are failed instead: at most once).
-    pub dedupes_by_reference: bool,
+impl Protocol {
+    /// Checks the protocol's own settings; the error names the route and
+    /// the field.
+    fn validate(&self, route: &str) -> Result<(), String> {
+        let result = match self {
+            Protocol::Sim(_) => Ok(()),
+            Protocol::Http(h) => h.validate(route),
+            Protocol::Smpp(s) => s.validate(route).map_err(|e| format!("[route.smpp] {e}")),
+        };
+        let named = format!("route {route:?}");
+        result.map_err(|e| if e.starts_with(&named) { e } else { format!("{named}: {e}") })
+    }
+}
+
+/// Checks a whole route table: names unique, limits positive, failover
+/// lists naming other existing routes, and each protocol's settings. One
+/// line per problem is enough; the first one is returned.
+pub fn validate_routes(routes: &[Route]) -> Result<(), DispatcherError> {
+    let bad = |route: &RouteId, why: String| DispatcherError::Config(format!("route {:?}: {why}", route.as_str()));
+    if routes.is_empty() {
+        return Err(DispatcherError::Config("at least one route is required".to_owned()));
+    }
+    for (i, r) in routes.iter().enumerate() {
+        if routes[..i].iter().any(|o| o.name == r.name) {
+            return Err(bad(&r.name, "name is used twice".to_owned()));
+        }
+    }
+    for r in routes {
+        if r.limits.batch == 0 || r.limits.max_in_flight == 0 || r.limits.mps == Some(0) {
+            return Err(bad(&r.name, "batch, concurrency and parts_per_second must be > 0".to_owned()));
+        }
+        if let Some(p) = r.prefixes.iter().find(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(bad(&r.name, format!("prefixes: {p:?} is not a digit prefix")));
+        }
+        for (j, f) in r.failover.iter().enumerate() {
+            if *f == r.name {
+                return Err(bad(&r.name, "failover: a route cannot fail over to itself".to_owned()));
+            }
+            if r.failover[..j].contains(f) {
+                return Err(bad(&r.name, format!("failover: {:?} is listed twice", f.as_str())));
+            }
+            if !routes.iter().any(|o| o.name == *f) {
+                return Err(bad(&r.name, format!("failover: no route named {:?}", f.as_str())));
+            }
+        }
+        r.protocol.validate(r.name.as_str()).map_err(DispatcherError::Config)?;
+    }
+    Ok(())
 }
 
 /// Parses `;`-separated route specs (see [`Route::parse`]); empty specs are skipped.
@@ -72,7 +134,7 @@ impl Route {
     /// - `dlr` (required): the dlr role's base URL; the full callback URL
     ///   (`…/dlr/<name>`) is accepted too.
     /// - `prefixes`: `|`-separated digit prefixes (a leading `+` is ignored); absent or empty = default route.
-    /// - `mps`: messages per second (> 0); absent = unlimited.
+    /// - `mps`: message parts per second (> 0); absent = unlimited.
     /// - `inflight`: concurrent submit calls, default 16.
     /// - `batch`: messages per submit, default 100.
     /// - `resend`: whether the upstream dedupes by reference, `true`/`false`, default `true`.
@@ -132,7 +194,7 @@ impl Route {
             dlr_base_url: dlr_base_url.to_owned(),
             dedupes_by_reference,
         });
-        Ok(Route { name, prefixes, limits, protocol })
+        Ok(Route { name, prefixes, failover: Vec::new(), limits, protocol })
     }
 
     /// Length of the longest prefix of `digits` this route serves; `Some(0)`
@@ -171,7 +233,7 @@ mod tests {
     }
 
     fn sim(route: &Route) -> &SimSettings {
-        let Protocol::Sim(settings) = &route.protocol;
+        let Protocol::Sim(settings) = &route.protocol else { panic!("not a sim route") };
         settings
     }
 
@@ -183,7 +245,7 @@ mod tests {
         .unwrap();
         assert_eq!(r.name.as_str(), "sim");
         assert_eq!(r.prefixes, vec!["62", "63"]);
-        assert_eq!(r.limits, RouteLimits { mps: Some(500), max_in_flight: 4, batch: 50 });
+        assert_eq!(r.limits, RouteLimits { mps: Some(500), max_in_flight: 4, batch: 50, validity: None });
         assert_eq!(
             sim(&r),
             &SimSettings {
@@ -208,7 +270,7 @@ mod tests {
     fn defaults_and_errors() {
         let r = Route::parse("name=a,url=http://x/submit,dlr=http://y/dlr/a").unwrap();
         assert!(r.prefixes.is_empty());
-        assert_eq!(r.limits, RouteLimits { mps: None, max_in_flight: 16, batch: 100 });
+        assert_eq!(r.limits, RouteLimits::default());
         assert!(sim(&r).dedupes_by_reference);
         for bad in [
             "url=http://x,dlr=http://y",
