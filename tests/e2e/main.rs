@@ -10,6 +10,7 @@ mod bench;
 mod bulk;
 mod fleet;
 mod incoming;
+mod kannel;
 mod phonebook;
 mod read_your_writes;
 mod smpp;
