@@ -123,6 +123,10 @@ async fn binds_and_every_refusal_with_its_status() {
     })
     .await;
     assert!(refused.is_some(), "a third bind on the other replica is refused while two are held");
+    let listed = f.cli(&["smpp", "sessions"]).await;
+    let carol: Vec<&str> = listed.lines().filter(|l| l.split(' ').nth(2) == Some("carol")).collect();
+    assert_eq!(carol.len(), 2, "the two held binds are listed: {listed}");
+    assert!(carol.iter().all(|l| l.split(' ').nth(3) == Some("trx")), "{listed}");
     let held = holder.await.unwrap();
     assert_eq!(events(&held, "bound").len(), 2, "{held:?}");
     let again = eventually(Duration::from_secs(10), || async {
