@@ -100,6 +100,9 @@ impl Fleet {
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
+            // The scenarios speak HTTP; the SMPP port's default (2775) would
+            // collide with anything else listening there.
+            ("SMSFLEET_SMPP_LISTEN".to_owned(), "off".to_owned()),
         ];
         let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
