@@ -76,6 +76,8 @@ impl Default for FleetSpec {
 
 pub struct Fleet {
     pub ingress: String,
+    /// The ingress's SMPP port (the `smpp` scenario binds to it).
+    pub smpp_port: u16,
     pub simulator: String,
     pub token: String,
     pub pool: smsfleet_store::PgPool,
@@ -100,16 +102,14 @@ impl Fleet {
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
-            // The scenarios speak HTTP; the SMPP port's default (2775) would
-            // collide with anything else listening there.
-            ("SMSFLEET_SMPP_LISTEN".to_owned(), "off".to_owned()),
         ];
-        let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);
+        let (ingress_port, sim_port, dlr_port, smpp_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
         let dlr = format!("http://127.0.0.1:{dlr_port}");
         let route = format!("name=sim,url={simulator}/submit,dlr={dlr}/dlr/sim,{}", spec.route_params);
         let mut fleet = Fleet {
             ingress: format!("http://127.0.0.1:{ingress_port}"),
+            smpp_port,
             simulator,
             token: String::new(),
             pool: smsfleet_store::connect(&database_url, 4).await?,
@@ -135,12 +135,18 @@ impl Fleet {
         for _ in 0..if spec.ingress_only { 0 } else { spec.dispatchers } {
             fleet.spawn_dispatcher().await?;
         }
-        let listen = vec![("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}"))];
+        let listen = vec![
+            ("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}")),
+            ("SMSFLEET_SMPP_LISTEN".to_owned(), format!("127.0.0.1:{smpp_port}")),
+        ];
         fleet.spawn("ingress", "ingress", &listen, None).await?;
         let out = fleet
             .cli(&["account", "create", "--username", "bench", "--password", "secretpass1", "--role", "user"])
             .await?;
         fleet.token = out.split("token=").nth(1).context("account create printed no token")?.trim().to_owned();
+        fleet
+            .cli(&["account", "set", "bench", "--smpp-password", crate::scenarios::SMPP_PASSWORD, "--max-binds", "8"])
+            .await?;
         Ok(fleet)
     }
 

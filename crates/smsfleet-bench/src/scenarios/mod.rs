@@ -15,13 +15,15 @@ use crate::procs::{self, Usage};
 
 mod ceilings;
 mod pipeline;
+mod smpp;
 
 pub use ceilings::serve_fixed;
 use ceilings::{ceiling_http, ceiling_jetstream};
 use pipeline::{campaign, end_to_end, scale_out};
+pub use smpp::PASSWORD as SMPP_PASSWORD;
 
-pub const ALL: [&str; 7] =
-    ["ceiling-jetstream", "ceiling-http", "ingress-pv", "bulk-pv", "end-to-end", "campaign", "scale-out"];
+pub const ALL: [&str; 8] =
+    ["ceiling-jetstream", "ceiling-http", "ingress-pv", "bulk-pv", "end-to-end", "campaign", "scale-out", "smpp"];
 
 /// Counts for one run: the full benchmark or the CI smoke.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -222,6 +224,7 @@ async fn fleet_scenario(
         "bulk-pv" => bulk_pv(&mut fleet, sizes, result).await,
         "end-to-end" => end_to_end(&mut fleet, sizes, result).await,
         "campaign" => campaign(&mut fleet, sizes, result).await,
+        "smpp" => smpp::smpp_submit(&mut fleet, sizes, ceilings, result).await,
         _ => scale_out(&mut fleet, sizes, result).await,
     };
     // A dispatcher started during the scenario is accounted from its start.
