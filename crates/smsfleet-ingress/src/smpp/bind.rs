@@ -15,6 +15,7 @@ use smsfleet_domain::ipallow;
 use smsfleet_smpp::rusmpp::CommandStatus;
 
 use crate::app::App;
+use crate::bulk::state::CredentialCache;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindRefusal {
@@ -47,6 +48,7 @@ impl BindRefusal {
 /// after, in the caller, because it takes a slot).
 pub async fn check(
     app: &App,
+    known: &CredentialCache,
     system_id: &str,
     password: &str,
     client: IpAddr,
@@ -54,7 +56,7 @@ pub async fn check(
     if app.login_blocked(client) {
         return Err(BindRefusal::BadCredentials);
     }
-    let outcome = credentials(app, system_id, password).await;
+    let outcome = credentials(app, known, system_id, password).await;
     app.record_login(client, outcome.is_ok());
     let account = outcome?;
     if !crate::auth::active(&app.cache, &account) {
@@ -66,16 +68,32 @@ pub async fn check(
     Ok(account)
 }
 
-async fn credentials(app: &App, system_id: &str, password: &str) -> Result<Arc<AccountState>, BindRefusal> {
+/// The SMPP password against its argon2 hash, remembering good checks the
+/// way the bulk API does (its own cache: the two passwords differ), so a
+/// customer's reconnect storm does not cost an argon2 per bind.
+async fn credentials(
+    app: &App,
+    known: &CredentialCache,
+    system_id: &str,
+    password: &str,
+) -> Result<Arc<AccountState>, BindRefusal> {
     let account = smsfleet_domain::account::normalize_username(system_id)
         .and_then(|u| app.cache.by_username(&u))
         .ok_or(BindRefusal::BadCredentials)?;
     let hash = account.smpp_password_hash.clone().ok_or(BindRefusal::BadCredentials)?;
+    let fingerprint = app.secrets.password_fingerprint(password);
+    if known.contains(account.uid, account.revision, &fingerprint) {
+        return Ok(account);
+    }
     let password = password.to_owned();
     // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
     let ok =
         tokio::task::spawn_blocking(move || smsfleet_secrets::verify_password(&hash, &password)).await.unwrap_or(false);
-    if ok { Ok(account) } else { Err(BindRefusal::BadCredentials) }
+    if !ok {
+        return Err(BindRefusal::BadCredentials);
+    }
+    known.insert(account.uid, account.revision, fingerprint);
+    Ok(account)
 }
 
 #[cfg(test)]

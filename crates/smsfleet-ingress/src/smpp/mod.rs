@@ -94,6 +94,8 @@ pub(crate) struct SmppServer {
     registry: Registry,
     throttle: Throttle,
     replica: String,
+    /// Good SMPP password checks (see `bind`).
+    credentials: crate::bulk::state::CredentialCache,
 }
 
 impl SmppServer {
@@ -134,8 +136,14 @@ pub(crate) async fn start(
         (None, None) => String::new(),
     };
     let replica = format!("{}@{replica}", hostname());
-    let server =
-        Arc::new(SmppServer { app, settings, registry: Registry::default(), throttle: Throttle::default(), replica });
+    let server = Arc::new(SmppServer {
+        app,
+        settings,
+        registry: Registry::default(),
+        throttle: Throttle::default(),
+        replica,
+        credentials: crate::bulk::state::CredentialCache::new(10_000),
+    });
     Ok(Some(tokio::spawn(run(server, plain, secure, stop))))
 }
 
@@ -313,7 +321,7 @@ where
 }
 
 async fn authorize(server: &SmppServer, req: &BindRequest, client: IpAddr) -> Result<Granted, bind::BindRefusal> {
-    let account = bind::check(&server.app, &req.system_id, &req.password, client).await?;
+    let account = bind::check(&server.app, &server.credentials, &req.system_id, &req.password, client).await?;
     let slot = BindSlot::acquire(server, &account).await.ok_or(bind::BindRefusal::TooManyBinds)?;
     Ok(Granted { account, slot })
 }
