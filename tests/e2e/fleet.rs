@@ -23,6 +23,8 @@ pub struct Fleet {
     pub sim_args: Vec<(String, String)>,
     /// Extra environment of the ingress (e.g. `SMSFLEET_BULK_*`).
     pub ingress_env: Vec<(String, String)>,
+    /// A routes file for the dispatcher instead of the simulator shorthand.
+    pub dispatcher_routes_file: Option<String>,
 }
 
 /// A port for a role to listen on. Not an ephemeral port (32768+): those
@@ -77,6 +79,7 @@ impl Fleet {
             ports,
             sim_args: sim_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             ingress_env: Vec::new(),
+            dispatcher_routes_file: None,
         }
     }
 
@@ -119,12 +122,17 @@ impl Fleet {
                     cmd.env(k, v);
                 }
             }
-            "dispatcher" => {
-                cmd.env(
-                    "SMSFLEET_ROUTES",
-                    format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
-                );
-            }
+            "dispatcher" => match &self.dispatcher_routes_file {
+                Some(file) => {
+                    cmd.env("SMSFLEET_ROUTES_FILE", file);
+                }
+                None => {
+                    cmd.env(
+                        "SMSFLEET_ROUTES",
+                        format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
+                    );
+                }
+            },
             _ => {}
         }
         let child = cmd.spawn().expect("spawn smsfleet");

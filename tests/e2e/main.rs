@@ -14,5 +14,6 @@ mod kannel;
 mod phonebook;
 mod read_your_writes;
 mod smpp;
+mod smpp_server;
 mod spine;
 mod transcripts;

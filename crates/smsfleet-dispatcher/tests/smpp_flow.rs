@@ -40,8 +40,35 @@ impl FakeSmsc {
             .kill_on_drop(true)
             .spawn()
             .expect("run node (is node installed, and npm ci done in tests/e2e/node?)");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let first = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap().expect("fake-smsc output");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        FakeSmsc::follow(child, lines).await
+    }
+
+    /// PyPI smpp34 as the SMSC (`tests/e2e/python/fake_smsc.py`), from the
+    /// venv `scripts/test.sh` makes (`target/smpp34`, or
+    /// `SMSFLEET_SMPP34_PYTHON`).
+    async fn start_smpp34(mut config: Value) -> FakeSmsc {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+        let python =
+            std::env::var("SMSFLEET_SMPP34_PYTHON").unwrap_or_else(|_| format!("{root}/target/smpp34/bin/python"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        config["port"] = json!(port);
+        let mut child = tokio::process::Command::new(&python)
+            .arg(format!("{root}/tests/e2e/python/fake_smsc.py"))
+            .env("FAKE_SMSC", config.to_string())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {python} ({e}); scripts/test.sh installs smpp34 there"));
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        FakeSmsc::follow(child, lines).await
+    }
+
+    async fn follow(
+        child: tokio::process::Child,
+        mut lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    ) -> FakeSmsc {
+        let first = tokio::time::timeout(WAIT, lines.next_line()).await.unwrap().unwrap().expect("fake SMSC output");
         let port = serde_json::from_str::<Value>(&first).unwrap()["listening"].as_u64().expect("listening") as u16;
         let events = Arc::new(Mutex::new(Vec::new()));
         let sink = events.clone();
@@ -83,6 +110,13 @@ impl Harness {
             env.context("dlr", &shutdown).with_listener(dlr_listener),
             DlrConfig::default(),
         ));
+        let h = Harness { env, events, shutdown };
+        h.spawn_dispatcher(port, extra, &h.shutdown);
+        h
+    }
+
+    /// One more dispatcher replica on the same bus and database.
+    fn spawn_dispatcher(&self, port: u16, extra: &str, shutdown: &CancellationToken) {
         let file = format!(
             "[[route]]\nname = \"smpp\"\nprotocol = \"smpp\"\n[route.smpp]\nhost = \"127.0.0.1\"\nport = {port}\n\
              system_id = \"smsfleet\"\npassword = \"secret\"\n{extra}\n"
@@ -90,12 +124,7 @@ impl Harness {
         let routes = smsfleet_dispatcher::parse_routes_file(&file, &|_| None).unwrap();
         let config =
             DispatcherConfig { routes, request_timeout: Duration::from_secs(5), ..DispatcherConfig::default() };
-        let dispatcher = tokio::spawn(smsfleet_dispatcher::run(env.context("dispatcher", &shutdown), config));
-        tokio::spawn(async move {
-            let result = dispatcher.await;
-            eprintln!("dispatcher ended: {result:?}");
-        });
-        Harness { env, events, shutdown }
+        tokio::spawn(smsfleet_dispatcher::run(self.env.context("dispatcher", shutdown), config));
     }
 
     async fn publish(&self, chunk: &DispatchChunk) {
@@ -313,4 +342,197 @@ async fn a_dropped_connection_leaves_unconfirmed_parts_failed_once_and_the_rest_
     let (_, twice) = accepted_per_destination(&smsc);
     assert_eq!(twice, Vec::<String>::new(), "resend = false: nothing goes twice");
     assert!(smsc.events("bound").len() >= 2);
+}
+
+/// Our own simulator as the fake SMSC: receipts before responses, 20 %
+/// throttling, a failing prefix; every message settles once.
+#[tokio::test]
+async fn the_simulator_smsc_throttles_and_reports_before_responses() {
+    let std_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = std_listener.local_addr().unwrap().port();
+    let smsc = smsfleet_simulator::SmscConfig {
+        receipts_before_response: true,
+        throttle_ratio: 0.2,
+        fail_prefixes: vec!["628120000001".into()],
+        ..Default::default()
+    };
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stats = format!("http://{}/stats", http.local_addr().unwrap());
+    let config = smsfleet_simulator::SimulatorConfig {
+        smpp: Some(smsfleet_simulator::SmppListener::new(smsc, std_listener)),
+        ..Default::default()
+    };
+    let stop = CancellationToken::new();
+    let s = stop.clone();
+    let sim_ctx = smsfleet_runtime::RoleContext::new("simulator", Default::default(), s).with_listener(http);
+    tokio::spawn(smsfleet_simulator::run(sim_ctx, config));
+    let h = Harness::start(port, "binds = 2\nwindow = 16\nthrottle_pause_ms = 20").await;
+    h.publish(&chunk("q.0", 0..100, "via the simulator", Encoding::Gsm7)).await;
+    let delivered: Vec<i64> = (0..100).filter(|id| *id != 1).collect();
+    h.wait_all(&delivered, DeliveryStatus::Delivered).await;
+    h.wait_all(&[1], DeliveryStatus::Failed).await;
+    let counts: Value = reqwest::get(&stats).await.unwrap().json().await.unwrap();
+    assert_eq!(counts["accepted"], 100, "{counts}");
+    assert!(counts["submits"].as_u64().unwrap() > 100, "throttled submits were retried: {counts}");
+    stop.cancel();
+}
+
+/// The per-bind pace, counted at the SMSC over 10 s (the issue's 5 %).
+#[tokio::test]
+async fn the_per_bind_rate_holds_within_five_percent_over_ten_seconds() {
+    let smsc = FakeSmsc::start(json!({ "latency_ms": 1, "receipts": "none" })).await;
+    let h = Harness::start(smsc.port, "window = 16\nparts_per_second_per_bind = 50.0").await;
+    for c in 0..7 {
+        h.publish(&chunk(&format!("q{c}.0"), c * 100..c * 100 + 100, "paced", Encoding::Gsm7)).await;
+    }
+    eventually(Duration::from_secs(40), || async { (smsc.events("submit").len() >= 650).then_some(()) })
+        .await
+        .expect("submits kept coming");
+    let mut at: Vec<i64> = smsc.events("submit").iter().map(|e| e["at_ms"].as_i64().unwrap()).collect();
+    at.sort_unstable();
+    // A 10 s window starting after the first second (start-up excluded).
+    let start = at[0] + 1000;
+    let in_window = at.iter().filter(|t| **t >= start && **t < start + 10_000).count();
+    assert!((475..=525).contains(&in_window), "{in_window} submits in 10 s at 50/s");
+}
+
+/// PyPI smpp34 as a second, independent SMSC: every receipt before its
+/// response, 20 % throttled, and the SMSC ending the bind mid-flight.
+/// Nothing is accepted twice (resend = false); what was in flight when the
+/// bind ended is failed once as unknown, everything else delivered.
+#[tokio::test]
+async fn smpp34_receipts_first_throttling_and_a_dropped_bind() {
+    let smsc =
+        FakeSmsc::start_smpp34(json!({ "receipts_before": true, "throttle_every": 5, "unbind_after": 30 })).await;
+    let h = Harness::start(smsc.port, "window = 8\nthrottle_pause_ms = 20\nreconnect_min_secs = 1").await;
+    h.publish(&chunk("q.0", 0..100, "via smpp34", Encoding::Gsm7)).await;
+    let ids: Vec<i64> = (0..100).collect();
+    eventually(WAIT, || async {
+        let delivered = h.with_status(DeliveryStatus::Delivered);
+        let failed = h.with_status(DeliveryStatus::Failed);
+        ids.iter().all(|id| delivered.contains_key(id) || failed.contains_key(id)).then_some(())
+    })
+    .await
+    .unwrap_or_else(|| {
+        let ev = smsc.events.lock().unwrap().clone();
+        let tail: Vec<_> = ev.iter().rev().take(12).collect();
+        panic!(
+            "not settled: {} delivered, {} failed, {} SMSC events, last {tail:?}",
+            h.with_status(DeliveryStatus::Delivered).len(),
+            h.with_status(DeliveryStatus::Failed).len(),
+            ev.len()
+        )
+    });
+    let (accepted, twice) = accepted_per_destination(&smsc);
+    assert_eq!(twice, Vec::<String>::new(), "nothing accepted twice");
+    let (delivered, failed) = (h.with_status(DeliveryStatus::Delivered), h.with_status(DeliveryStatus::Failed));
+    assert!(failed.keys().all(|id| !delivered.contains_key(id)));
+    assert_eq!(delivered.len() + failed.len(), 100);
+    assert!(failed.len() <= 8, "at most a window's worth in flight at the unbind: {}", failed.len());
+    assert!(accepted >= delivered.len());
+    assert!(smsc.events("bound").len() >= 2, "bound again after the SMSC unbound");
+    assert!(smsc.events("submit").iter().any(|e| e["status"] == "throttled"));
+}
+
+/// Three dispatcher replicas, a route of 2 binds: the SMSC never sees more
+/// than 2 at once (slots leased on NATS), and a replica stopping gives its
+/// slot to another, with a clean unbind.
+#[tokio::test]
+async fn binds_are_limited_across_replicas() {
+    let smsc = FakeSmsc::start(json!({})).await;
+    let h = Harness::start(smsc.port, "binds = 2").await;
+    let second = CancellationToken::new();
+    h.spawn_dispatcher(smsc.port, "binds = 2", &second);
+    h.spawn_dispatcher(smsc.port, "binds = 2", &h.shutdown);
+    eventually(WAIT, || async { (smsc.events("bound").len() >= 2).then_some(()) }).await.expect("2 binds");
+    // Give the other replicas time to try (they retry every few seconds).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let open = |smsc: &FakeSmsc| smsc.events("bound").len() - smsc.events("closed").len();
+    assert_eq!(open(&smsc), 2, "binds across the fleet");
+    second.cancel();
+    h.publish(&chunk("q.0", 0..20, "after a replica left", Encoding::Gsm7)).await;
+    h.wait_all(&(0..20).collect::<Vec<_>>(), DeliveryStatus::Delivered).await;
+    assert!(open(&smsc) <= 2);
+}
+
+/// A CA and a server certificate for `name` signed by it (openssl):
+/// (server key, server cert, CA cert).
+fn certificate(dir: &std::path::Path, name: &str) -> (String, String, String) {
+    let p = |f: &str| dir.join(f).display().to_string();
+    let run = |args: &[&str]| {
+        let ok = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl")
+            .success();
+        assert!(ok, "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "1",
+        "-subj",
+        "/CN=test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={name}"),
+        "-keyout",
+        "key.pem",
+        "-out",
+        "req.csr",
+    ]);
+    std::fs::write(dir.join("ext.cnf"), format!("subjectAltName=DNS:{name}\nbasicConstraints=CA:FALSE\n")).unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "req.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    (p("key.pem"), p("cert.pem"), p("ca.pem"))
+}
+
+/// TLS to node-smpp's TLS server: the CA and the server name are checked.
+#[tokio::test]
+async fn tls_binds_check_the_ca_and_the_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (key, cert, ca) = certificate(dir.path(), "smsc.test");
+    let smsc = FakeSmsc::start(json!({ "tls_key": key, "tls_cert": cert })).await;
+    let tls = format!("[route.smpp.tls]\nca_file = \"{ca}\"\nserver_name = \"smsc.test\"");
+    let h = Harness::start(smsc.port, &tls).await;
+    h.publish(&chunk("q.0", 0..5, "over tls", Encoding::Gsm7)).await;
+    h.wait_all(&(0..5).collect::<Vec<_>>(), DeliveryStatus::Delivered).await;
+    // The wrong name: no bind is ever made, nothing is sent.
+    let other = FakeSmsc::start(json!({ "tls_key": key, "tls_cert": cert })).await;
+    let wrong = format!("[route.smpp.tls]\nca_file = \"{ca}\"\nserver_name = \"other.test\"");
+    let h2 = Harness::start(other.port, &wrong).await;
+    h2.publish(&chunk("q.0", 0..1, "must not go", Encoding::Gsm7)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(other.events("bound").is_empty());
+    assert!(other.events("submit").is_empty());
 }

@@ -12,7 +12,10 @@ mod dlr;
 mod http;
 pub use smsfleet_sim_protocol as protocol;
 mod ratelimit;
+mod smpp;
 mod store;
+
+pub use smpp::SmscConfig;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -53,6 +56,26 @@ pub struct SimulatorConfig {
     pub dlr_batch_max: usize,
     /// How long a report waits for others to share its POST (default 10 ms).
     pub dlr_batch_linger: Duration,
+    /// Also be a fake SMSC over SMPP (the local default route uses it).
+    pub smpp: Option<SmppListener>,
+}
+
+/// The SMPP side's settings and its already bound listener (bound by the
+/// caller, who needs the port for its route before the simulator runs).
+#[derive(Clone, Debug)]
+pub struct SmppListener {
+    pub config: SmscConfig,
+    listener: Arc<std::sync::Mutex<Option<std::net::TcpListener>>>,
+}
+
+impl SmppListener {
+    pub fn new(config: SmscConfig, listener: std::net::TcpListener) -> Self {
+        Self { config, listener: Arc::new(std::sync::Mutex::new(Some(listener))) }
+    }
+
+    fn take(&self) -> Option<std::net::TcpListener> {
+        self.listener.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 impl Default for SimulatorConfig {
@@ -66,6 +89,7 @@ impl Default for SimulatorConfig {
             per_connection_mps: None,
             dlr_batch_max: 500,
             dlr_batch_linger: Duration::from_millis(10),
+            smpp: None,
         }
     }
 }
@@ -86,8 +110,15 @@ pub enum SimulatorError {
 /// shutdown token is cancelled.
 pub async fn run(mut ctx: RoleContext, config: SimulatorConfig) -> Result<(), SimulatorError> {
     let listener = ctx.take_listener()?;
+    let smpp = match config.smpp.as_ref().and_then(|s| s.take().map(|l| (s.config.clone(), l))) {
+        Some((smsc, std_listener)) => {
+            std_listener.set_nonblocking(true).map_err(SimulatorError::Serve)?;
+            Some((smsc, tokio::net::TcpListener::from_std(std_listener).map_err(SimulatorError::Serve)?))
+        }
+        None => None,
+    };
     ctx.ready.set(true);
-    let result = serve(config, listener, ctx.shutdown.clone().cancelled_owned()).await;
+    let result = serve_with_smpp(config, listener, smpp, ctx.shutdown.clone().cancelled_owned()).await;
     ctx.ready.set(false);
     result
 }
@@ -97,6 +128,17 @@ pub async fn run(mut ctx: RoleContext, config: SimulatorConfig) -> Result<(), Si
 pub async fn serve(
     config: SimulatorConfig,
     listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SimulatorError> {
+    serve_with_smpp(config, listener, None, shutdown).await
+}
+
+/// [`serve`], plus the fake SMSC over SMPP on `smpp`'s listener (same
+/// counters, same `/stats`).
+pub async fn serve_with_smpp(
+    config: SimulatorConfig,
+    listener: tokio::net::TcpListener,
+    smpp: Option<(SmscConfig, tokio::net::TcpListener)>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), SimulatorError> {
     if config.max_mps == Some(0) || config.per_connection_mps == Some(0) {
@@ -124,6 +166,8 @@ pub async fn serve(
     });
     let mut scheduler = tokio::spawn(dlr::schedule(reports_rx, pipeline));
 
+    let stop = tokio_util::sync::CancellationToken::new();
+    let smpp_task = smpp.map(|(smsc, l)| tokio::spawn(smpp::serve(smsc, l, counters.clone(), stop.clone())));
     let app = Arc::new(App::new(&config, counters.clone(), reports_tx));
     let local = listener.local_addr().ok();
     tracing::info!(addr = ?local, "simulator listening");
@@ -132,8 +176,20 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
     });
     let served = axum::serve(listener, http::router(app).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown({
+            let stop = stop.clone();
+            async move {
+                shutdown.await;
+                stop.cancel();
+            }
+        })
         .await;
+    stop.cancel();
+    if let Some(task) = smpp_task
+        && tokio::time::timeout(DRAIN_TIMEOUT, task).await.is_err()
+    {
+        tracing::warn!("SMPP sessions did not unbind in time");
+    }
 
     // The router (and with it the last report sender) is gone now, so the scheduler ends
     // once it has handed out what is queued.

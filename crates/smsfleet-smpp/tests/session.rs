@@ -318,3 +318,18 @@ async fn read_frames(c: &mut TcpStream, n: usize) -> Vec<Command> {
     }
     out
 }
+
+#[tokio::test(start_paused = true)]
+async fn idle_sessions_are_closed_though_keepalives_flow() {
+    let (c, s) = pair().await;
+    let server = tokio::spawn(async move {
+        let cfg = SessionConfig { idle_timeout: Some(Duration::from_secs(60)), ..quick() };
+        let (session, _) = server::accept(s, cfg, "smsc", |_| async { CommandStatus::EsmeRok }).await.unwrap();
+        session.handle.closed().await
+    });
+    let bind = BindConfig::new(BindKind::Transceiver, "esme", "", "").unwrap();
+    let cfg = SessionConfig { enquire_link_interval: Some(Duration::from_secs(10)), ..quick() };
+    let client = client::bind(c, &bind, cfg).await.unwrap();
+    assert_eq!(server.await.unwrap(), CloseReason::Idle(Duration::from_secs(60)));
+    assert_eq!(client.handle.closed().await, CloseReason::PeerClosed);
+}

@@ -495,6 +495,11 @@ pub struct AllArgs {
     pub dlr_listen: SocketAddr,
     #[arg(long, env = "SMSFLEET_SIMULATOR_LISTEN", default_value = "127.0.0.1:8090")]
     pub simulator_listen: SocketAddr,
+    /// The built-in simulator's fake SMSC (SMPP); the default route binds to
+    /// it. Port 0 (the default) takes a free one, so a real SMSC on 2775 is
+    /// never in the way.
+    #[arg(long, env = "SMSFLEET_SIMULATOR_SMPP_LISTEN", default_value = "127.0.0.1:0")]
+    pub simulator_smpp_listen: SocketAddr,
     /// Routes; default: the built-in simulator.
     #[command(flatten)]
     pub routes: RouteArgs,

@@ -103,18 +103,19 @@ async fn run_fleet(
     tasks.spawn(smsfleet_telemetry_admin(admin_listener, readiness.clone(), shutdown.clone()));
 
     let sim_listener = tokio::net::TcpListener::bind(a.simulator_listen).await.context("simulator listen")?;
+    let smpp_listener = std::net::TcpListener::bind(a.simulator_smpp_listen).context("simulator SMPP listen")?;
+    let smpp_addr = smpp_listener.local_addr()?;
     let dlr_listener = tokio::net::TcpListener::bind(a.dlr_listen).await.context("dlr listen")?;
     let http_listener = tokio::net::TcpListener::bind(a.http.listen).await.context("http listen")?;
     let listen = http_listener.local_addr()?;
     let dispatcher = match config::dispatcher(&a.routes)? {
         Some(config) => config,
-        None => smsfleet_dispatcher::DispatcherConfig {
-            routes: vec![local_sim_route(sim_listener.local_addr()?, dlr_listener.local_addr()?)?],
-            ..Default::default()
-        },
+        None => {
+            smsfleet_dispatcher::DispatcherConfig { routes: vec![local_smpp_route(smpp_addr)?], ..Default::default() }
+        }
     };
     let fleet = [
-        (RoleConfig::Simulator(config::simulator(&a.sim, None)), Some(sim_listener)),
+        (RoleConfig::Simulator(local_simulator(&a.sim, smpp_listener)), Some(sim_listener)),
         (RoleConfig::Accounts(Default::default()), None),
         (RoleConfig::Query(Default::default()), None),
         (RoleConfig::Callbacks(Default::default()), None),
@@ -219,21 +220,33 @@ fn print_welcome(a: &AllArgs, listen: std::net::SocketAddr, token: Option<&str>)
     println!("Ctrl-C stops everything.");
 }
 
-/// The default route of `smsfleet all`: everything to the built-in simulator,
-/// which posts its reports to the built-in dlr role.
-fn local_sim_route(
-    simulator: std::net::SocketAddr,
-    dlr: std::net::SocketAddr,
-) -> anyhow::Result<smsfleet_dispatcher::Route> {
-    Ok(smsfleet_dispatcher::Route {
-        name: smsfleet_contract::RouteId::parse("sim")?,
-        prefixes: Vec::new(),
-        failover: Vec::new(),
-        limits: smsfleet_dispatcher::RouteLimits::default(),
-        protocol: smsfleet_dispatcher::Protocol::Sim(smsfleet_dispatcher::SimSettings {
-            submit_url: format!("http://{simulator}/submit"),
-            dlr_base_url: format!("http://{dlr}"),
-            dedupes_by_reference: true,
-        }),
-    })
+/// The built-in simulator: its HTTP side as configured, plus the fake SMSC
+/// the default route binds to (same failure prefixes and report latency).
+fn local_simulator(
+    sim: &crate::cli::SimulatorSettings,
+    smpp: std::net::TcpListener,
+) -> smsfleet_simulator::SimulatorConfig {
+    let mut config = config::simulator(sim, None);
+    let smsc = smsfleet_simulator::SmscConfig {
+        receipt_latency: config.dlr_latency,
+        fail_prefixes: config.fail_prefixes.clone(),
+        reject_prefixes: config.reject_prefixes.clone(),
+        ..Default::default()
+    };
+    config.smpp = Some(smsfleet_simulator::SmppListener::new(smsc, smpp));
+    config
+}
+
+/// The default route of `smsfleet all`: everything over SMPP to the
+/// built-in simulator's fake SMSC, so the default path is the real protocol;
+/// receipts come back on the same (TRX) binds.
+fn local_smpp_route(smsc: std::net::SocketAddr) -> anyhow::Result<smsfleet_dispatcher::Route> {
+    let file = format!(
+        "[[route]]\nname = \"sim\"\nprotocol = \"smpp\"\n[route.smpp]\nhost = \"{}\"\nport = {}\n\
+         system_id = \"smsfleet\"\nbinds = 4\nwindow = 64\n",
+        smsc.ip(),
+        smsc.port()
+    );
+    let mut routes = smsfleet_dispatcher::parse_routes_file(&file, &|_| None).map_err(anyhow::Error::msg)?;
+    routes.pop().ok_or_else(|| anyhow::anyhow!("no default route"))
 }

@@ -11,7 +11,9 @@
 //   garbage_after     after this many submits, write one undecodable PDU (once)
 //   ignore_enquire    never answer enquire_link (a dead link)
 //   drop_after        destroy the first connection after this many submits
+//   tls_key, tls_cert PEM files: serve SMPP over TLS
 'use strict';
+const fs = require('fs');
 const smpp = require('smpp');
 
 const cfg = Object.assign(
@@ -35,7 +37,8 @@ function ymd(d) {
   return p(d.getUTCFullYear() % 100) + p(d.getUTCMonth() + 1) + p(d.getUTCDate()) + p(d.getUTCHours()) + p(d.getUTCMinutes());
 }
 
-const server = smpp.createServer(function (session) {
+const tlsOptions = cfg.tls_key ? { key: fs.readFileSync(cfg.tls_key), cert: fs.readFileSync(cfg.tls_cert) } : {};
+const server = smpp.createServer(tlsOptions, function (session) {
   let inflight = 0;
   let maxInflight = 0;
   const bind = (pdu) => {
@@ -71,7 +74,7 @@ const server = smpp.createServer(function (session) {
     const id = nextId++;
     const msgId = fmtId(id, cfg.id_format);
     const event = {
-      submit: n, seq: pdu.sequence_number, to: pdu.destination_addr, from: pdu.source_addr,
+      submit: n, at_ms: Date.now(), seq: pdu.sequence_number, to: pdu.destination_addr, from: pdu.source_addr,
       dcs: pdu.data_coding, esm: pdu.esm_class, inflight,
       text: typeof msg.message === 'string' ? msg.message : (msg.message ? msg.message.toString('hex') : ''),
       udh: (msg.udh || []).map((u) => Buffer.from(u).toString('hex')),

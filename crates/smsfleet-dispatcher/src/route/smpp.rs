@@ -273,6 +273,8 @@ impl SmppSettings {
             rate_per_sec: self.parts_per_second_per_bind,
             enquire_link_interval: (self.enquire_link_secs > 0).then(|| Duration::from_secs(self.enquire_link_secs)),
             response_timeout: Duration::from_secs(self.response_timeout_secs),
+            // Receipts stored side by side before their deliver_sm_resp.
+            inbound_window: 512,
             ..SessionConfig::default()
         }
     }

@@ -464,33 +464,52 @@ fn report_state(route: &str, slot: u32, state: &BindState) {
     }
 }
 
+/// Receipts being stored at once per bind (each waits for its PubAck).
+const RECEIPTS_IN_FLIGHT: usize = 256;
+
 /// Answers the deliver_sm of one bind: each only after what it carries is
-/// durable on the bus.
+/// durable on the bus. Receipts are stored side by side (bounded); MOs in
+/// order, since their parts are reassembled here.
 async fn serve_inbound(ctx: BindContext, mut inbound: mpsc::Receiver<InboundRequest>) {
     let mut reassembler = Reassembler::new(1024);
+    let slots = Arc::new(tokio::sync::Semaphore::new(RECEIPTS_IN_FLIGHT));
     while let Some(InboundRequest { command, responder }) = inbound.recv().await {
         let Some(Pdu::DeliverSm(sm)) = command.pdu() else {
             let _ = responder.reject(CommandStatus::EsmeRinvcmdid).await;
             continue;
         };
-        let stored = match receipt::from_deliver_sm(sm, &ctx.map) {
-            Some(Ok(r)) => store_receipt(&ctx, &r).await,
+        match receipt::from_deliver_sm(sm, &ctx.map) {
+            Some(Ok(r)) => {
+                let Ok(slot) = slots.clone().acquire_owned().await else { return };
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let stored = store_receipt(&ctx, &r).await;
+                    answer(&ctx, responder, stored).await;
+                    drop(slot);
+                });
+            }
             Some(Err(e)) => {
                 // Refusing would only have it sent again, forever.
                 tracing::warn!(route = %ctx.route, error = %e, "unreadable SMPP receipt dropped");
                 metrics::counter!("smsfleet_smpp_receipts_total", "route" => ctx.route.as_str().to_owned(), "outcome" => "unreadable").increment(1);
-                Ok(())
+                answer(&ctx, responder, Ok(())).await;
             }
-            None => store_mo(&ctx, sm, &mut reassembler).await,
-        };
-        let _ = match stored {
-            Ok(()) => responder.respond(DeliverSmResp::default()).await,
-            Err(e) => {
-                tracing::warn!(route = %ctx.route, error = %e, "deliver_sm not stored; the SMSC will retry");
-                responder.reject(CommandStatus::EsmeRxTAppn).await
+            None => {
+                let stored = store_mo(&ctx, sm, &mut reassembler).await;
+                answer(&ctx, responder, stored).await;
             }
-        };
+        }
     }
+}
+
+async fn answer(ctx: &BindContext, responder: smsfleet_smpp::Responder, stored: Result<(), smsfleet_bus::BusError>) {
+    let _ = match stored {
+        Ok(()) => responder.respond(DeliverSmResp::default()).await,
+        Err(e) => {
+            tracing::warn!(route = %ctx.route, error = %e, "deliver_sm not stored; the SMSC will retry");
+            responder.reject(CommandStatus::EsmeRxTAppn).await
+        }
+    };
 }
 
 fn outcome(state: ReceiptState) -> Option<DlrOutcome> {
