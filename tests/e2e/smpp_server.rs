@@ -423,6 +423,41 @@ async fn an_mo_routed_by_keyword_reaches_the_accounts_receiver() {
     assert_eq!(mo[0]["source"], "+628999000001");
 }
 
+/// SMPP over TLS on its own port: a bind and a submit with smpplib over
+/// TLS, the certificate checked against the test's CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn smpp_over_tls_binds_and_submits() {
+    let mut f = Fleet::start(&[]).await;
+    smpp_account(&f, "olga", &[]).await;
+    let dir = std::env::temp_dir().join(format!("smsfleet-smpp-tls-{}-{}", std::process::id(), crate::fleet::port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = tokio::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .await
+        .expect("openssl");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let tls = crate::fleet::port();
+    let listen = format!("127.0.0.1:{tls}");
+    let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
+    f.spawn_ingress_replica_with(&[
+        ("SMSFLEET_SMPP_TLS_LISTEN", listen.as_str()),
+        ("SMSFLEET_SMPP_TLS_CERT", cert_s.as_str()),
+        ("SMSFLEET_SMPP_TLS_KEY", key_s.as_str()),
+    ])
+    .await;
+    let ev = smpplib(tls, "olga", SMPP_PASSWORD, &["submit", "--tls-ca", &cert_s, "--count", "3"]).await;
+    assert_eq!(resp_ids(&ev).len(), 3, "{ev:?}");
+    // The TLS port speaks nothing but TLS.
+    let plain = smpplib(tls, "olga", SMPP_PASSWORD, &["binds", "--timeout", "3"]).await;
+    assert!(events(&plain, "bound").is_empty(), "{plain:?}");
+}
+
 /// node-smpp (npm) as a second client: its ids and receipts agree.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_smpp_client_gets_ids_and_matching_receipts() {
