@@ -4,6 +4,9 @@
 //! second (all resps in), next to the JetStream publish ceiling of the same
 //! run; submit→resp latency percentiles (closed loop, so they include
 //! queueing in the window); and submit→receipt, until every receipt is in.
+//! Then an open-loop phase at 20,000 submit_sm/s over the 4 binds, its
+//! latency measured from each submit's scheduled instant (so a stall
+//! counts against every submit it delays).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,7 +21,7 @@ use smsfleet_smpp::rusmpp::{CommandStatus, Pdu};
 use smsfleet_smpp::{BindKind, SessionConfig, c_string};
 use tokio::task::JoinSet;
 
-use super::{Ceilings, ScenarioResult, Sizes, at_least, ratio};
+use super::{Ceilings, ScenarioResult, Sizes, at_least, below, ratio};
 use crate::fleet::Fleet;
 
 const BINDS: usize = 4;
@@ -38,6 +41,7 @@ async fn one_bind(
     port: u16,
     bind_no: usize,
     count: u64,
+    rate_per_s: Option<f64>,
     receipts: Arc<AtomicU64>,
     keep: tokio::sync::oneshot::Receiver<()>,
     resps_done: tokio::sync::oneshot::Sender<BindOutcome>,
@@ -59,7 +63,17 @@ async fn one_bind(
     let text: OctetString<0, 255> =
         OctetString::from_static_slice(b"bench message").map_err(|e| anyhow::anyhow!("text: {e:?}"))?;
     let mut answers = JoinSet::new();
+    let start = Instant::now();
     for i in 0..count {
+        // Open loop: each submit has its instant, and its latency counts from it.
+        let scheduled = match rate_per_s {
+            Some(rate) => {
+                let at = start + Duration::from_secs_f64(i as f64 / rate);
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
         let to = format!("62{:02}{:08}", bind_no, i);
         let sm = SubmitSm::builder()
             .source_addr(c_string("BENCH"))
@@ -68,9 +82,8 @@ async fn one_bind(
             .registered_delivery(RegisteredDelivery::from(1))
             .short_message(text.clone())
             .build();
-        let sent = Instant::now();
         let pending = handle.send(sm).await.context("submit_sm")?;
-        answers.spawn(async move { (pending.response().await, sent.elapsed()) });
+        answers.spawn(async move { (pending.response().await, scheduled.elapsed()) });
     }
     let mut out = BindOutcome { latencies_ms: Vec::with_capacity(count as usize), refused: 0 };
     while let Some(joined) = answers.join_next().await {
@@ -94,13 +107,16 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[idx]
 }
 
-pub(super) async fn smpp_submit(
-    fleet: &mut Fleet,
-    sizes: &Sizes,
-    ceilings: &Ceilings,
-    result: &mut ScenarioResult,
-) -> anyhow::Result<()> {
-    let per_bind = (sizes.e2e_messages / BINDS as u64).max(1);
+struct Phase {
+    latencies_ms: Vec<f64>,
+    all_resps: Duration,
+    all_receipts: Duration,
+}
+
+/// `total` submits over the binds (paced at `rate_per_s` in all, or as fast
+/// as the windows allow), until every resp and every receipt is in.
+async fn phase(fleet: &Fleet, total: u64, rate_per_s: Option<f64>, timeout: Duration) -> anyhow::Result<Phase> {
+    let per_bind = (total / BINDS as u64).max(1);
     let total = per_bind * BINDS as u64;
     let receipts = Arc::new(AtomicU64::new(0));
     let started = Instant::now();
@@ -111,7 +127,8 @@ pub(super) async fn smpp_submit(
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         keeps.push(keep_tx);
         dones.push(done_rx);
-        binds.spawn(one_bind(fleet.smpp_port, b, per_bind, receipts.clone(), keep_rx, done_tx));
+        let rate = rate_per_s.map(|r| r / BINDS as f64);
+        binds.spawn(one_bind(fleet.smpp_port, b, per_bind, rate, receipts.clone(), keep_rx, done_tx));
     }
     let mut latencies = Vec::new();
     let mut refused = 0;
@@ -131,7 +148,6 @@ pub(super) async fn smpp_submit(
     }
     let all_resps = started.elapsed();
     ensure!(refused == 0, "{refused} of {total} submit_sm were not accepted");
-    let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
     while receipts.load(Ordering::Relaxed) < total {
         ensure!(started.elapsed() < timeout, "{} of {total} receipts in", receipts.load(Ordering::Relaxed));
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -144,14 +160,42 @@ pub(super) async fn smpp_submit(
         r??;
     }
     latencies.sort_by(f64::total_cmp);
-    let per_s = total as f64 / all_resps.as_secs_f64();
+    Ok(Phase { latencies_ms: latencies, all_resps, all_receipts })
+}
+
+/// The open loop's rate: the 20,000/s, or less in the smoke run.
+const OPEN_RATE: f64 = 20_000.0;
+
+pub(super) async fn smpp_submit(
+    fleet: &mut Fleet,
+    sizes: &Sizes,
+    ceilings: &Ceilings,
+    result: &mut ScenarioResult,
+) -> anyhow::Result<()> {
+    let timeout = Duration::from_secs(sizes.deliver_timeout_secs);
+    let total = sizes.e2e_messages;
+    let closed = phase(fleet, total, None, timeout).await?;
+    let per_s = total as f64 / closed.all_resps.as_secs_f64();
+    let open_rate = sizes.open_rate.min(OPEN_RATE);
+    let open_total = (open_rate * sizes.open_secs) as u64;
+    let open = phase(fleet, open_total, Some(open_rate), timeout).await?;
     let m = &mut result.metrics;
     m.insert("submit_sm_per_s".into(), per_s);
-    m.insert("resp_p50_ms".into(), percentile(&latencies, 0.50));
-    m.insert("resp_p99_ms".into(), percentile(&latencies, 0.99));
-    m.insert("receipts_per_s".into(), total as f64 / all_receipts.as_secs_f64());
-    m.insert("submit_to_last_receipt_s".into(), all_receipts.as_secs_f64());
+    m.insert("resp_p50_ms".into(), percentile(&closed.latencies_ms, 0.50));
+    m.insert("resp_p99_ms".into(), percentile(&closed.latencies_ms, 0.99));
+    m.insert("receipts_per_s".into(), total as f64 / closed.all_receipts.as_secs_f64());
+    m.insert("submit_to_last_receipt_s".into(), closed.all_receipts.as_secs_f64());
+    m.insert("open_loop_rate".into(), open_rate);
+    m.insert("open_loop_resp_p50_ms".into(), percentile(&open.latencies_ms, 0.50));
+    m.insert("open_loop_resp_p99_ms".into(), percentile(&open.latencies_ms, 0.99));
     result.goals.push(at_least("submit_sm accepted per second", per_s, 30_000.0));
+    if open_rate >= OPEN_RATE {
+        result.goals.push(below(
+            "open-loop p99 submit→resp ms at 20,000/s",
+            percentile(&open.latencies_ms, 0.99),
+            10.0,
+        ));
+    }
     if let Some(r) = ratio(per_s, ceilings.jetstream) {
         result.metrics.insert("ratio_to_ceiling_jetstream".into(), r);
         result.goals.push(at_least("submit_sm per second / JetStream ceiling", r, 0.4));
