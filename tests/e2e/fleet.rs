@@ -68,7 +68,7 @@ impl Fleet {
     pub async fn prepare(sim_env: &[(&str, &str)]) -> Fleet {
         let env = TestEnv::start().await;
         let mut ports = HashMap::new();
-        for p in ["ingress", "dlr", "simulator"] {
+        for p in ["ingress", "dlr", "simulator", "smpp"] {
             ports.insert(p, port());
         }
         Fleet {
@@ -95,6 +95,9 @@ impl Fleet {
             .env("DATABASE_URL", &self.env.database_url)
             .env("SMSFLEET_NAMESPACE", self.env.ns.as_str())
             .env("SMSFLEET_SERVER_KEY", &self.server_key)
+            // Only the ingress this harness names gets an SMPP port: the
+            // default 2775 would collide between tests.
+            .env("SMSFLEET_SMPP_LISTEN", "off")
             .stdin(Stdio::null())
             .kill_on_drop(true);
     }
@@ -109,6 +112,7 @@ impl Fleet {
         match role {
             "ingress" => {
                 cmd.env("SMSFLEET_LISTEN", format!("127.0.0.1:{}", self.ports["ingress"]));
+                cmd.env("SMSFLEET_SMPP_LISTEN", format!("127.0.0.1:{}", self.ports["smpp"]));
                 for (k, v) in &self.ingress_env {
                     cmd.env(k, v);
                 }
@@ -265,6 +269,11 @@ impl Fleet {
 
     pub fn ingress_port(&self) -> u16 {
         self.ports["ingress"]
+    }
+
+    /// The SMPP port of the main ingress.
+    pub fn smpp_port(&self) -> u16 {
+        self.ports["smpp"]
     }
 
     pub async fn sim_stats(&self) -> serde_json::Value {

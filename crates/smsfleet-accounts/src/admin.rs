@@ -41,6 +41,20 @@ pub(crate) fn with_secrets(
     }
 }
 
+/// Hashes an SMPP bind password after checking SMPP 3.4's limit; `None`
+/// for no password given.
+pub(crate) async fn smpp_password_hash(password: Option<&str>) -> Result<Option<String>, AccountError> {
+    let Some(p) = password else { return Ok(None) };
+    if !account::smpp_password_acceptable(p) {
+        return Err(AccountError::InvalidSmppPassword);
+    }
+    let p = p.to_owned();
+    match tokio::task::spawn_blocking(move || hash_password(&p)).await {
+        Ok(Ok(h)) => Ok(Some(h)),
+        _ => Err(AccountError::StorageFailure),
+    }
+}
+
 fn refused(e: AccountError) -> AccountReply {
     AccountReply::Refused(e)
 }
@@ -130,6 +144,10 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         Some(_) => return refused(AccountError::InvalidToken),
         None => None,
     };
+    let smpp_password_hash = match smpp_password_hash(non_empty(&cmd.smpp_password).as_deref()).await {
+        Ok(h) => h,
+        Err(e) => return refused(e),
+    };
     let password = cmd.password.trim().to_owned();
     let password_hash = match tokio::task::spawn_blocking(move || hash_password(&password)).await {
         Ok(Ok(h)) => h,
@@ -150,6 +168,7 @@ pub async fn add(pool: &PgPool, bus: &Bus, secrets: &Secrets, cmd: &NewAccountCo
         webservices_ip,
         timezone: if cmd.timezone.trim().is_empty() { "+0000".to_owned() } else { cmd.timezone.trim().to_owned() },
         footer,
+        smpp_password_hash,
         ..NewAccount::default()
     };
     let new = with_secrets(profile, secrets, token.as_deref(), Some(password_hash));
@@ -259,8 +278,9 @@ pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &Preferenc
     profile_entry(&mut update.profile, "country", &c.country);
     profile_entry(&mut update.profile, "zipcode", &c.zipcode);
     let password = non_empty(&c.password);
+    let smpp_password = non_empty(&c.smpp_password);
     let nothing = update.name.is_none() && update.email.is_none() && update.mobile.is_none();
-    if nothing && password.is_none() && update.profile.is_empty() {
+    if nothing && password.is_none() && smpp_password.is_none() && update.profile.is_empty() {
         return refused(AccountError::NothingToChange);
     }
     if let Some(email) = &update.email {
@@ -288,6 +308,10 @@ pub async fn preferences(pool: &PgPool, bus: &Bus, username: &str, c: &Preferenc
             Ok(Ok(h)) => update.password_hash = Some(h),
             _ => return refused(AccountError::StorageFailure),
         }
+    }
+    match smpp_password_hash(smpp_password.as_deref()).await {
+        Ok(h) => update.smpp_password_hash = h,
+        Err(e) => return refused(e),
     }
     let info = if password.is_some() {
         "Preferences have been saved and password updated"

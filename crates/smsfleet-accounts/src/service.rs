@@ -229,6 +229,12 @@ pub struct AccountChanges {
     pub email: Option<String>,
     pub name: Option<String>,
     pub mobile: Option<String>,
+    /// The SMPP bind password (at most 8 characters).
+    pub smpp_password: Option<String>,
+    /// Binds at once across every ingress replica.
+    pub smpp_max_binds: Option<u32>,
+    /// submit_sm per second over all binds; 0 = no limit.
+    pub smpp_throughput: Option<u32>,
 }
 
 /// Changes settings playSMS keeps behind its web UI (token, webservices flag
@@ -263,7 +269,16 @@ pub async fn update_account(
         Some(p) => Some(hash_password(p)?),
         None => None,
     };
+    let smpp_password_hash = crate::admin::smpp_password_hash(changes.smpp_password.as_deref())
+        .await
+        .map_err(|e| AccountsError::Invalid(e.to_string()))?;
+    let count = |n: Option<u32>, what: &str| {
+        n.map(|n| i32::try_from(n).map_err(|_| AccountsError::Invalid(format!("{what} {n} is too large")))).transpose()
+    };
     let settings = AccountSettings {
+        smpp_password_hash,
+        smpp_max_binds: count(changes.smpp_max_binds, "max binds")?,
+        smpp_throughput: count(changes.smpp_throughput, "SMPP throughput")?,
         token,
         webservices_enabled: changes.webservices_enabled,
         webservices_ip: changes.webservices_ip,

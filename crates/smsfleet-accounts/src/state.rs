@@ -34,6 +34,9 @@ pub fn to_state(row: &AccountRow) -> AccountState {
         sender: row.sender.clone(),
         templates: row.templates.clone(),
         dlr_callback_url: row.dlr_callback_url.clone(),
+        smpp_password_hash: row.smpp_password_hash.clone(),
+        smpp_max_binds: u32::try_from(row.smpp_max_binds).unwrap_or(0),
+        smpp_throughput: u32::try_from(row.smpp_throughput).unwrap_or(0),
     }
 }
 

@@ -81,6 +81,8 @@ impl Default for FleetSpec {
 
 pub struct Fleet {
     pub ingress: String,
+    /// The ingress's SMPP port (the `smpp` scenario binds to it).
+    pub smpp_port: u16,
     pub simulator: String,
     pub token: String,
     /// Every role in one `smsfleet all` process.
@@ -119,12 +121,13 @@ impl Fleet {
                 env.push((name.to_owned(), value));
             }
         }
-        let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);
+        let (ingress_port, sim_port, dlr_port, smpp_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
         let dlr = format!("http://127.0.0.1:{dlr_port}");
         let route = format!("name=sim,url={simulator}/submit,dlr={dlr}/dlr/sim,{}", spec.route_params);
         let mut fleet = Fleet {
             ingress: format!("http://127.0.0.1:{ingress_port}"),
+            smpp_port,
             simulator,
             token: String::new(),
             single_process: spec.single_process,
@@ -138,7 +141,7 @@ impl Fleet {
         };
         fleet.cli(&["migrate"]).await?;
         if spec.single_process {
-            fleet.start_all_in_one(spec, sim_port, dlr_port, ingress_port).await?;
+            fleet.start_all_in_one(spec, sim_port, dlr_port, ingress_port, smpp_port).await?;
             fleet.create_bench_account().await?;
             return Ok(fleet);
         }
@@ -158,7 +161,10 @@ impl Fleet {
         for _ in 0..if spec.ingress_only { 0 } else { spec.dispatchers } {
             fleet.spawn_dispatcher().await?;
         }
-        let listen = vec![("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}"))];
+        let listen = vec![
+            ("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}")),
+            ("SMSFLEET_SMPP_LISTEN".to_owned(), format!("127.0.0.1:{smpp_port}")),
+        ];
         fleet.spawn("ingress", "ingress", &listen, None).await?;
         fleet.create_bench_account().await?;
         Ok(fleet)
@@ -169,6 +175,8 @@ impl Fleet {
             .cli(&["account", "create", "--username", "bench", "--password", "secretpass1", "--role", "user"])
             .await?;
         self.token = out.split("token=").nth(1).context("account create printed no token")?.trim().to_owned();
+        self.cli(&["account", "set", "bench", "--smpp-password", crate::scenarios::SMPP_PASSWORD, "--max-binds", "8"])
+            .await?;
         Ok(())
     }
 
@@ -180,6 +188,7 @@ impl Fleet {
         sim_port: u16,
         dlr_port: u16,
         ingress_port: u16,
+        smpp_port: u16,
     ) -> anyhow::Result<()> {
         let dir = tempfile::Builder::new().prefix("smsfleet-bench-all-").tempdir()?;
         let mut env: Vec<(String, String)> = spec.sim_env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
@@ -188,6 +197,7 @@ impl Fleet {
             ("SMSFLEET_SIMULATOR_LISTEN".to_owned(), format!("127.0.0.1:{sim_port}")),
             ("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}")),
             ("SMSFLEET_LISTEN".to_owned(), format!("127.0.0.1:{ingress_port}")),
+            ("SMSFLEET_SMPP_LISTEN".to_owned(), format!("127.0.0.1:{smpp_port}")),
             ("SMSFLEET_ROUTES".to_owned(), self.route.clone()),
         ]);
         self._data_dir = Some(dir);

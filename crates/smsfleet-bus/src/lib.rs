@@ -12,6 +12,7 @@
 mod error;
 mod id_blocks;
 mod lease;
+mod mailbox;
 mod progress;
 mod provision;
 mod publish;
@@ -29,6 +30,7 @@ use smsfleet_contract::{Namespace, Topology};
 pub use error::BusError;
 pub use id_blocks::{IdBlocks, IdIssuer, raise_id_counter};
 pub use lease::{WorkerIds, WorkerLease};
+pub use mailbox::{Letter, Mailbox, MailboxSpec};
 pub use progress::Progress;
 pub use provision::MAX_STREAM_REPLICAS;
 pub use publish::Published;

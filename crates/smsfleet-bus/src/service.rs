@@ -30,6 +30,31 @@ impl Bus {
         serde_json::from_slice(&reply.payload)
             .map_err(|e| BusError::Codec { schema: Rep::SCHEMA, detail: e.to_string() })
     }
+
+    /// Asks every replica serving a broadcast `service` and collects the
+    /// replies that arrive within `wait` (undecodable ones are skipped).
+    pub async fn gather<Req: BusMessage, Rep: BusMessage>(
+        &self,
+        service: Service<Req, Rep>,
+        body: &Req,
+        wait: Duration,
+    ) -> Result<Vec<Rep>, BusError> {
+        let subject = service.subject(&self.ns);
+        let inbox = self.client.new_inbox();
+        let mut replies = self.client.subscribe(inbox.clone()).await.map_err(|e| BusError::Consume(e.to_string()))?;
+        self.client
+            .publish_with_reply(subject.clone(), inbox, encode(body)?)
+            .await
+            .map_err(|e| BusError::Request { subject, detail: e.to_string() })?;
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while let Ok(Some(msg)) = tokio::time::timeout_at(deadline, replies.next()).await {
+            if let Ok(rep) = serde_json::from_slice(&msg.payload) {
+                out.push(rep);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Answers requests to `service` in its queue group until `stop` is
@@ -48,11 +73,12 @@ where
     Fut: Future<Output = Rep> + Send + 'static,
 {
     let subject = service.subject(&bus.ns);
-    let mut sub = bus
-        .client
-        .queue_subscribe(subject.clone(), service.group().to_owned())
-        .await
-        .map_err(|e| BusError::Consume(e.to_string()))?;
+    let subscribed = if service.is_broadcast() {
+        bus.client.subscribe(subject.clone()).await
+    } else {
+        bus.client.queue_subscribe(subject.clone(), service.group().to_owned()).await
+    };
+    let mut sub = subscribed.map_err(|e| BusError::Consume(e.to_string()))?;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,

@@ -313,7 +313,7 @@ pub fn backoff(delivered: i64) -> Duration {
     Duration::from_millis((500u64 << exp).min(60_000))
 }
 
-fn decode<T: BusMessage>(msg: &jetstream::Message) -> Result<Delivery<T>, String> {
+pub(crate) fn decode<T: BusMessage>(msg: &jetstream::Message) -> Result<Delivery<T>, String> {
     let body: T = serde_json::from_slice(&msg.payload).map_err(|e| format!("undecodable {}: {e}", T::SCHEMA))?;
     // A payload of another version may mean something else in the same
     // shape: dead-letter it rather than misread it.

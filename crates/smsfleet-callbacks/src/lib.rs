@@ -16,6 +16,11 @@
 //!   else retries after 1 s, doubling, capped at 10 min, forever. Rows are claimed with `FOR UPDATE SKIP LOCKED` and a lease, so
 //!   replicas share the work and a crashed sender's claims come due again.
 //!
+//! - Receipts for SMPP customers ([`receipts`]): the same two workers also
+//!   join a registered_delivery submission made over SMPP with its final
+//!   status and publish the receipt to the SMPP_OUT stream, where it waits
+//!   for a receiver bind of the account.
+//!
 //! Why two tables joined instead of looking the target up on the status:
 //! the streams are consumed independently, so a message's final status can
 //! be read before its submission (this role lagging on SUBMIT, or a
@@ -31,7 +36,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use smsfleet_bus::{BusError, Delivery, HandlerError, WorkerConfig};
+use smsfleet_bus::{Bus, BusError, Delivery, HandlerError, WorkerConfig};
 use smsfleet_contract::{DeliveryStatus, StatusBatch, StreamKind, SubmitBatch};
 use smsfleet_domain::callback::{CallbackMethod, CallbackReport, CallbackSpec};
 use smsfleet_runtime::RoleContext;
@@ -39,6 +44,8 @@ use smsfleet_store::PgPool;
 use time::OffsetDateTime;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+mod receipts;
 
 pub const DURABLE: &str = "callbacks";
 
@@ -93,7 +100,8 @@ pub fn backoff(attempts: i32, first: Duration, max: Duration) -> Duration {
     first.saturating_mul(2u32.saturating_pow(exp)).min(max)
 }
 
-async fn handle_submit(pool: PgPool, batch: Vec<Delivery<SubmitBatch>>) -> Result<(), HandlerError> {
+async fn handle_submit(pool: PgPool, bus: Bus, batch: Vec<Delivery<SubmitBatch>>) -> Result<(), HandlerError> {
+    receipts::on_submissions(&pool, &bus, &batch).await?;
     let wanted: Vec<_> = batch.iter().flat_map(|d| &d.body.submissions).filter(|s| s.dlr_requested).collect();
     if wanted.is_empty() {
         return Ok(());
@@ -118,7 +126,8 @@ async fn handle_submit(pool: PgPool, batch: Vec<Delivery<SubmitBatch>>) -> Resul
     Ok(())
 }
 
-async fn handle_status(pool: PgPool, batch: Vec<Delivery<StatusBatch>>) -> Result<(), HandlerError> {
+async fn handle_status(pool: PgPool, bus: Bus, batch: Vec<Delivery<StatusBatch>>) -> Result<(), HandlerError> {
+    receipts::on_statuses(&pool, &bus, &batch).await?;
     let finals: Vec<_> = batch
         .iter()
         .flat_map(|d| &d.body.events)
@@ -271,6 +280,9 @@ async fn send_loop(pool: PgPool, config: CallbacksConfig, stop: CancellationToke
             if let Err(e) = smsfleet_store::callbacks::drop_orphans(&pool, 86_400.0).await {
                 tracing::warn!(error = %e, "dropping orphan callback rows failed");
             }
+            if let Err(e) = smsfleet_store::smpp_receipts::drop_orphans(&pool, receipts::ORPHAN_AGE_SECS).await {
+                tracing::warn!(error = %e, "dropping orphan SMPP receipt rows failed");
+            }
         }
         if idle {
             tokio::select! {
@@ -298,12 +310,14 @@ pub async fn run(ctx: RoleContext, config: CallbacksConfig) -> Result<(), Callba
 
     let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Submit));
     tasks.spawn(async move {
-        let handler = move |batch| handle_submit(p.clone(), batch);
+        let bus = b.clone();
+        let handler = move |batch| handle_submit(p.clone(), bus.clone(), batch);
         ("callback targets", smsfleet_bus::run_worker::<SubmitBatch, _, _>(b, w, s, handler).await)
     });
     let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), worker(StreamKind::Status));
     tasks.spawn(async move {
-        let handler = move |batch| handle_status(p.clone(), batch);
+        let bus = b.clone();
+        let handler = move |batch| handle_status(p.clone(), bus.clone(), batch);
         ("callback outcomes", smsfleet_bus::run_worker::<StatusBatch, _, _>(b, w, s, handler).await)
     });
     let (p, s, c) = (pool.clone(), stop.clone(), config.clone());

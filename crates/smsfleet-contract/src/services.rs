@@ -8,7 +8,7 @@ use std::marker::PhantomData;
 use crate::{
     AccountCommand, AccountReply, BusMessage, CreditChangeReply, CreditChangeRequest, CreditReply, CreditRequest,
     DsReply, DsRequest, IncomingReply, IncomingRequest, LastIdsReply, LastIdsRequest, Namespace, PhonebookReply,
-    PhonebookRequest,
+    PhonebookRequest, SmppSessionsReply, SmppSessionsRequest,
 };
 
 /// One service: `<namespace>.svc.<path>`, answered by the replicas of one
@@ -33,6 +33,17 @@ impl<Req: BusMessage, Rep: BusMessage> Service<Req, Rep> {
         Self { path, group, types: PhantomData }
     }
 
+    /// A service every replica answers (no queue group): the caller gathers
+    /// the replies for a while (`Bus::gather`).
+    const fn everyone(path: &'static str) -> Self {
+        Self { path, group: "", types: PhantomData }
+    }
+
+    /// Whether every replica answers, rather than one of the queue group.
+    pub fn is_broadcast(&self) -> bool {
+        self.group.is_empty()
+    }
+
     pub fn subject(&self, ns: &Namespace) -> String {
         format!("{}.svc.{}", ns.as_str(), self.path)
     }
@@ -55,5 +66,7 @@ pub const LAST_IDS: Service<LastIdsRequest, LastIdsReply> = Service::new("query.
 pub const INCOMING: Service<IncomingRequest, IncomingReply> = Service::new("query.incoming", "query");
 /// Account-changing commands, answered by the accounts role.
 pub const ACCOUNTS: Service<AccountCommand, AccountReply> = Service::new("accounts", "accounts");
+/// `smsfleet smpp sessions`: every ingress replica lists its live SMPP binds.
+pub const SMPP_SESSIONS: Service<SmppSessionsRequest, SmppSessionsReply> = Service::everyone("smpp.sessions");
 /// Admin credit changes, answered by the ledger role (the only writer of balances).
 pub const LEDGER_CREDIT: Service<CreditChangeRequest, CreditChangeReply> = Service::new("ledger.credit", "ledger");

@@ -75,6 +75,17 @@ impl Namespace {
         format!("{}.ids.smslog", self.0)
     }
 
+    /// What waits for account `uid`'s SMPP receiver binds.
+    pub fn smpp_out_subject(&self, uid: i64) -> String {
+        format!("{}.smpp.out.{uid}", self.0)
+    }
+
+    /// The durable consumer every replica holding a receiver bind of `uid`
+    /// pulls from (created at the account's first receiver bind).
+    pub fn smpp_out_durable(uid: i64) -> String {
+        format!("smpp_out_{uid}")
+    }
+
     /// Slot `n` of a fleet-wide named pool (e.g. the SMPP binds of a
     /// route, `smpp.<route>`); see `smsfleet_bus::SlotLease`.
     pub fn slot_subject(&self, pool: &str, n: u32) -> String {
@@ -106,10 +117,11 @@ pub enum StreamKind {
     Dead,
     Incoming,
     Ids,
+    SmppOut,
 }
 
 impl StreamKind {
-    pub const ALL: [StreamKind; 10] = [
+    pub const ALL: [StreamKind; 11] = [
         Self::Submit,
         Self::Dispatch,
         Self::Schedule,
@@ -120,6 +132,7 @@ impl StreamKind {
         Self::Dead,
         Self::Incoming,
         Self::Ids,
+        Self::SmppOut,
     ];
 
     fn suffix(self) -> &'static str {
@@ -134,6 +147,7 @@ impl StreamKind {
             Self::Dead => "DEAD",
             Self::Incoming => "INCOMING",
             Self::Ids => "IDS",
+            Self::SmppOut => "SMPP_OUT",
         }
     }
 
@@ -149,6 +163,7 @@ impl StreamKind {
             Self::Dead => "dead",
             Self::Incoming => "incoming",
             Self::Ids => "ids",
+            Self::SmppOut => "smpp_out",
         }
     }
 }
@@ -197,6 +212,10 @@ pub struct Topology {
 }
 
 const DAY: u64 = 86_400;
+
+/// The longest a receipt can wait for its customer to bind: the SMPP
+/// server's configured expiry is capped by it.
+pub const SMPP_OUT_MAX_AGE_SECS: u64 = 7 * DAY;
 
 /// How long a delivered message may go without an ack or an in-progress
 /// ack before the server redelivers it. Short, so the work of a killed
@@ -251,6 +270,12 @@ impl Topology {
                 // Id counters: kept forever (a lost counter would reissue
                 // ids), the last value per subject is all that matters.
                 stream(Ids, "ids.>", Limits, 0, 1, "id_counter"),
+                // A work queue with one durable per account (`smpp_out_<uid>`,
+                // filter `smpp.out.<uid>`; the filters never overlap): a
+                // receipt stays until a customer's deliver_sm_resp acks it,
+                // or until max_age. The server drops it earlier when it is
+                // older than its configured receipt expiry.
+                stream(SmppOut, "smpp.out.>", WorkQueue, SMPP_OUT_MAX_AGE_SECS, 0, "smpp_deliver"),
             ],
             consumers: vec![
                 consumer(Submit, "ledger", "ledger", ACK_WAIT_SECS, 20, 20_000),
@@ -286,6 +311,8 @@ mod tests {
         assert_eq!(ns.subject(StreamKind::Dispatch), "t42.dispatch");
         assert_eq!(ns.account_state_subject(7), "t42.state.account.7");
         assert_eq!(ns.subject(StreamKind::Incoming), "t42.incoming");
+        assert_eq!(ns.smpp_out_subject(7), "t42.smpp.out.7");
+        assert_eq!(ns.stream_name(StreamKind::SmppOut), "T42_SMPP_OUT");
         assert_eq!(crate::services::INCOMING.subject(&ns), "t42.svc.query.incoming");
         assert!(Namespace::new("Bad.Name").is_none());
     }

@@ -84,6 +84,9 @@ pub enum AccountError {
     InvalidToken,
     #[error("password too short")]
     PasswordTooShort,
+    /// SMPP 3.4 carries at most 8 password characters (9 with the NUL).
+    #[error("SMPP password must be 1 to 8 printable ASCII characters")]
+    InvalidSmppPassword,
     #[error("invalid timezone")]
     InvalidTimezone,
     #[error("footer too long")]
@@ -158,6 +161,16 @@ pub const MIN_NEW_PASSWORD_BYTES: usize = 4;
 /// four-character password can be set but not used for `get_token`.
 pub fn new_password_acceptable(p: &str) -> bool {
     p.trim().len() >= MIN_NEW_PASSWORD_BYTES
+}
+
+/// Longest SMPP bind password: SMPP 3.4's `password` is a C-string of at
+/// most 9 octets with its NUL.
+pub const MAX_SMPP_PASSWORD_LEN: usize = 8;
+
+/// An SMPP password clients can send: 1 to 8 printable ASCII characters
+/// (the codec refuses anything else in a bind).
+pub fn smpp_password_acceptable(p: &str) -> bool {
+    !p.is_empty() && p.len() <= MAX_SMPP_PASSWORD_LEN && p.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// playSMS's email check (`core_sanitize` + filter_var): one `@`, a dotted
@@ -258,6 +271,10 @@ mod tests {
         assert!(password_long_enough("abcde"));
         assert!(!new_password_acceptable(" abc "));
         assert!(new_password_acceptable("abcd"));
+        assert!(smpp_password_acceptable("secret08"));
+        assert!(!smpp_password_acceptable("ninechars"));
+        assert!(!smpp_password_acceptable(""));
+        assert!(!smpp_password_acceptable("a b"));
     }
 
     #[test]

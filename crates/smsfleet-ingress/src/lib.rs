@@ -1,4 +1,5 @@
-//! The ingress role: the HTTP APIs clients already call. Its send path
+//! The ingress role: the HTTP APIs clients already call, and the SMPP
+//! server for customers ([`smpp`], on its own port). Its send path
 //! authenticates from the in-memory account cache, validates, publishes the
 //! submission to JetStream (awaiting the PubAck, so an OK is durable) and
 //! answers; it never waits on Postgres. Reads (`ds`, `cr`) and account
@@ -7,7 +8,8 @@
 //!
 //! Where things are: [`playsms`] speaks the playSMS wire format (one module
 //! per op under `playsms/ops/`, one reply in `playsms/reply.rs`), [`bulk`]
-//! the bulk API, [`body`] reads every door's body, and [`accept`] is the one
+//! the bulk API, [`smpp`] the SMPP server, [`body`] reads every door's
+//! body, and [`accept`] is the one
 //! path a send request takes from any door to the SUBMIT stream.
 
 mod accept;
@@ -19,6 +21,7 @@ mod cache;
 mod guard;
 mod playsms;
 mod publisher;
+mod smpp;
 #[cfg(test)]
 mod test_fixtures;
 
@@ -36,6 +39,7 @@ use crate::app::{App, SendLimits};
 pub use bulk::BulkSettings;
 pub use cache::AccountCache;
 pub use guard::GuardSettings;
+pub use smpp::{SmppSettings, TlsSettings as SmppTlsSettings};
 
 #[derive(Debug, Clone)]
 pub struct IngressConfig {
@@ -67,6 +71,8 @@ pub struct IngressConfig {
     pub trusted_proxies: String,
     /// Timeouts and connection limits of the HTTP port.
     pub http: smsfleet_telemetry::HttpLimits,
+    /// The SMPP server (off unless a listen address is set).
+    pub smpp: SmppSettings,
 }
 
 impl Default for IngressConfig {
@@ -85,6 +91,7 @@ impl Default for IngressConfig {
             web_root: "index.php".to_owned(),
             trusted_proxies: String::new(),
             http: smsfleet_telemetry::HttpLimits::default(),
+            smpp: SmppSettings::default(),
         }
     }
 }
@@ -146,10 +153,16 @@ pub async fn run(mut ctx: RoleContext, config: IngressConfig) -> Result<(), Ingr
     // Id blocks are claimed in the background for as long as the server
     // runs; while none can be claimed, no ids are issued.
     let stop = shutdown.child_token();
+    // The SMPP port is bound before readiness, so a bad address or
+    // certificate fails the start instead of a half-open role.
+    let smpp = smpp::start(app.clone(), config.smpp.clone(), stop.clone()).await?;
     ready.set(true);
     tracing::info!(addr = ?listener.local_addr().ok(), "ingress listening");
     let served = smsfleet_telemetry::serve(listener, router(app), config.http.clone(), stop).await;
     ready.set(false);
+    if let Some(smpp) = smpp {
+        let _ = smpp.await;
+    }
     drop(id_blocks);
     drop(feed);
     let _ = bus.flush().await;

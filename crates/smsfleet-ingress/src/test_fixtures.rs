@@ -28,5 +28,8 @@ pub fn account() -> AccountState {
         sender: String::new(),
         templates: Vec::new(),
         dlr_callback_url: None,
+        smpp_password_hash: None,
+        smpp_max_binds: 2,
+        smpp_throughput: 0,
     }
 }

@@ -7,12 +7,16 @@
 //! anything else lands unhandled in the first admin's sandbox (`sx`). An
 //! internal message (`pv` to `@user`) goes straight to that user's inbox
 //! (`ix`). Rows are keyed by the message's unique key, so redelivery is a
-//! no-op.
+//! no-op. A handled MO of an account with an SMPP password is also queued
+//! for the account's SMPP receiver binds (SMPP_OUT).
 
 use std::collections::HashMap;
 
-use smsfleet_bus::{Delivery, HandlerError};
-use smsfleet_contract::{IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, IncomingRow};
+use smsfleet_bus::{Bus, Delivery, HandlerError};
+use smsfleet_contract::{
+    IncomingKind, IncomingList, IncomingMessage, IncomingReply, IncomingRequest, IncomingRow, SCHEMA_VERSION,
+    SmppDeliver, SmppDeliverBody,
+};
 use smsfleet_domain::keyword::{keyword_key, split_keyword};
 use smsfleet_domain::schedule::format_playsms;
 use smsfleet_store::PgPool;
@@ -82,7 +86,11 @@ pub fn route(msg: &IncomingMessage, owners: &HashMap<String, i64>) -> Routed {
 }
 
 /// Routes and stores one pulled batch in one transaction.
-pub async fn handle_incoming(pool: PgPool, batch: Vec<Delivery<IncomingMessage>>) -> Result<(), HandlerError> {
+pub async fn handle_incoming(
+    pool: PgPool,
+    bus: Bus,
+    batch: Vec<Delivery<IncomingMessage>>,
+) -> Result<(), HandlerError> {
     let mut keywords: Vec<String> = batch
         .iter()
         .filter(|d| d.body.kind != IncomingKind::Inbox)
@@ -112,6 +120,40 @@ pub async fn handle_incoming(pool: PgPool, batch: Vec<Delivery<IncomingMessage>>
     inbox.retain(|r: &smsfleet_store::incoming::NewInboxMessage| seen.insert(r.msg_key.clone()));
     let added = store::insert(&pool, &incoming, &inbox).await.map_err(|e| HandlerError::Transient(e.to_string()))?;
     metrics::counter!("smsfleet_query_incoming_stored_total").increment(added);
+    to_smpp_customers(&pool, &bus, &incoming).await
+}
+
+/// Handled MOs of accounts that bind over SMPP also wait for the account's
+/// receiver binds on SMPP_OUT (`mo:<msg_key>`, so a redelivered batch is
+/// stored once), in the batch's order. The full text goes, keyword included.
+async fn to_smpp_customers(pool: &PgPool, bus: &Bus, incoming: &[NewIncoming]) -> Result<(), HandlerError> {
+    let handled: Vec<&NewIncoming> = incoming.iter().filter(|r| r.handled).collect();
+    if handled.is_empty() {
+        return Ok(());
+    }
+    let uids: Vec<i64> = handled.iter().map(|r| r.uid).collect();
+    let smpp = smsfleet_store::accounts::smpp_enabled(pool, &uids).await.map_err(HandlerError::transient)?;
+    let now = smsfleet_domain::clock::now_ms();
+    let items: Vec<(String, String, SmppDeliver)> = handled
+        .into_iter()
+        .filter(|r| smpp.contains(&r.uid))
+        .map(|r| {
+            let key = format!("mo:{}", r.msg_key);
+            let deliver = SmppDeliver {
+                v: SCHEMA_VERSION,
+                uid: r.uid,
+                key: key.clone(),
+                source_addr: r.sender.clone(),
+                destination_addr: r.receiver.clone(),
+                created_at_ms: now,
+                body: SmppDeliverBody::Mo { text: r.raw.clone() },
+            };
+            (bus.namespace().smpp_out_subject(r.uid), key, deliver)
+        })
+        .collect();
+    if !items.is_empty() {
+        bus.publish_all(items).await.map_err(HandlerError::transient)?;
+    }
     Ok(())
 }
 

@@ -143,7 +143,8 @@ pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError
     let incoming_worker = WorkerConfig { concurrency: 1, ..worker(StreamKind::Incoming) };
     let (b, p, s, w) = (bus.clone(), pool.clone(), stop.clone(), incoming_worker);
     tasks.spawn(async move {
-        let handler = move |batch| incoming::handle_incoming(p.clone(), batch);
+        let bus = b.clone();
+        let handler = move |batch| incoming::handle_incoming(p.clone(), bus.clone(), batch);
         ("incoming routing", smsfleet_bus::run_worker::<IncomingMessage, _, _>(b, w, s, handler).await)
     });
 

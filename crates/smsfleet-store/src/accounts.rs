@@ -31,6 +31,9 @@ pub struct AccountRow {
     pub revision: i64,
     pub templates: Vec<String>,
     pub dlr_callback_url: Option<String>,
+    pub smpp_password_hash: Option<String>,
+    pub smpp_max_binds: i32,
+    pub smpp_throughput: i32,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -52,11 +55,13 @@ pub struct NewAccount {
     pub sender: String,
     pub templates: Vec<String>,
     pub dlr_callback_url: Option<String>,
+    pub smpp_password_hash: Option<String>,
 }
 
 pub(crate) const COLUMNS: &str = "uid, username, email, name, mobile, role, parent_uid, banned, deleted, \
     webservices_enabled, webservices_ip, token_lookup, token_sealed, password_hash, bulk_password_hash, \
-    timezone, footer, sender, revision, templates, dlr_callback_url";
+    timezone, footer, sender, revision, templates, dlr_callback_url, smpp_password_hash, smpp_max_binds, \
+    smpp_throughput";
 
 /// Creates an account and its zero balance in one transaction.
 pub async fn create(pool: &PgPool, a: &NewAccount) -> Result<AccountRow> {
@@ -64,7 +69,8 @@ pub async fn create(pool: &PgPool, a: &NewAccount) -> Result<AccountRow> {
     let row: AccountRow = sqlx::query_as(AssertSqlSafe(format!(
         "INSERT INTO accounts (username, email, name, mobile, role, parent_uid, webservices_enabled, webservices_ip, \
          token_lookup, token_sealed, password_hash, bulk_password_hash, timezone, footer, sender, templates, \
-         dlr_callback_url) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17) RETURNING {COLUMNS}"
+         dlr_callback_url, smpp_password_hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) \
+         RETURNING {COLUMNS}"
     )))
     .bind(&a.username)
     .bind(&a.email)
@@ -83,6 +89,7 @@ pub async fn create(pool: &PgPool, a: &NewAccount) -> Result<AccountRow> {
     .bind(&a.sender)
     .bind(&a.templates)
     .bind(&a.dlr_callback_url)
+    .bind(&a.smpp_password_hash)
     .fetch_one(&mut *tx)
     .await
     .map_err(|e| match &e {
@@ -175,6 +182,10 @@ pub struct AccountSettings {
     pub email: Option<String>,
     pub name: Option<String>,
     pub mobile: Option<String>,
+    /// The SMPP bind password's hash.
+    pub smpp_password_hash: Option<String>,
+    pub smpp_max_binds: Option<i32>,
+    pub smpp_throughput: Option<i32>,
 }
 
 /// Applies `s` to a live account; the revision bump orders the state snapshots.
@@ -195,6 +206,9 @@ pub async fn update_settings(pool: &PgPool, uid: i64, s: &AccountSettings) -> Re
            email = COALESCE($8, email), \
            name = COALESCE($9, name), \
            mobile = COALESCE($10, mobile), \
+           smpp_password_hash = COALESCE($11, smpp_password_hash), \
+           smpp_max_binds = COALESCE($12, smpp_max_binds), \
+           smpp_throughput = COALESCE($13, smpp_throughput), \
            revision = revision + 1 \
          WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
     )))
@@ -208,6 +222,9 @@ pub async fn update_settings(pool: &PgPool, uid: i64, s: &AccountSettings) -> Re
     .bind(&s.email)
     .bind(&s.name)
     .bind(&s.mobile)
+    .bind(&s.smpp_password_hash)
+    .bind(s.smpp_max_binds)
+    .bind(s.smpp_throughput)
     .fetch_optional(pool)
     .await
     .map_err(|e| match &e {
@@ -226,6 +243,8 @@ pub struct PreferenceUpdate {
     pub email: Option<String>,
     pub mobile: Option<String>,
     pub password_hash: Option<String>,
+    /// `data_smpp_password` (our extension), hashed.
+    pub smpp_password_hash: Option<String>,
     pub profile: serde_json::Map<String, serde_json::Value>,
 }
 
@@ -234,6 +253,7 @@ pub async fn update_preferences(pool: &PgPool, uid: i64, u: &PreferenceUpdate) -
         "UPDATE accounts SET name = COALESCE($2, name), email = COALESCE($3, email), \
          mobile = COALESCE($4, mobile), password_hash = COALESCE($5, password_hash), \
          bulk_password_hash = COALESCE($5, bulk_password_hash), profile = profile || $6, \
+         smpp_password_hash = COALESCE($7, smpp_password_hash), \
          revision = revision + 1 WHERE uid = $1 AND NOT deleted RETURNING {COLUMNS}"
     )))
     .bind(uid)
@@ -242,6 +262,7 @@ pub async fn update_preferences(pool: &PgPool, uid: i64, u: &PreferenceUpdate) -
     .bind(&u.mobile)
     .bind(&u.password_hash)
     .bind(serde_json::Value::Object(u.profile.clone()))
+    .bind(&u.smpp_password_hash)
     .fetch_optional(pool)
     .await?)
 }
@@ -375,4 +396,15 @@ pub async fn take_login_key(pool: &PgPool, uid: i64) -> Result<Option<(String, O
         Some((Some(lookup), Some(expires))) => Some((lookup, expires)),
         _ => None,
     })
+}
+
+/// Which of `uids` can bind over SMPP (have an SMPP password): only their
+/// final statuses can owe a receipt.
+pub async fn smpp_enabled(pool: &PgPool, uids: &[i64]) -> Result<std::collections::HashSet<i64>> {
+    let rows: Vec<(i64,)> =
+        sqlx::query_as("SELECT uid FROM accounts WHERE uid = ANY($1) AND smpp_password_hash IS NOT NULL")
+            .bind(uids)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.0).collect())
 }

@@ -15,6 +15,7 @@ pub mod phonebook;
 pub mod projection;
 pub mod rates;
 pub mod scheduler;
+pub mod smpp_receipts;
 pub mod stoplist;
 
 use std::time::Duration;

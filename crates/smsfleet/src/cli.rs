@@ -67,6 +67,11 @@ pub enum Command {
     },
     /// Lifts the brute-force block of a client IP on every ingress replica.
     Unblock(UnblockArgs),
+    /// The SMPP server's live binds.
+    Smpp {
+        #[command(subcommand)]
+        command: SmppCommand,
+    },
     /// Contacts and groups per account (get_contact, `#CODE` in pv).
     Phonebook {
         #[command(subcommand)]
@@ -112,6 +117,21 @@ pub struct SenderArgs {
     /// Up to 11 letters and digits, or a number of up to 16 digits.
     #[arg(long)]
     pub sender: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmppCommand {
+    /// Lists the live SMPP binds of every ingress replica.
+    Sessions(SmppSessionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SmppSessionsArgs {
+    #[command(flatten)]
+    pub bus: BusArgs,
+    /// Milliseconds to wait for the replicas' answers.
+    #[arg(long, default_value_t = 1000)]
+    pub wait_ms: u64,
 }
 
 #[derive(Debug, Args)]
@@ -333,6 +353,57 @@ pub struct IngressSettings {
     pub submit_publishers: usize,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
+    #[command(flatten)]
+    pub smpp: SmppArgs,
+}
+
+/// An address to listen on, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenOrOff(pub Option<SocketAddr>);
+
+fn listen_or_off(s: &str) -> Result<ListenOrOff, String> {
+    match s.trim() {
+        "" | "off" => Ok(ListenOrOff(None)),
+        addr => addr.parse().map(|a| ListenOrOff(Some(a))).map_err(|e| format!("{addr:?}: {e}")),
+    }
+}
+
+/// The SMPP server for customers (part of the ingress role).
+#[derive(Debug, Args, Clone)]
+pub struct SmppArgs {
+    /// Address of the SMPP 3.4 server for customers; `off` switches it off.
+    #[arg(long, env = "SMSFLEET_SMPP_LISTEN", default_value = "127.0.0.1:2775", value_parser = listen_or_off)]
+    pub smpp_listen: ListenOrOff,
+    /// Address of SMPP over TLS (needs the certificate and key files); unset = none.
+    #[arg(long, env = "SMSFLEET_SMPP_TLS_LISTEN")]
+    pub smpp_tls_listen: Option<SocketAddr>,
+    /// PEM file with the TLS server certificate chain.
+    #[arg(long, env = "SMSFLEET_SMPP_TLS_CERT")]
+    pub smpp_tls_cert: Option<PathBuf>,
+    /// PEM file with the TLS private key.
+    #[arg(long, env = "SMSFLEET_SMPP_TLS_KEY")]
+    pub smpp_tls_key: Option<PathBuf>,
+    /// Our system_id in bind responses.
+    #[arg(long, env = "SMSFLEET_SMPP_SYSTEM_ID", default_value = "smsfleet")]
+    pub smpp_system_id: String,
+    /// submit_sm a bind may have unanswered; beyond it ESME_RTHROTTLED.
+    #[arg(long, env = "SMSFLEET_SMPP_WINDOW", default_value_t = 64)]
+    pub smpp_window: usize,
+    /// Largest PDU accepted, in bytes (checked from the length field).
+    #[arg(long, env = "SMSFLEET_SMPP_MAX_PDU_BYTES", default_value_t = 8192)]
+    pub smpp_max_pdu_bytes: usize,
+    /// Seconds a bind may pass with nothing but enquire_link before it is closed (0 = never).
+    #[arg(long, env = "SMSFLEET_SMPP_IDLE_TIMEOUT_SECS", default_value_t = 0)]
+    pub smpp_idle_timeout_secs: u64,
+    /// Seconds between our enquire_link on each bind.
+    #[arg(long, env = "SMSFLEET_SMPP_ENQUIRE_LINK_SECS", default_value_t = 30)]
+    pub smpp_enquire_link_secs: u64,
+    /// Seconds a customer has to answer our deliver_sm and enquire_link.
+    #[arg(long, env = "SMSFLEET_SMPP_RESPONSE_TIMEOUT_SECS", default_value_t = 30)]
+    pub smpp_response_timeout_secs: u64,
+    /// Hours a receipt waits for the customer to bind before it is dropped (at most 168).
+    #[arg(long, env = "SMSFLEET_SMPP_RECEIPT_EXPIRY_HOURS", default_value_t = 72)]
+    pub smpp_receipt_expiry_hours: u64,
 }
 
 /// Timeouts and connection limits of a role's HTTP port (ingress, dlr).
@@ -490,6 +561,15 @@ pub struct AccountSetArgs {
     pub name: Option<String>,
     #[arg(long)]
     pub mobile: Option<String>,
+    /// SMPP bind password (system_id is the username), at most 8 characters.
+    #[arg(long)]
+    pub smpp_password: Option<String>,
+    /// SMPP binds the account may hold at once, across every ingress replica.
+    #[arg(long)]
+    pub max_binds: Option<u32>,
+    /// submit_sm per second over all the account's binds (0 = no limit); beyond it ESME_RTHROTTLED.
+    #[arg(long)]
+    pub smpp_throughput: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

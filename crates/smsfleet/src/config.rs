@@ -7,8 +7,8 @@ use anyhow::bail;
 
 use crate::cli;
 
-pub fn ingress(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConfig {
-    smsfleet_ingress::IngressConfig {
+pub fn ingress(s: &cli::IngressSettings) -> anyhow::Result<smsfleet_ingress::IngressConfig> {
+    Ok(smsfleet_ingress::IngressConfig {
         max_destinations: s.max_destinations,
         max_segments: s.max_parts,
         default_sender: s.default_sender.clone(),
@@ -34,8 +34,32 @@ pub fn ingress(s: &cli::IngressSettings) -> smsfleet_ingress::IngressConfig {
         http: http_limits(&s.limits),
         store_deadline: Duration::from_secs(s.store_deadline_secs.max(1)),
         publishers: s.submit_publishers.max(1),
+        smpp: smpp(&s.smpp)?,
         ..Default::default()
-    }
+    })
+}
+
+pub fn smpp(a: &cli::SmppArgs) -> anyhow::Result<smsfleet_ingress::SmppSettings> {
+    let tls = match (a.smpp_tls_listen, &a.smpp_tls_cert, &a.smpp_tls_key) {
+        (None, _, _) => None,
+        (Some(listen), Some(cert), Some(key)) => {
+            Some(smsfleet_ingress::SmppTlsSettings { listen, cert_file: cert.clone(), key_file: key.clone() })
+        }
+        (Some(_), _, _) => bail!("SMSFLEET_SMPP_TLS_LISTEN needs SMSFLEET_SMPP_TLS_CERT and SMSFLEET_SMPP_TLS_KEY"),
+    };
+    let max_age = smsfleet_contract::topology::SMPP_OUT_MAX_AGE_SECS;
+    Ok(smsfleet_ingress::SmppSettings {
+        listen: a.smpp_listen.0,
+        tls,
+        system_id: a.smpp_system_id.clone(),
+        window: a.smpp_window.max(1),
+        max_pdu_len: a.smpp_max_pdu_bytes.max(64),
+        idle_timeout: (a.smpp_idle_timeout_secs > 0).then(|| Duration::from_secs(a.smpp_idle_timeout_secs)),
+        enquire_link_interval: Duration::from_secs(a.smpp_enquire_link_secs.max(1)),
+        response_timeout: Duration::from_secs(a.smpp_response_timeout_secs.max(1)),
+        receipt_expiry: Duration::from_secs((a.smpp_receipt_expiry_hours * 3600).min(max_age)),
+        ..Default::default()
+    })
 }
 
 pub fn http_limits(a: &cli::HttpLimitArgs) -> smsfleet_telemetry::HttpLimits {

@@ -123,7 +123,7 @@ async fn run_fleet(
         (RoleConfig::Scheduler(Default::default()), None),
         (RoleConfig::Dispatcher(dispatcher), None),
         (RoleConfig::Dlr(config::dlr(&a.http.limits)), Some(dlr_listener)),
-        (RoleConfig::Ingress(config::ingress(&a.http)), Some(http_listener)),
+        (RoleConfig::Ingress(Box::new(config::ingress(&a.http)?)), Some(http_listener)),
     ];
     let resources = Resources { bus: Some(bus.clone()), pool: Some(pool.clone()), secrets: Some(secrets) };
     for (role, listener) in fleet {

@@ -41,6 +41,32 @@ pub async fn execute(command: Command) -> anyhow::Result<Option<Command>> {
             println!("{ip} unblocked on every ingress replica");
             Ok(())
         }
+        Command::Smpp { command: cli::SmppCommand::Sessions(a) } => {
+            let bus = connect::bus(&a.bus, "cli").await?;
+            let wait = std::time::Duration::from_millis(a.wait_ms);
+            let mut replies = bus
+                .gather(smsfleet_contract::services::SMPP_SESSIONS, &smsfleet_contract::SmppSessionsRequest {}, wait)
+                .await?;
+            replies.sort_by(|a, b| a.replica.cmp(&b.replica));
+            println!("replica uid system_id bind peer bound_at_ms submits throttled delivered");
+            for r in &replies {
+                for s in &r.sessions {
+                    println!(
+                        "{} {} {} {} {} {} {} {} {}",
+                        r.replica,
+                        s.uid,
+                        s.system_id,
+                        s.bind,
+                        s.peer,
+                        s.bound_at_ms,
+                        s.submits,
+                        s.throttled,
+                        s.delivered
+                    );
+                }
+            }
+            Ok(())
+        }
         Command::Phonebook { command } => crate::phonebook::execute(command).await,
         Command::Keyword { command } => crate::keyword::run(command).await,
         Command::Routes { command: cli::RoutesCommand::Check { file } } => {
@@ -147,6 +173,9 @@ async fn account_command(command: cli::AccountCommand) -> anyhow::Result<()> {
                 email: a.email,
                 name: a.name,
                 mobile: a.mobile,
+                smpp_password: a.smpp_password,
+                smpp_max_binds: a.max_binds,
+                smpp_throughput: a.smpp_throughput,
             };
             let row = smsfleet_accounts::update_account(&pool, &bus, &secrets, &a.username, changes).await?;
             println!("uid={} username={} revision={}", row.uid, row.username, row.revision);

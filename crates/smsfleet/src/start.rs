@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{cli, config, connect};
 
 pub enum RoleConfig {
-    Ingress(smsfleet_ingress::IngressConfig),
+    Ingress(Box<smsfleet_ingress::IngressConfig>),
     Accounts(smsfleet_accounts::AccountsConfig),
     Ledger(smsfleet_ledger::LedgerConfig),
     Scheduler(smsfleet_scheduler::SchedulerConfig),
@@ -46,7 +46,7 @@ impl RoleConfig {
     /// Runs the role until `ctx.shutdown` is cancelled or it fails.
     pub async fn run(self, ctx: RoleContext) -> anyhow::Result<()> {
         match self {
-            Self::Ingress(c) => smsfleet_ingress::run(ctx, c).await?,
+            Self::Ingress(c) => smsfleet_ingress::run(ctx, *c).await?,
             Self::Accounts(c) => smsfleet_accounts::run(ctx, c).await?,
             Self::Ledger(c) => smsfleet_ledger::run(ctx, c).await?,
             Self::Scheduler(c) => smsfleet_scheduler::run(ctx, c).await?,
@@ -174,7 +174,7 @@ pub fn from_command(command: &cli::Command) -> anyhow::Result<Option<(RoleConfig
                 admin_listen: Some(a.admin_listen),
                 ..Wiring::default()
             };
-            (RoleConfig::Ingress(config::ingress(&a.http)), wiring)
+            (RoleConfig::Ingress(Box::new(config::ingress(&a.http)?)), wiring)
         }
         Command::Accounts(a) => {
             let key = a.server_key.clone().context("SMSFLEET_SERVER_KEY is required by the accounts role")?;

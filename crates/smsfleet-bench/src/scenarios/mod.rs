@@ -16,13 +16,15 @@ use crate::procs::{self, Usage};
 mod ceilings;
 mod one_recipient;
 mod pipeline;
+mod smpp;
 
 pub use ceilings::serve_fixed;
 use ceilings::{ceiling_http, ceiling_jetstream};
 use one_recipient::{burst, group_commit_figures, transactional};
 use pipeline::{campaign, end_to_end, scale_out};
+pub use smpp::PASSWORD as SMPP_PASSWORD;
 
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 12] = [
     "ceiling-jetstream",
     "ceiling-http",
     "ingress-pv",
@@ -34,6 +36,7 @@ pub const ALL: [&str; 11] = [
     "end-to-end",
     "campaign",
     "scale-out",
+    "smpp",
 ];
 
 /// Scenarios whose figures are read against the ceilings of the same run.
@@ -267,6 +270,7 @@ async fn fleet_scenario(
         "burst" | "burst-all" => burst(&mut fleet, sizes, ceilings, result).await,
         "transactional" | "transactional-all" => transactional(&mut fleet, sizes, ceilings, result).await,
         "campaign" => campaign(&mut fleet, sizes, result).await,
+        "smpp" => smpp::smpp_submit(&mut fleet, sizes, ceilings, result).await,
         _ => scale_out(&mut fleet, sizes, result).await,
     };
     // A dispatcher started during the scenario is accounted from its start.

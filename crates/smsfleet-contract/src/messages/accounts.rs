@@ -58,6 +58,9 @@ pub struct NewAccountCommand {
     /// Extension: the webservices token; `auto` generates one.
     #[serde(default)]
     pub token: Option<String>,
+    /// Extension: the SMPP bind password (at most 8 characters).
+    #[serde(default)]
+    pub smpp_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -71,6 +74,9 @@ pub struct PreferenceChanges {
     pub state: Option<String>,
     pub country: Option<String>,
     pub zipcode: Option<String>,
+    /// Extension: the SMPP bind password (at most 8 characters).
+    #[serde(default)]
+    pub smpp_password: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

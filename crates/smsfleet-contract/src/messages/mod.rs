@@ -10,6 +10,7 @@ mod ids;
 mod incoming;
 mod ledger;
 mod query;
+mod smpp;
 mod state;
 mod status;
 mod submit;
@@ -24,6 +25,7 @@ pub use ids::*;
 pub use incoming::*;
 pub use ledger::*;
 pub use query::*;
+pub use smpp::*;
 pub use state::*;
 pub use status::*;
 pub use submit::*;
@@ -96,6 +98,9 @@ bus_messages! {
     GroupState => "group_state" [v],
     IncomingMessage => "incoming_message" [v, trace],
     IdCounter => "id_counter" [v],
+    SmppDeliver => "smpp_deliver" [v],
+    SmppSessionsRequest => "smpp_sessions_request",
+    SmppSessionsReply => "smpp_sessions_reply",
     DsRequest => "ds_request",
     DsReply => "ds_reply",
     CreditRequest => "credit_request",

@@ -43,6 +43,15 @@ pub struct AccountState {
     /// Where delivery reports of bulk `dlr=1` messages are pushed.
     #[serde(default)]
     pub dlr_callback_url: Option<String>,
+    /// argon2 PHC string of the SMPP bind password (`None`: no SMPP binds).
+    #[serde(default)]
+    pub smpp_password_hash: Option<String>,
+    /// Binds the account may hold at once across every ingress replica.
+    #[serde(default)]
+    pub smpp_max_binds: u32,
+    /// submit_sm per second over all the account's binds; 0 = no limit.
+    #[serde(default)]
+    pub smpp_throughput: u32,
 }
 
 /// One entry of the global stop list (`uid: None`, bulk code 1042) or of an

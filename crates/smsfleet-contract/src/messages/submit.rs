@@ -5,12 +5,14 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use smsfleet_domain::Encoding;
 
-/// Which HTTP API accepted a submission; the status pusher and `ds` use it.
+/// Which door accepted a submission; the status pusher and `ds` use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Api {
     Playsms,
     Bulk,
+    /// submit_sm on the SMPP server; `dlr_requested` is registered_delivery.
+    Smpp,
 }
 
 /// One destination of a submission, with its `smslog_id`.

@@ -58,6 +58,7 @@ pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, O
             E::MobileTaken { mobile } => info(604, mobile_taken(mobile)),
             E::InvalidIpList { list } => info(604, format!("Invalid webservices IP allow-list ({list})")),
             E::InvalidToken => info(604, "Invalid webservices token (letters and digits only)".to_owned()),
+            E::InvalidSmppPassword => info(604, smpp_password_invalid()),
             _ => {
                 let username = normalize_username(add.username.trim()).unwrap_or_default();
                 info(604, format!("Fail to add account (username: {username})"))
@@ -78,6 +79,7 @@ pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, O
             E::EmailTaken { email } => info(616, email_taken(email)),
             E::MobileTaken { mobile } => info(616, mobile_taken(mobile)),
             E::PasswordTooShort => info(616, password_too_short()),
+            E::InvalidSmppPassword => info(616, smpp_password_invalid()),
             _ => (616, None),
         },
         AccountCommand::Configuration { .. } => match e {
@@ -98,6 +100,12 @@ pub(crate) fn playsms_refusal(cmd: &AccountCommand, e: &AccountError) -> (u16, O
 
 fn password_too_short() -> String {
     format!("Password should be at least {} characters", smsfleet_domain::account::MIN_NEW_PASSWORD_BYTES)
+}
+
+/// Our extension `data_smpp_password`: SMPP 3.4 limits it to 8 characters.
+fn smpp_password_invalid() -> String {
+    let max = smsfleet_domain::account::MAX_SMPP_PASSWORD_LEN;
+    format!("SMPP password must be 1 to {max} printable characters without spaces")
 }
 
 fn invalid_username(username: &str) -> String {

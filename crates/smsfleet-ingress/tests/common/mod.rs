@@ -50,6 +50,9 @@ pub fn account(secrets: &Secrets, uid: i64, username: &str, token: &str) -> Acco
         sender: String::new(),
         templates: Vec::new(),
         dlr_callback_url: None,
+        smpp_password_hash: None,
+        smpp_max_binds: 2,
+        smpp_throughput: 0,
     }
 }
 

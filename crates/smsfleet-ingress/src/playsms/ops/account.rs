@@ -71,6 +71,7 @@ pub(crate) async fn add(app: &App, p: &Params, client: IpAddr) -> Result<Payload
         webservices_enabled: flag(p, "data_enable_webservices"),
         webservices_ip: optional(p, "data_webservices_ip"),
         token: optional(p, "data_token"),
+        smpp_password: optional(p, "data_smpp_password"),
     };
     let required = [&cmd.status, &cmd.username, &cmd.password, &cmd.name, &cmd.email];
     if required.iter().any(|f| f.is_empty()) {
@@ -118,6 +119,7 @@ pub(crate) async fn preferences(app: &App, p: &Params, client: IpAddr) -> Result
         state: optional(p, "data_state"),
         country: optional(p, "data_country"),
         zipcode: optional(p, "data_zipcode"),
+        smpp_password: optional(p, "data_smpp_password"),
     };
     change(app, AccountCommand::Preferences { username, changes }, 616).await
 }
