@@ -16,11 +16,13 @@ mod auth;
 mod body;
 mod bulk;
 mod cache;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod guard;
 mod ids;
 mod playsms;
 mod publisher;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 mod test_fixtures;
 
 use std::sync::Arc;
