@@ -14,7 +14,10 @@ pub mod status_batch_id;
 pub mod topology;
 
 pub use messages::*;
-pub use route_id::{DLR_CALLBACK_PATH, InvalidRouteId, RouteId, dlr_callback_url, split_dlr_callback_url};
+pub use route_id::{
+    CALLBACK_SECRET_HEADER, CALLBACK_SECRET_PARAM, DLR_CALLBACK_PATH, InvalidRouteId, RouteId, dlr_callback_url,
+    split_dlr_callback_url,
+};
 pub use services::Service;
 pub use status_batch_id::{StatusOrigin, fnv1a, status_batch_id};
 pub use topology::{ConsumerSpec, Namespace, Retention, StreamKind, StreamSpec, Topology};

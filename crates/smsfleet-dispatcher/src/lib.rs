@@ -25,7 +25,7 @@ use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;
 use smsfleet_runtime::RoleContext;
 
-pub use route::{Protocol, Route, RouteLimits, SimSettings, choose_route, parse_routes};
+pub use route::{CallbackSettings, Protocol, Route, RouteLimits, SimSettings, choose_route, parse_routes};
 pub use upstream::{OutboundMessage, Upstream, Verdict};
 
 #[derive(Debug, thiserror::Error)]

@@ -16,6 +16,26 @@ pub struct Route {
     pub prefixes: Vec<String>,
     pub limits: RouteLimits,
     pub protocol: Protocol,
+    /// Who the dlr role takes this route's callbacks from.
+    pub callback: CallbackSettings,
+}
+
+/// A route's callback rules (issue 14.14): the secret the upstream must
+/// send with every report and MO, and the addresses it may post from.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CallbackSettings {
+    /// Read from the environment variable `callback_secret_env` names, so
+    /// the route specs themselves hold no secret.
+    pub secret: Option<String>,
+    /// A playSMS-style allow-list (`10.0.0.0/8,192.168.1.*`); empty: any peer.
+    pub allow: String,
+}
+
+impl std::fmt::Debug for CallbackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("CallbackSettings").field("secret", &secret).field("allow", &self.allow).finish()
+    }
 }
 
 /// How hard the dispatcher may drive one route, per dispatcher process.
@@ -76,12 +96,22 @@ impl Route {
     /// - `inflight`: concurrent submit calls, default 16.
     /// - `batch`: messages per submit, default 100.
     /// - `resend`: whether the upstream dedupes by reference, `true`/`false`, default `true`.
+    /// - `callback_secret_env`: the environment variable holding the secret
+    ///   the upstream must send with its callbacks (it must be set).
+    /// - `callback_allow`: `|`-separated addresses, CIDR ranges or wildcards
+    ///   the upstream's callbacks may come from.
     pub fn parse(spec: &str) -> Result<Route, DispatcherError> {
+        Route::parse_with_env(spec, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Route::parse`] reading `callback_secret_env` through `env`.
+    pub fn parse_with_env(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Route, DispatcherError> {
         let bad = |why: String| DispatcherError::Config(format!("route {spec:?}: {why}"));
         let (mut name, mut submit_url, mut dlr_url) = (None, None, None);
         let mut prefixes = Vec::new();
         let mut limits = RouteLimits::default();
         let mut dedupes_by_reference = true;
+        let mut callback = CallbackSettings::default();
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
             let value = value.trim();
@@ -113,6 +143,16 @@ impl Route {
                     dedupes_by_reference =
                         value.parse::<bool>().map_err(|_| bad("resend must be true or false".to_owned()))?
                 }
+                "callback_secret_env" => {
+                    let secret = env(value).filter(|s| !s.is_empty());
+                    callback.secret = Some(secret.ok_or_else(|| bad(format!("{value} is unset or empty")))?);
+                }
+                "callback_allow" => {
+                    callback.allow = value.split('|').map(str::trim).collect::<Vec<_>>().join(",");
+                    if !smsfleet_domain::ipallow::is_valid_list(&callback.allow) {
+                        return Err(bad("callback_allow: addresses, CIDR ranges or wildcards, |-separated".to_owned()));
+                    }
+                }
                 other => return Err(bad(format!("unknown key {other:?}"))),
             }
         }
@@ -132,7 +172,7 @@ impl Route {
             dlr_base_url: dlr_base_url.to_owned(),
             dedupes_by_reference,
         });
-        Ok(Route { name, prefixes, limits, protocol })
+        Ok(Route { name, prefixes, limits, protocol, callback })
     }
 
     /// Length of the longest prefix of `digits` this route serves; `Some(0)`
@@ -192,6 +232,21 @@ mod tests {
                 dedupes_by_reference: false,
             }
         );
+    }
+
+    #[test]
+    fn callback_rules() {
+        let env = |name: &str| (name == "SIM_SECRET").then(|| "s3cret".to_owned());
+        let spec = "name=sim,url=http://u/submit,dlr=http://d,callback_secret_env=SIM_SECRET,callback_allow=10.0.0.0/8|192.168.1.*";
+        let r = Route::parse_with_env(spec, &env).unwrap();
+        assert_eq!(r.callback.secret.as_deref(), Some("s3cret"));
+        assert_eq!(r.callback.allow, "10.0.0.0/8,192.168.1.*");
+        assert!(!format!("{r:?}").contains("s3cret"));
+        let unset = "name=sim,url=http://u/submit,dlr=http://d,callback_secret_env=NOPE";
+        assert!(Route::parse_with_env(unset, &env).is_err());
+        let bad_list = "name=sim,url=http://u/submit,dlr=http://d,callback_allow=nonsense";
+        assert!(Route::parse_with_env(bad_list, &env).is_err());
+        assert_eq!(route("sim", "").callback, CallbackSettings::default());
     }
 
     #[test]

@@ -348,6 +348,10 @@ pub struct DlrArgs {
     /// Address receiving delivery-report callbacks.
     #[arg(long, env = "SMSFLEET_DLR_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+    /// The dispatcher's routes: callbacks are taken only for these, with
+    /// each route's `callback_secret_env` and `callback_allow`.
+    #[arg(long, env = "SMSFLEET_ROUTES")]
+    pub routes: Option<String>,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
 }

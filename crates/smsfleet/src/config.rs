@@ -45,8 +45,14 @@ pub fn http_limits(a: &cli::HttpLimitArgs) -> smsfleet_telemetry::HttpLimits {
     }
 }
 
-pub fn dlr(limits: &cli::HttpLimitArgs) -> smsfleet_dlr::DlrConfig {
-    smsfleet_dlr::DlrConfig { http: http_limits(limits), ..Default::default() }
+/// The dlr role takes callbacks only for `routes`, with each route's
+/// secret and allow-list; no routes takes any (and says so at start).
+pub fn dlr(limits: &cli::HttpLimitArgs, routes: &[smsfleet_dispatcher::Route]) -> smsfleet_dlr::DlrConfig {
+    let callbacks = smsfleet_dlr::CallbackAuth::new(routes.iter().map(|r| {
+        let rules = smsfleet_dlr::RouteCallbacks { secret: r.callback.secret.clone(), allow: r.callback.allow.clone() };
+        (r.name.to_string(), rules)
+    }));
+    smsfleet_dlr::DlrConfig { http: http_limits(limits), callbacks, ..Default::default() }
 }
 
 pub fn dispatcher(routes: &str) -> anyhow::Result<smsfleet_dispatcher::DispatcherConfig> {

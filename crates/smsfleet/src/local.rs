@@ -113,6 +113,7 @@ async fn run_fleet(
             ..Default::default()
         },
     };
+    let dlr = config::dlr(&a.http.limits, &dispatcher.routes);
     let fleet = [
         (RoleConfig::Simulator(config::simulator(&a.sim, None)), Some(sim_listener)),
         (RoleConfig::Accounts(Default::default()), None),
@@ -121,7 +122,7 @@ async fn run_fleet(
         (RoleConfig::Ledger(Default::default()), None),
         (RoleConfig::Scheduler(Default::default()), None),
         (RoleConfig::Dispatcher(dispatcher), None),
-        (RoleConfig::Dlr(config::dlr(&a.http.limits)), Some(dlr_listener)),
+        (RoleConfig::Dlr(dlr), Some(dlr_listener)),
         (RoleConfig::Ingress(config::ingress(&a.http)), Some(http_listener)),
     ];
     let resources = Resources { bus: Some(bus.clone()), pool: Some(pool.clone()), secrets: Some(secrets) };
@@ -234,5 +235,6 @@ fn local_sim_route(
             dlr_base_url: format!("http://{dlr}"),
             dedupes_by_reference: true,
         }),
+        callback: smsfleet_dispatcher::CallbackSettings::default(),
     })
 }

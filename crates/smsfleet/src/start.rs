@@ -184,7 +184,11 @@ pub fn from_command(command: &cli::Command) -> anyhow::Result<Option<(RoleConfig
         Command::Scheduler(a) => (RoleConfig::Scheduler(Default::default()), Wiring::role(a)),
         Command::Dispatcher(a) => (RoleConfig::Dispatcher(config::dispatcher(&a.routes)?), Wiring::role(&a.role)),
         Command::Dlr(a) => {
-            (RoleConfig::Dlr(config::dlr(&a.limits)), Wiring { listen: Some(a.listen), ..Wiring::role(&a.role) })
+            let routes = smsfleet_dispatcher::parse_routes(a.routes.as_deref().unwrap_or(""))?;
+            (
+                RoleConfig::Dlr(config::dlr(&a.limits, &routes)),
+                Wiring { listen: Some(a.listen), ..Wiring::role(&a.role) },
+            )
         }
         Command::Query(a) => (RoleConfig::Query(Default::default()), Wiring::role(a)),
         Command::Callbacks(a) => (RoleConfig::Callbacks(Default::default()), Wiring::role(a)),

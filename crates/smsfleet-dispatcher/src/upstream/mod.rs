@@ -68,6 +68,8 @@ pub trait Upstream: Send + Sync {
 /// (its timeouts bound every call).
 pub(crate) fn connect(route: &Route, client: &reqwest::Client) -> Arc<dyn Upstream> {
     match &route.protocol {
-        Protocol::Sim(settings) => Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings)),
+        Protocol::Sim(settings) => {
+            Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings, route.callback.secret.as_deref()))
+        }
     }
 }

@@ -21,12 +21,26 @@ pub(crate) struct SimUpstream {
 }
 
 impl SimUpstream {
-    pub(crate) fn new(client: reqwest::Client, route: &RouteId, settings: &SimSettings) -> Self {
+    /// `callback_secret` travels in the callback URL: the simulator, like
+    /// most upstreams, is given a URL and no headers.
+    pub(crate) fn new(
+        client: reqwest::Client,
+        route: &RouteId,
+        settings: &SimSettings,
+        callback_secret: Option<&str>,
+    ) -> Self {
+        let mut dlr_url = dlr_callback_url(&settings.dlr_base_url, route);
+        if let Some(secret) = callback_secret {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair(smsfleet_contract::CALLBACK_SECRET_PARAM, secret)
+                .finish();
+            dlr_url = format!("{dlr_url}?{query}");
+        }
         Self {
             client,
             route: route.clone(),
             submit_url: settings.submit_url.clone(),
-            dlr_url: dlr_callback_url(&settings.dlr_base_url, route),
+            dlr_url,
             dedupes_by_reference: settings.dedupes_by_reference,
         }
     }
