@@ -17,6 +17,7 @@ mod publish;
 mod service;
 mod state;
 mod supervise;
+mod trim;
 mod worker;
 
 use std::time::Duration;
@@ -32,6 +33,7 @@ pub use publish::Published;
 pub use service::serve_requests;
 pub use state::{StateEvent, StateFeed};
 pub use supervise::{LoopFailure, supervise};
+pub use trim::{TRIM_EVERY, run_trimmer};
 pub use worker::{DEFAULT_BATCH_BYTES, Delivery, HandlerError, WorkerConfig, run_worker};
 
 /// A connection to the bus within one namespace.

@@ -147,6 +147,14 @@ pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError
         ("incoming routing", smsfleet_bus::run_worker::<IncomingMessage, _, _>(b, w, s, handler).await)
     });
 
+    // The projection reads every fan-out stream, so it is where they are
+    // trimmed (any number of replicas may do it).
+    let (b, s) = (bus.clone(), stop.clone());
+    tasks.spawn(async move {
+        smsfleet_bus::run_trimmer(b, s).await;
+        ("stream trimmer", Ok(()))
+    });
+
     ready.set(true);
     tracing::info!(batch = config.batch, concurrency = config.concurrency, "query role running");
 
