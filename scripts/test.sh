@@ -23,6 +23,9 @@ cargo build --locked -p smsfleet -p smsfleet-bench
 target="${CARGO_TARGET_DIR:-target}"
 "$target/debug/smsfleet-bench" --smoke --bin "$target/debug/smsfleet" --out "$target/bench-smoke"
 
+echo "== chaos, short form (fails only on lost, duplicated or wrongly charged messages)"
+"$target/debug/smsfleet-bench" --bin "$target/debug/smsfleet" chaos --short --table "$target/chaos/short.md"
+
 echo "== fuzz targets, 20 s each (scripts/fuzz.sh SECONDS runs them longer)"
 ./scripts/fuzz.sh 20
 

@@ -33,6 +33,11 @@ impl Infra {
         Ok(Infra { nats, pg, bin, fleets: 0, _dir: dir })
     }
 
+    /// Where the servers keep their data (`nats/`, `pg/`).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
+    }
+
     pub fn watched(&self) -> Vec<Watched> {
         let mut w = Vec::new();
         if let Some(pid) = self.nats.pid() {
@@ -74,6 +79,9 @@ impl Default for FleetSpec {
     }
 }
 
+/// A child's name, role, extra environment and readiness URL.
+type Started = (String, String, Vec<(String, String)>, Option<String>);
+
 pub struct Fleet {
     pub ingress: String,
     pub simulator: String,
@@ -82,6 +90,9 @@ pub struct Fleet {
     bin: PathBuf,
     env: Vec<(String, String)>,
     children: Vec<(String, Child)>,
+    /// How each child was started, so the chaos suite can start a killed
+    /// one again.
+    started: Vec<Started>,
     route: String,
 }
 
@@ -113,6 +124,7 @@ impl Fleet {
             bin: infra.bin.clone(),
             env,
             children: Vec::new(),
+            started: Vec::new(),
             route,
         };
         fleet.cli(&["migrate"]).await?;
@@ -174,6 +186,8 @@ impl Fleet {
         extra: &[(String, String)],
         ready_url: Option<String>,
     ) -> anyhow::Result<()> {
+        self.started.retain(|(n, ..)| n != name);
+        self.started.push((name.to_owned(), role.to_owned(), extra.to_vec(), ready_url.clone()));
         let admin = free_port()?;
         let mut cmd = self.command(&[role]);
         cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"));
@@ -199,6 +213,23 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// SIGKILLs the process `name` and waits for it to be gone.
+    pub async fn kill9(&mut self, name: &str) -> anyhow::Result<()> {
+        let at = self.children.iter().position(|(n, _)| n == name).with_context(|| format!("no process {name}"))?;
+        let (_, mut child) = self.children.remove(at);
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Starts the process `name` again as it was first started (a
+    /// supervisor's restart) and waits until it is ready.
+    pub async fn respawn(&mut self, name: &str) -> anyhow::Result<()> {
+        let (_, role, extra, ready) =
+            self.started.iter().find(|(n, ..)| n == name).cloned().with_context(|| format!("never started {name}"))?;
+        self.spawn(name, &role, &extra, ready).await
     }
 
     pub fn watched(&self) -> Vec<Watched> {
