@@ -101,7 +101,13 @@ pub struct Outcome {
     pub accepted: u64,
     pub errors: BTreeMap<String, u64>,
     pub lost: u64,
+    /// Accepted by the upstream beyond what was answered OK: sent twice, or
+    /// sent although the client was told it failed.
     pub sent_twice: u64,
+    /// Submits the dispatcher repeated after a crash left their outcome
+    /// unknown, which the upstream de-duplicated by reference (the
+    /// simulator route's `resend=true`): not sent twice on the air.
+    pub resubmits_deduplicated: u64,
     pub charge_mismatches: u64,
     pub self_recovered: bool,
     /// From the fault to the first OK once the process or server is back
@@ -298,7 +304,8 @@ pub async fn run_one(infra: &mut Infra, fault: &Fault, connections: u64) -> anyh
         accepted,
         errors: told.errors,
         lost,
-        sent_twice: duplicates + sim_accepted.saturating_sub(accepted),
+        sent_twice: sim_accepted.saturating_sub(accepted),
+        resubmits_deduplicated: duplicates,
         charge_mismatches: charged.abs_diff(accepted),
         self_recovered: recovery_s.is_some() && lost == 0,
         recovery_s,
@@ -324,8 +331,8 @@ pub async fn run(infra: &mut Infra, faults: &[Fault], connections: u64) -> Vec<O
 /// The table as Markdown.
 pub fn table(rows: &[Outcome]) -> String {
     let mut out = String::from(
-        "| scenario | accepted | errors by code | lost | sent twice | charge mismatches | self-recovered | recovery |\n\
-         |---|---|---|---|---|---|---|---|\n",
+        "| scenario | accepted | errors by code | lost | sent twice | charge mismatches | self-recovered | recovery | resubmits de-duplicated upstream |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
         let errors = if r.errors.is_empty() {
@@ -336,11 +343,19 @@ pub fn table(rows: &[Outcome]) -> String {
         let recovery = r.recovery_s.map_or("-".to_owned(), |s| format!("{s:.1} s"));
         let recovered = if r.self_recovered { "yes" } else { "no" };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            r.scenario, r.accepted, errors, r.lost, r.sent_twice, r.charge_mismatches, recovered, recovery
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            r.scenario,
+            r.accepted,
+            errors,
+            r.lost,
+            r.sent_twice,
+            r.charge_mismatches,
+            recovered,
+            recovery,
+            r.resubmits_deduplicated
         ));
         if let Some(note) = &r.note {
-            out.push_str(&format!("| ↳ could not run: {} | | | | | | | |\n", note.replace('|', "/")));
+            out.push_str(&format!("| ↳ could not run: {} | | | | | | | | |\n", note.replace('|', "/")));
         }
     }
     out

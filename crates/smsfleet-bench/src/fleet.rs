@@ -111,11 +111,16 @@ impl Fleet {
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
+            // The route's callback secret, so reports go through the dlr's check.
+            ("SMSFLEET_CALLBACK_SECRET".to_owned(), smsfleet_secrets::Secrets::generate_key()),
         ];
         let (ingress_port, sim_port, dlr_port) = (free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
         let dlr = format!("http://127.0.0.1:{dlr_port}");
-        let route = format!("name=sim,url={simulator}/submit,dlr={dlr}/dlr/sim,{}", spec.route_params);
+        let route = format!(
+            "name=sim,url={simulator}/submit,dlr={dlr}/dlr/sim,callback_secret_env=SMSFLEET_CALLBACK_SECRET,{}",
+            spec.route_params
+        );
         let mut fleet = Fleet {
             ingress: format!("http://127.0.0.1:{ingress_port}"),
             simulator,
@@ -135,7 +140,10 @@ impl Fleet {
         let roles: &[&str] = if spec.ingress_only { &["accounts"] } else { &ROLES };
         for &role in roles {
             let extra = if role == "dlr" {
-                vec![("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}"))]
+                vec![
+                    ("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}")),
+                    ("SMSFLEET_ROUTES".to_owned(), fleet.route.clone()),
+                ]
             } else {
                 Vec::new()
             };

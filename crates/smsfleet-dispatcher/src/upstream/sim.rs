@@ -159,4 +159,19 @@ mod tests {
             Verdict::Rejected { reason: "upstream status accepted".to_owned() }
         );
     }
+
+    #[test]
+    fn the_callback_secret_travels_in_the_callback_url() {
+        let route = RouteId::parse("sim").unwrap_or_else(|_| unreachable!());
+        let settings = SimSettings {
+            submit_url: "http://u/submit".to_owned(),
+            dlr_base_url: "http://d:8081/".to_owned(),
+            dedupes_by_reference: true,
+        };
+        let client = reqwest::Client::new();
+        let open = SimUpstream::new(client.clone(), &route, &settings, None);
+        assert_eq!(open.dlr_url, "http://d:8081/dlr/sim");
+        let guarded = SimUpstream::new(client, &route, &settings, Some("s3 cr&t"));
+        assert_eq!(guarded.dlr_url, "http://d:8081/dlr/sim?callback_secret=s3+cr%26t");
+    }
 }
