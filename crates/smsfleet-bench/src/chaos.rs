@@ -46,6 +46,9 @@ pub enum Fault {
     Nats { kill: bool, down: Duration },
     /// PostgreSQL stopped (fast shutdown), down for a while, started again.
     Postgres { down: Duration },
+    /// On a 3-node cluster with R3 streams: SIGKILL of the SUBMIT
+    /// stream's leader, started again after a while.
+    SubmitLeader { down: Duration },
 }
 
 impl Fault {
@@ -59,6 +62,9 @@ impl Fault {
             }
             Fault::Postgres { down } if down.is_zero() => "PostgreSQL restart".to_owned(),
             Fault::Postgres { down } => format!("PostgreSQL {} s outage", down.as_secs()),
+            Fault::SubmitLeader { down } => {
+                format!("3-node cluster, R3: kill -9 of the SUBMIT leader, back after {} s", down.as_secs())
+            }
         }
     }
 }
@@ -77,6 +83,7 @@ pub fn full() -> Vec<Fault> {
         Fault::Postgres { down: Duration::ZERO },
         Fault::Postgres { down: Duration::from_secs(10) },
         Fault::Postgres { down: Duration::from_secs(60) },
+        Fault::SubmitLeader { down: Duration::from_secs(10) },
     ]);
     faults
 }
@@ -110,8 +117,8 @@ pub struct Outcome {
     pub resubmits_deduplicated: u64,
     pub charge_mismatches: u64,
     pub self_recovered: bool,
-    /// From the fault to the first OK once the process or server is back
-    /// (its restart included).
+    /// The longest time without an OK answer from the fault on (its
+    /// restart included); `None` when no OK came after the fault was over.
     pub recovery_s: Option<f64>,
     pub note: Option<String>,
 }
@@ -243,6 +250,7 @@ async fn inject(fault: &Fault, infra: &mut Infra, fleet: &mut Fleet) -> anyhow::
             drop(std::mem::replace(&mut infra.nats, again));
             Ok(())
         }
+        Fault::SubmitLeader { down } => kill_submit_leader(infra, fleet, *down).await,
         Fault::Postgres { down } => {
             let port = infra.pg.port();
             // Fast shutdown: clients are disconnected, as in an operator's restart.
@@ -257,6 +265,64 @@ async fn inject(fault: &Fault, infra: &mut Infra, fleet: &mut Fleet) -> anyhow::
     }
 }
 
+/// Member `i` of the cluster, on its ports and store, routed to the others.
+async fn start_member(infra: &Infra, i: usize) -> anyhow::Result<NatsServer> {
+    let (port, cluster_port) = infra.cluster_ports[i];
+    let routes: Vec<u16> = infra.cluster_ports.iter().filter(|(p, _)| *p != port).map(|(_, c)| *c).collect();
+    let dir = infra.dir().join(format!("cluster-{i}"));
+    Ok(NatsServer::start_clustered(&dir, port, &format!("n{i}"), cluster_port, &routes).await?)
+}
+
+/// Starts a 3-node cluster for the next fleets and waits until JetStream
+/// has a meta leader.
+async fn start_cluster(infra: &mut Infra) -> anyhow::Result<()> {
+    infra.cluster_ports = (0..3)
+        .map(|_| Ok((smsfleet_localinfra::free_port()?, smsfleet_localinfra::free_port()?)))
+        .collect::<anyhow::Result<_>>()?;
+    for i in 0..3 {
+        let member = start_member(infra, i).await?;
+        infra.cluster.push(member);
+    }
+    let js = async_nats::jetstream::new(async_nats::connect(infra.cluster[0].url()).await?);
+    let mut last = String::new();
+    for _ in 0..600 {
+        // An R3 stream can be made only once the cluster has a meta leader.
+        let probe = async_nats::jetstream::stream::Config {
+            name: "CHAOS_PROBE".to_owned(),
+            subjects: vec!["chaos.probe".to_owned()],
+            num_replicas: 3,
+            ..Default::default()
+        };
+        match js.get_or_create_stream(probe).await {
+            Ok(_) => {
+                js.delete_stream("CHAOS_PROBE").await?;
+                return Ok(());
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    bail!("the cluster elected no JetStream meta leader ({last})")
+}
+
+/// SIGKILLs the member leading the fleet's SUBMIT stream, keeps it down
+/// for `down`, starts it again on its store.
+async fn kill_submit_leader(infra: &mut Infra, fleet: &Fleet, down: Duration) -> anyhow::Result<()> {
+    // Any member will do: the client learns the others from it.
+    let js = async_nats::jetstream::new(async_nats::connect(infra.cluster[0].url()).await?);
+    let name = format!("{}_SUBMIT", fleet.namespace().to_ascii_uppercase());
+    let info = js.get_stream(&name).await?.info().await?.clone();
+    let leader = info.cluster.as_ref().and_then(|c| c.leader.clone()).context("SUBMIT has no leader")?;
+    let i: usize = leader.trim_start_matches('n').parse().context("a leader we did not name")?;
+    let (port, pid) = (infra.cluster[i].port(), infra.cluster[i].pid());
+    signal(pid, Signal::SIGKILL)?;
+    wait_port_closed(port).await;
+    tokio::time::sleep(down).await;
+    let again = start_member(infra, i).await?;
+    drop(std::mem::replace(&mut infra.cluster[i], again));
+    Ok(())
+}
+
 /// Destinations delivered in the projection.
 async fn delivered(fleet: &Fleet) -> anyhow::Result<BTreeSet<u64>> {
     let rows = smsfleet_store::projection::delivered_destinations(&fleet.pool).await?;
@@ -265,6 +331,18 @@ async fn delivered(fleet: &Fleet) -> anyhow::Result<BTreeSet<u64>> {
 
 /// One scenario on a fresh fleet.
 pub async fn run_one(infra: &mut Infra, fault: &Fault, connections: u64) -> anyhow::Result<Outcome> {
+    let clustered = matches!(fault, Fault::SubmitLeader { .. });
+    if clustered {
+        start_cluster(infra).await?;
+    }
+    let outcome = run_on_fleet(infra, fault, connections).await;
+    for member in infra.cluster.drain(..) {
+        let _ = member.stop().await;
+    }
+    outcome
+}
+
+async fn run_on_fleet(infra: &mut Infra, fault: &Fault, connections: u64) -> anyhow::Result<Outcome> {
     let mut fleet = Fleet::start(infra, &FleetSpec::default()).await?;
     fleet.reset_sim_stats().await?;
     let told = Arc::new(Mutex::new(Told::default()));
@@ -280,7 +358,7 @@ pub async fn run_one(infra: &mut Infra, fault: &Fault, connections: u64) -> anyh
         let _ = task.await;
     }
     let told = std::mem::take(&mut *told.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-    let recovery_s = told.ok_times.iter().find(|t| **t >= back).map(|t| t.duration_since(fault_at).as_secs_f64());
+    let recovery_s = longest_gap(&told.ok_times, fault_at, back);
 
     // Everything answered OK must be delivered; wait for it (not timed).
     let deadline = Instant::now() + SETTLE;
@@ -313,6 +391,16 @@ pub async fn run_one(infra: &mut Infra, fault: &Fault, connections: u64) -> anyh
     })
 }
 
+/// The longest pause between OK answers from the last one before `fault_at`
+/// on, if one came after `back` at all.
+fn longest_gap(ok_times: &[Instant], fault_at: Instant, back: Instant) -> Option<f64> {
+    ok_times.iter().any(|t| *t >= back).then_some(())?;
+    let start = ok_times.iter().rev().find(|t| **t < fault_at).copied().unwrap_or(fault_at);
+    let mut times: Vec<Instant> = ok_times.iter().copied().filter(|t| *t >= start).collect();
+    times.sort();
+    times.windows(2).map(|w| w[1].duration_since(w[0]).as_secs_f64()).reduce(f64::max)
+}
+
 /// Runs every fault; a scenario that could not run is a row with a note.
 pub async fn run(infra: &mut Infra, faults: &[Fault], connections: u64) -> Vec<Outcome> {
     let mut rows = Vec::new();
@@ -331,7 +419,7 @@ pub async fn run(infra: &mut Infra, faults: &[Fault], connections: u64) -> Vec<O
 /// The table as Markdown.
 pub fn table(rows: &[Outcome]) -> String {
     let mut out = String::from(
-        "| scenario | accepted | errors by code | lost | sent twice | charge mismatches | self-recovered | recovery | resubmits de-duplicated upstream |\n\
+        "| scenario | accepted | errors by code | lost | sent twice | charge mismatches | self-recovered | recovery (longest time without an OK) | resubmits de-duplicated upstream |\n\
          |---|---|---|---|---|---|---|---|---|\n",
     );
     for r in rows {
@@ -342,6 +430,7 @@ pub fn table(rows: &[Outcome]) -> String {
         };
         let recovery = r.recovery_s.map_or("-".to_owned(), |s| format!("{s:.1} s"));
         let recovered = if r.self_recovered { "yes" } else { "no" };
+        // The longest time no client got an OK.
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             r.scenario,
@@ -369,4 +458,40 @@ pub fn verdict(rows: &[Outcome]) -> anyhow::Result<()> {
     }
     ensure!(!rows.is_empty(), "no scenario ran");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recovery_is_the_longest_pause_between_oks_from_the_fault_on() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let oks = [at(0), at(100), at(200), at(1_700), at(1_800), at(1_850)];
+        // The fault at 250 ms, over at 1,000 ms: 200 → 1,700 without an OK.
+        assert_eq!(longest_gap(&oks, at(250), at(1_000)), Some(1.5));
+        // No OK after the fault was over: not recovered.
+        assert_eq!(longest_gap(&oks, at(250), at(2_000)), None);
+    }
+
+    #[test]
+    fn answers_are_classified_by_their_code() {
+        let ok = r#"{"data":[{"status":"OK","error":"0","smslog_id":1}]}"#;
+        let err = r#"{"status":"ERR","error":"200","error_string":"x"}"#;
+        assert_eq!(classify(Ok((200, ok.to_owned()))), "OK");
+        assert_eq!(classify(Ok((200, err.to_owned()))), "ERR 200");
+        assert_eq!(classify(Ok((503, String::new()))), "HTTP 503");
+    }
+
+    #[test]
+    fn a_dirty_row_fails_the_verdict() {
+        let clean = Outcome { scenario: "a".into(), accepted: 5, self_recovered: true, ..Default::default() };
+        assert!(verdict(std::slice::from_ref(&clean)).is_ok());
+        let lost = Outcome { lost: 1, ..clean.clone() };
+        assert!(verdict(&[clean.clone(), lost]).is_err());
+        let skipped = Outcome { note: Some("could not start".into()), ..clean };
+        assert!(verdict(&[skipped]).is_err());
+        assert!(table(&[]).starts_with("| scenario |"));
+    }
 }

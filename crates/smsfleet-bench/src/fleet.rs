@@ -18,6 +18,11 @@ pub struct Infra {
     pub bin: PathBuf,
     /// Fleets started so far; names each fleet's namespace and database.
     fleets: u32,
+    /// A 3-node nats-server cluster the next fleets use instead of `nats`
+    /// (with R3 streams), for the chaos suite's leader loss.
+    pub cluster: Vec<NatsServer>,
+    /// Each member's (client port, cluster port), to start one again.
+    pub cluster_ports: Vec<(u16, u16)>,
     _dir: tempfile::TempDir,
 }
 
@@ -30,7 +35,15 @@ impl Infra {
         let pg = PostgresServer::start(&dir.path().join("pg"), PostgresOptions { fast: !durable_postgres, port: None })
             .await
             .context("starting PostgreSQL")?;
-        Ok(Infra { nats, pg, bin, fleets: 0, _dir: dir })
+        Ok(Infra { nats, pg, bin, fleets: 0, cluster: Vec::new(), cluster_ports: Vec::new(), _dir: dir })
+    }
+
+    /// The server list fleets connect to: the cluster's, else the one server.
+    pub fn nats_url(&self) -> String {
+        if self.cluster.is_empty() {
+            return self.nats.url();
+        }
+        self.cluster.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
     }
 
     /// Where the servers keep their data (`nats/`, `pg/`).
@@ -106,7 +119,8 @@ impl Fleet {
         smsfleet_store::create_database_if_missing(&infra.pg.url("postgres"), &db).await?;
         let database_url = infra.pg.url(&db);
         let env = vec![
-            ("NATS_URL".to_owned(), infra.nats.url()),
+            ("NATS_URL".to_owned(), infra.nats_url()),
+            ("SMSFLEET_STREAM_REPLICAS".to_owned(), if infra.cluster.is_empty() { "1" } else { "3" }.to_owned()),
             ("DATABASE_URL".to_owned(), database_url.clone()),
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
@@ -238,6 +252,11 @@ impl Fleet {
         let (_, role, extra, ready) =
             self.started.iter().find(|(n, ..)| n == name).cloned().with_context(|| format!("never started {name}"))?;
         self.spawn(name, &role, &extra, ready).await
+    }
+
+    /// The bus namespace of this fleet.
+    pub fn namespace(&self) -> &str {
+        self.env.iter().find(|(k, _)| k == "SMSFLEET_NAMESPACE").map_or("", |(_, v)| v.as_str())
     }
 
     pub fn watched(&self) -> Vec<Watched> {
