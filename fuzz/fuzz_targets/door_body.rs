@@ -41,9 +41,8 @@ impl ContentType {
 }
 
 fn request(input: &Input) -> Option<Request> {
-    let mut builder = Request::builder()
-        .method(if input.post { "POST" } else { "GET" })
-        .uri(format!("/index.php?{}", input.query));
+    let mut builder =
+        Request::builder().method(if input.post { "POST" } else { "GET" }).uri(format!("/index.php?{}", input.query));
     if let Some(t) = input.content_type.header() {
         builder = builder.header("content-type", t);
     }

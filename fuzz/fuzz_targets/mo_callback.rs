@@ -26,8 +26,11 @@ fuzz_target!(|input: Input| {
         let _ = mo_query(&input.route, &uri);
     }
     let content_type = if input.json { "application/json" } else { "application/x-www-form-urlencoded" };
-    if let Ok(req) =
-        Request::builder().method("POST").uri("/mo/sim").header("content-type", content_type).body(Body::from(input.body))
+    if let Ok(req) = Request::builder()
+        .method("POST")
+        .uri("/mo/sim")
+        .header("content-type", content_type)
+        .body(Body::from(input.body))
     {
         let _ = runtime().block_on(mo_body(&input.route, req));
     }
