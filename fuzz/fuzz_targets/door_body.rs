@@ -49,18 +49,13 @@ fn request(input: &Input) -> Option<Request> {
     builder.body(Body::from(input.body.clone())).ok()
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap())
-}
-
 fn no_nul(p: &Params) {
     assert!(p.iter().all(|(k, v)| !k.contains('\0') && !v.contains('\0')), "a NUL got through: {p:?}");
 }
 
 fuzz_target!(|input: Input| {
     // A URI the HTTP layer would refuse never reaches the reader.
-    let rt = runtime();
+    let rt = smsfleet_fuzz::runtime();
     for bodies in [Bodies::FormOnly, Bodies::FormAndMultipart] {
         if let Some(req) = request(&input)
             && let Ok(p) = rt.block_on(door_params(req, bodies))

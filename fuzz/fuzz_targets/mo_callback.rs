@@ -16,11 +16,6 @@ struct Input {
     body: Vec<u8>,
 }
 
-fn runtime() -> &'static tokio::runtime::Runtime {
-    static RT: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
-    RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().build().unwrap())
-}
-
 fuzz_target!(|input: Input| {
     if let Ok(uri) = format!("/mo/sim?{}", input.query).parse::<Uri>() {
         let _ = mo_query(&input.route, &uri);
@@ -32,6 +27,6 @@ fuzz_target!(|input: Input| {
         .header("content-type", content_type)
         .body(Body::from(input.body))
     {
-        let _ = runtime().block_on(mo_body(&input.route, req));
+        let _ = smsfleet_fuzz::runtime().block_on(mo_body(&input.route, req));
     }
 });
