@@ -37,6 +37,12 @@ cargo build --locked -p smsfleet -p smsfleet-bench
 target="${CARGO_TARGET_DIR:-target}"
 "$target/debug/smsfleet-bench" --smoke --bin "$target/debug/smsfleet" --out "$target/bench-smoke"
 
+echo "== chaos, short form (fails only on lost, duplicated or wrongly charged messages)"
+"$target/debug/smsfleet-bench" --bin "$target/debug/smsfleet" chaos --short --table "$target/chaos/short.md"
+
+echo "== fuzz targets, 20 s each (scripts/fuzz.sh SECONDS runs them longer)"
+./scripts/fuzz.sh 20
+
 # The bus and the end-to-end suite again on a current nats-server, because
 # Debian ships 2.9 and production clusters run newer releases.
 if [ "$(uname -m)" = "x86_64" ] && command -v python3 >/dev/null 2>&1; then

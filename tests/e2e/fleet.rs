@@ -23,7 +23,8 @@ pub struct Fleet {
     pub sim_args: Vec<(String, String)>,
     /// Extra environment of the ingress (e.g. `SMSFLEET_BULK_*`).
     pub ingress_env: Vec<(String, String)>,
-    /// Extra environment of the dispatcher; with `SMSFLEET_ROUTES_FILE`
+    /// Extra environment of the dispatcher and the dlr role (the same
+    /// routes); with `SMSFLEET_ROUTES_FILE`
     /// in it, the default simulator route is not set.
     pub dispatcher_env: Vec<(String, String)>,
     /// Each role's admin port (`/metrics`, `/readyz`).
@@ -102,6 +103,19 @@ impl Fleet {
             .kill_on_drop(true);
     }
 
+    /// The dispatcher's routes: `dispatcher_env`, else the simulator route.
+    fn routes(&self, cmd: &mut Command) {
+        if !self.dispatcher_env.iter().any(|(k, _)| k == "SMSFLEET_ROUTES_FILE") {
+            cmd.env(
+                "SMSFLEET_ROUTES",
+                format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
+            );
+        }
+        for (k, v) in &self.dispatcher_env {
+            cmd.env(k, v);
+        }
+    }
+
     /// Starts (or restarts) one role and waits until it reports ready.
     pub async fn spawn(&mut self, role: &'static str) {
         let admin = port();
@@ -119,6 +133,8 @@ impl Fleet {
             }
             "dlr" => {
                 cmd.env("SMSFLEET_DLR_LISTEN", format!("127.0.0.1:{}", self.ports["dlr"]));
+                // The same routes (and the secrets they name) as the dispatcher.
+                self.routes(&mut cmd);
             }
             "simulator" => {
                 cmd.env("SMSFLEET_SIMULATOR_LISTEN", format!("127.0.0.1:{}", self.ports["simulator"]));
@@ -126,17 +142,7 @@ impl Fleet {
                     cmd.env(k, v);
                 }
             }
-            "dispatcher" => {
-                if !self.dispatcher_env.iter().any(|(k, _)| k == "SMSFLEET_ROUTES_FILE") {
-                    cmd.env(
-                        "SMSFLEET_ROUTES",
-                        format!("name=sim,url={}/submit,dlr={}/dlr/sim,inflight=8,batch=50", self.simulator, self.dlr),
-                    );
-                }
-                for (k, v) in &self.dispatcher_env {
-                    cmd.env(k, v);
-                }
-            }
+            "dispatcher" => self.routes(&mut cmd),
             _ => {}
         }
         let child = cmd.spawn().expect("spawn smsfleet");

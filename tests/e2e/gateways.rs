@@ -252,7 +252,8 @@ url = "{sim}/submit"
 /// B's bulk API through its generic HTTP SMSC. The report comes back the
 /// whole way: B's callbacks role calls Kannel's generic port with the
 /// account's callback template (and counts it done only on Kannel's
-/// `Sent`), Kannel calls our dlr-url with `%d`, and our message is delivered.
+/// `Sent`), Kannel calls our dlr-url with `%d` and the route's callback
+/// secret, and our message is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kannel_as_upstream_relays_and_its_report_comes_back() {
     let mut a = Fleet::prepare(&[]).await;
@@ -343,6 +344,8 @@ dlr_base_url = "{dlr}"
 [[route]]
 name = "kannel"
 protocol = "http"
+callback_secret_env = "KANNEL_CALLBACK_SECRET"
+callback_allow = ["127.0.0.1"]
 [route.http]
 profile = "kannel"
 url = "http://127.0.0.1:{sendsms}/cgi-bin/sendsms"
@@ -352,8 +355,15 @@ password_env = "KANNEL_PW"
             dlr = a.dlr
         ),
     );
-    a.dispatcher_env = vec![("SMSFLEET_ROUTES_FILE".into(), routes), ("KANNEL_PW".into(), "kpw".into())];
+    // The report only counts if Kannel hands back the secret we put in its dlr-url.
+    a.dispatcher_env = vec![
+        ("SMSFLEET_ROUTES_FILE".into(), routes),
+        ("KANNEL_PW".into(), "kpw".into()),
+        ("KANNEL_CALLBACK_SECRET".into(), "k-cb.Secret~1".into()),
+    ];
     a.start_roles().await;
+    let forged = reqwest::get(format!("{}/dlr/kannel/kannel?id=1&status=1", a.dlr)).await.unwrap();
+    assert_eq!(forged.status(), 401, "a report without the route's secret");
     let token = a.user("alice").await;
     pv(&a, "alice", &token, "628111000001", "through kannel").await;
     let delivered = eventually(WAIT, || async {

@@ -19,6 +19,11 @@ pub struct Infra {
     pub bin: PathBuf,
     /// Fleets started so far; names each fleet's namespace and database.
     fleets: u32,
+    /// A 3-node nats-server cluster the next fleets use instead of `nats`
+    /// (with R3 streams), for the chaos suite's leader loss.
+    pub cluster: Vec<NatsServer>,
+    /// Each member's (client port, cluster port), to start one again.
+    pub cluster_ports: Vec<(u16, u16)>,
     _dir: tempfile::TempDir,
 }
 
@@ -31,7 +36,20 @@ impl Infra {
         let pg = PostgresServer::start(&dir.path().join("pg"), PostgresOptions { fast: !durable_postgres, port: None })
             .await
             .context("starting PostgreSQL")?;
-        Ok(Infra { nats, pg, bin, fleets: 0, _dir: dir })
+        Ok(Infra { nats, pg, bin, fleets: 0, cluster: Vec::new(), cluster_ports: Vec::new(), _dir: dir })
+    }
+
+    /// The server list fleets connect to: the cluster's, else the one server.
+    pub fn nats_url(&self) -> String {
+        if self.cluster.is_empty() {
+            return self.nats.url();
+        }
+        self.cluster.iter().map(NatsServer::url).collect::<Vec<_>>().join(",")
+    }
+
+    /// Where the servers keep their data (`nats/`, `pg/`).
+    pub fn dir(&self) -> &Path {
+        self._dir.path()
     }
 
     pub fn watched(&self) -> Vec<Watched> {
@@ -79,6 +97,9 @@ impl Default for FleetSpec {
     }
 }
 
+/// A child's name, role, extra environment and readiness URL.
+type Started = (String, String, Vec<(String, String)>, Option<String>);
+
 pub struct Fleet {
     pub ingress: String,
     /// The ingress's SMPP port (the `smpp` scenario binds to it).
@@ -93,6 +114,9 @@ pub struct Fleet {
     children: Vec<(String, Child)>,
     /// Each process's admin endpoint (`/metrics`), by name.
     admin_urls: Vec<(String, String)>,
+    /// How each child was started, so the chaos suite can start a killed
+    /// one again.
+    started: Vec<Started>,
     route: String,
     /// `smsfleet all`'s data folder (its server key; NATS and PostgreSQL
     /// are the run's).
@@ -109,11 +133,14 @@ impl Fleet {
         smsfleet_store::create_database_if_missing(&infra.pg.url("postgres"), &db).await?;
         let database_url = infra.pg.url(&db);
         let mut env = vec![
-            ("NATS_URL".to_owned(), infra.nats.url()),
+            ("NATS_URL".to_owned(), infra.nats_url()),
+            ("SMSFLEET_STREAM_REPLICAS".to_owned(), if infra.cluster.is_empty() { "1" } else { "3" }.to_owned()),
             ("DATABASE_URL".to_owned(), database_url.clone()),
             ("SMSFLEET_NAMESPACE".to_owned(), format!("bench{n}")),
             ("SMSFLEET_SERVER_KEY".to_owned(), smsfleet_secrets::Secrets::generate_key()),
             ("RUST_LOG".to_owned(), std::env::var("BENCH_LOG").unwrap_or_else(|_| "error".into())),
+            // The route's callback secret, so reports go through the dlr's check.
+            ("SMSFLEET_CALLBACK_SECRET".to_owned(), smsfleet_secrets::Secrets::generate_key()),
         ];
         // Settings to compare between runs, passed through when set.
         for name in ["SMSFLEET_SUBMIT_PUBLISHERS"] {
@@ -124,7 +151,10 @@ impl Fleet {
         let (ingress_port, sim_port, dlr_port, smpp_port) = (free_port()?, free_port()?, free_port()?, free_port()?);
         let simulator = format!("http://127.0.0.1:{sim_port}");
         let dlr = format!("http://127.0.0.1:{dlr_port}");
-        let route = format!("name=sim,url={simulator}/submit,dlr={dlr}/dlr/sim,{}", spec.route_params);
+        let route = format!(
+            "name=sim,url={simulator}/submit,dlr={dlr}/dlr/sim,callback_secret_env=SMSFLEET_CALLBACK_SECRET,{}",
+            spec.route_params
+        );
         let mut fleet = Fleet {
             ingress: format!("http://127.0.0.1:{ingress_port}"),
             smpp_port,
@@ -136,6 +166,7 @@ impl Fleet {
             env,
             children: Vec::new(),
             admin_urls: Vec::new(),
+            started: Vec::new(),
             route,
             _data_dir: None,
         };
@@ -152,7 +183,10 @@ impl Fleet {
         let roles: &[&str] = if spec.ingress_only { &["accounts"] } else { &ROLES };
         for &role in roles {
             let extra = if role == "dlr" {
-                vec![("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}"))]
+                vec![
+                    ("SMSFLEET_DLR_LISTEN".to_owned(), format!("127.0.0.1:{dlr_port}")),
+                    ("SMSFLEET_ROUTES".to_owned(), fleet.route.clone()),
+                ]
             } else {
                 Vec::new()
             };
@@ -237,6 +271,8 @@ impl Fleet {
         extra: &[(String, String)],
         ready_url: Option<String>,
     ) -> anyhow::Result<()> {
+        self.started.retain(|(n, ..)| n != name);
+        self.started.push((name.to_owned(), role.to_owned(), extra.to_vec(), ready_url.clone()));
         let admin = free_port()?;
         let mut cmd = self.command(&[role]);
         cmd.env("SMSFLEET_ADMIN_LISTEN", format!("127.0.0.1:{admin}"));
@@ -247,6 +283,7 @@ impl Fleet {
         cmd.envs(extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let child = cmd.spawn().with_context(|| format!("starting {name}"))?;
         self.children.push((name.to_owned(), child));
+        self.admin_urls.retain(|(n, _)| n != name);
         self.admin_urls.push((name.to_owned(), format!("http://127.0.0.1:{admin}")));
         let url = ready_url.unwrap_or_else(|| format!("http://127.0.0.1:{admin}/readyz"));
         let client = reqwest::Client::new();
@@ -267,6 +304,28 @@ impl Fleet {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// SIGKILLs the process `name` and waits for it to be gone.
+    pub async fn kill9(&mut self, name: &str) -> anyhow::Result<()> {
+        let at = self.children.iter().position(|(n, _)| n == name).with_context(|| format!("no process {name}"))?;
+        let (_, mut child) = self.children.remove(at);
+        child.start_kill()?;
+        child.wait().await?;
+        Ok(())
+    }
+
+    /// Starts the process `name` again as it was first started (a
+    /// supervisor's restart) and waits until it is ready.
+    pub async fn respawn(&mut self, name: &str) -> anyhow::Result<()> {
+        let (_, role, extra, ready) =
+            self.started.iter().find(|(n, ..)| n == name).cloned().with_context(|| format!("never started {name}"))?;
+        self.spawn(name, &role, &extra, ready).await
+    }
+
+    /// The bus namespace of this fleet.
+    pub fn namespace(&self) -> &str {
+        self.env.iter().find(|(k, _)| k == "SMSFLEET_NAMESPACE").map_or("", |(_, v)| v.as_str())
     }
 
     pub fn watched(&self) -> Vec<Watched> {

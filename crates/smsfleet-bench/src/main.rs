@@ -4,6 +4,7 @@
 //! `scripts/bench.sh` is the documented way to run it; docs/benchmark.md
 //! describes the method.
 
+mod chaos;
 mod fleet;
 mod procs;
 mod report;
@@ -48,6 +49,23 @@ enum Command {
         #[arg(long)]
         listen: String,
     },
+    /// The chaos suite: one fault per scenario under a steady load; writes
+    /// the table and fails on any lost, duplicated or wrongly charged
+    /// message (`scripts/chaos.sh`).
+    Chaos {
+        /// The CI form: kill -9 of the roles holding work, one NATS restart.
+        #[arg(long)]
+        short: bool,
+        /// Only the scenarios whose name contains this (repeatable).
+        #[arg(long = "only")]
+        only: Vec<String>,
+        /// Load clients (about 40 requests/s each).
+        #[arg(long, default_value_t = 4)]
+        clients: u64,
+        /// Where the Markdown table (and `.json` beside it) goes.
+        #[arg(long, default_value = "bench-results/chaos.md")]
+        table: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -55,6 +73,10 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Some(Command::ServeFixed { listen }) => runtime.block_on(scenarios::serve_fixed(&listen)),
+        Some(Command::Chaos { short, only, clients, table }) => {
+            let bin = cli.bin.clone().unwrap_or_else(fleet::default_bin);
+            runtime.block_on(chaos_suite(bin, short, &only, clients, &table))
+        }
         None => runtime.block_on(bench(cli)),
     }
 }
@@ -117,4 +139,29 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let failed: Vec<&str> = report.scenarios.iter().filter(|s| s.error.is_some()).map(|s| s.name.as_str()).collect();
     anyhow::ensure!(failed.is_empty(), "scenarios failed: {}", failed.join(", "));
     Ok(())
+}
+
+async fn chaos_suite(
+    bin: PathBuf,
+    short: bool,
+    only: &[String],
+    clients: u64,
+    table: &std::path::Path,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(bin.exists(), "{} not found: build it (cargo build -p smsfleet) or pass --bin", bin.display());
+    let faults: Vec<chaos::Fault> = if short { chaos::short() } else { chaos::full() }
+        .into_iter()
+        .filter(|f| only.is_empty() || only.iter().any(|o| f.name().contains(o.as_str())))
+        .collect();
+    let mut infra = fleet::Infra::start(bin, false).await?;
+    let rows = chaos::run(&mut infra, &faults, clients).await;
+    infra.stop().await;
+    let md = chaos::table(&rows);
+    if let Some(dir) = table.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(table, &md)?;
+    std::fs::write(table.with_extension("json"), serde_json::to_vec_pretty(&rows)?)?;
+    println!("{md}");
+    chaos::verdict(&rows)
 }

@@ -20,6 +20,7 @@ mod service;
 mod slots;
 mod state;
 mod supervise;
+mod trim;
 mod worker;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub use service::serve_requests;
 pub use slots::SlotLease;
 pub use state::{StateEvent, StateFeed};
 pub use supervise::{LoopFailure, supervise};
+pub use trim::{TRIM_EVERY, run_trimmer};
 pub use worker::{DEFAULT_BATCH_BYTES, Delivery, HandlerError, WorkerConfig, run_worker};
 
 /// A connection to the bus within one namespace.

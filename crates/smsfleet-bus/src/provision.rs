@@ -1,7 +1,7 @@
 //! Creates (or updates) every stream and durable consumer of the topology.
-//! Every role runs this at start-up: it is idempotent, and with Interest
-//! retention a consumer must exist before the first message, or that
-//! message is dropped for it.
+//! Every role runs this at start-up: it is idempotent, and every durable
+//! must exist before the first message, or the trimmer (`trim.rs`) would
+//! purge messages it has not seen.
 
 use std::time::Duration;
 
@@ -53,7 +53,8 @@ impl Bus {
             name: self.ns.stream_name(spec.kind),
             subjects: vec![format!("{}.{}", self.ns.as_str(), spec.subjects)],
             retention: match spec.retention {
-                Retention::Interest => stream::RetentionPolicy::Interest,
+                // Purged by smsfleet once every durable acked (`trim.rs`).
+                Retention::AckedByAll => stream::RetentionPolicy::Limits,
                 Retention::WorkQueue => stream::RetentionPolicy::WorkQueue,
                 Retention::Limits => stream::RetentionPolicy::Limits,
             },
@@ -99,6 +100,9 @@ impl Bus {
                     );
                     config.num_replicas = current.num_replicas;
                 }
+                if current.retention != config.retention {
+                    return self.change_retention(current.retention, info.state.messages, config).await;
+                }
                 if current.subjects != config.subjects
                     || current.max_age != config.max_age
                     || current.max_messages_per_subject != config.max_messages_per_subject
@@ -116,6 +120,37 @@ impl Bus {
                 Err(e) => Err(err(&self.explain(&e))),
             },
         }
+    }
+
+    /// A stream made by an older smsfleet with the server's interest
+    /// retention (issue 14.1). Current servers change it in place; 2.9
+    /// refuses, and then an empty stream (everything acked) is made again,
+    /// while one still holding messages stops the start with what to do.
+    async fn change_retention(
+        &self,
+        from: stream::RetentionPolicy,
+        messages: u64,
+        config: stream::Config,
+    ) -> Result<(), BusError> {
+        let name = config.name.clone();
+        let err = |detail: String| BusError::Provision { what: format!("stream {name}"), detail };
+        let to = config.retention;
+        tracing::warn!(stream = %name, ?from, ?to, "changing the stream's retention");
+        let refused = match self.js.update_stream(config.clone()).await {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        if messages > 0 {
+            return Err(err(format!(
+                "the server refuses to change its retention from {from:?} to {to:?} ({refused}) and it still holds \
+                 {messages} messages: stop the ingress replicas, let the other roles drain the stream, and start \
+                 again (an empty stream is made again), or upgrade nats-server to 2.10 or later"
+            )));
+        }
+        tracing::warn!(stream = %name, "the server cannot change retention in place; the stream is empty, making it again");
+        self.js.delete_stream(&name).await.map_err(|e| err(e.to_string()))?;
+        self.js.create_stream(config).await.map_err(|e| err(e.to_string()))?;
+        Ok(())
     }
 
     /// The server's answer to a replica count it cannot place is terse

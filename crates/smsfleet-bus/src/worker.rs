@@ -67,6 +67,12 @@ pub enum HandlerError {
     /// Will never succeed (invalid content).
     #[error("permanent: {0}")]
     Permanent(String),
+    /// Waits on another worker's record (a report that overtook the
+    /// dispatcher's): retried with the same backoff as [`Self::Transient`],
+    /// but expected, so it is counted (`outcome="not_yet"`) and logged
+    /// only at debug level; the handler bounds the tries itself.
+    #[error("not yet: {0}")]
+    NotYet(String),
 }
 
 impl HandlerError {
@@ -201,7 +207,11 @@ impl Ctx {
             }
             Err(e) if good.len() == 1 => self.fail(&good[0], &e).await,
             Err(e) => {
-                tracing::warn!(error = %e, consumer = self.config.durable, "batch failed; retrying message by message");
+                if matches!(e, HandlerError::NotYet(_)) {
+                    tracing::debug!(error = %e, consumer = self.config.durable, "batch not ready; message by message");
+                } else {
+                    tracing::warn!(error = %e, consumer = self.config.durable, "batch failed; retrying message by message");
+                }
                 for r in good {
                     match handler(vec![r.delivery.clone()]).await {
                         Ok(()) => self.ack(&r.msg).await,
@@ -226,6 +236,15 @@ impl Ctx {
                 let delay = backoff(r.delivery.delivered);
                 tracing::warn!(consumer = self.config.durable, delivered = r.delivery.delivered, ?delay, %detail, "retrying later");
                 metrics::counter!("smsfleet_bus_processed_total", "consumer" => self.config.durable, "outcome" => "retry")
+                    .increment(1);
+                if let Err(e) = r.msg.ack_with(AckKind::Nak(Some(delay))).await {
+                    tracing::warn!(error = %e, "nak not sent");
+                }
+            }
+            HandlerError::NotYet(detail) if !last_try => {
+                let delay = backoff(r.delivery.delivered);
+                tracing::debug!(consumer = self.config.durable, delivered = r.delivery.delivered, ?delay, %detail, "not ready; retrying later");
+                metrics::counter!("smsfleet_bus_processed_total", "consumer" => self.config.durable, "outcome" => "not_yet")
                     .increment(1);
                 if let Err(e) = r.msg.ack_with(AckKind::Nak(Some(delay))).await {
                     tracing::warn!(error = %e, "nak not sent");

@@ -95,6 +95,57 @@ async fn transient_failures_are_retried_and_poison_is_dead_lettered() {
     worker.await.unwrap().unwrap();
 }
 
+/// Issue 14.14: a handler waiting on another worker's record (`NotYet`)
+/// is retried like a transient failure, never dead-lettered for it.
+#[tokio::test]
+async fn not_yet_is_retried_until_the_handler_takes_it() {
+    let env = TestEnv::start().await;
+    let subject = env.ns.subject(StreamKind::Status);
+    env.bus.publish(subject, "later", &batch("later")).await.unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let shutdown = CancellationToken::new();
+    let a = attempts.clone();
+    let config = WorkerConfig {
+        stream: StreamKind::Status,
+        durable: "projection",
+        batch: 10,
+        concurrency: 1,
+        max_batch_bytes: smsfleet_bus::DEFAULT_BATCH_BYTES,
+    };
+    let worker = tokio::spawn(run_worker(
+        env.bus.clone(),
+        config,
+        shutdown.clone(),
+        move |_: Vec<smsfleet_bus::Delivery<StatusBatch>>| {
+            let a = a.clone();
+            async move {
+                if a.fetch_add(1, Ordering::SeqCst) < 2 {
+                    return Err(HandlerError::NotYet("the record is not there yet".into()));
+                }
+                Ok(())
+            }
+        },
+    ));
+    let taken =
+        eventually(Duration::from_secs(15), || async { (attempts.load(Ordering::SeqCst) >= 3).then_some(()) }).await;
+    assert!(taken.is_some(), "not retried");
+    let through = env
+        .bus
+        .wait_consumer_through(
+            StreamKind::Status,
+            "projection",
+            1,
+            tokio::time::Instant::now() + Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    assert_eq!(through, Progress::Through);
+    let mut dead = env.bus.jetstream().get_stream(env.ns.stream_name(StreamKind::Dead)).await.unwrap();
+    assert_eq!(dead.info().await.unwrap().state.messages, 0);
+    shutdown.cancel();
+    worker.await.unwrap().unwrap();
+}
+
 /// The read barrier's basis: a durable is "through" a sequence only once
 /// the handler of every message up to it has returned and been acked.
 #[tokio::test]

@@ -15,8 +15,8 @@ pub mod topology;
 
 pub use messages::*;
 pub use route_id::{
-    DLR_BULK_PATH, DLR_CALLBACK_PATH, DLR_JASMIN_PATH, DLR_KANNEL_PATH, InvalidRouteId, RouteId, dlr_callback_url,
-    split_dlr_callback_url,
+    CALLBACK_SECRET_HEADER, CALLBACK_SECRET_PARAM, DLR_BULK_PATH, DLR_CALLBACK_PATH, DLR_JASMIN_PATH, DLR_KANNEL_PATH,
+    InvalidRouteId, RouteId, dlr_callback_url, split_dlr_callback_url,
 };
 pub use services::Service;
 pub use status_batch_id::{StatusOrigin, fnv1a, status_batch_id};

@@ -66,6 +66,13 @@ pub fn split_dlr_callback_url(url: &str) -> Option<(&str, RouteId)> {
     Some((&url[..at], route))
 }
 
+/// The query parameter an upstream that is given only a callback URL
+/// sends a route's callback secret in (the dlr role also reads
+/// [`CALLBACK_SECRET_HEADER`]).
+pub const CALLBACK_SECRET_PARAM: &str = "callback_secret";
+/// The header an upstream that can set headers sends the secret in.
+pub const CALLBACK_SECRET_HEADER: &str = "x-smsfleet-callback-secret";
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

@@ -171,8 +171,13 @@ impl StreamKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Retention {
-    /// Kept until every durable consumer has acked (fan-out events).
-    Interest,
+    /// Fan-out events: kept until every durable consumer has acked. The
+    /// server keeps them by age (its limits retention), and smsfleet purges
+    /// what every durable has acked (`smsfleet_bus::trim`). Not the server's
+    /// interest retention: nats-server 2.9 stops consumers before the stream
+    /// on a graceful shutdown, and an interest stream drops (yet
+    /// acknowledges) what is published meanwhile (issue 14.1).
+    AckedByAll,
     /// Deleted when its one consumer acks (commands owned by one role).
     WorkQueue,
     /// Kept by age and per-subject limits (state snapshots, leases, dead letters).
@@ -249,10 +254,10 @@ impl Topology {
         Topology {
             version: crate::SCHEMA_VERSION,
             streams: vec![
-                stream(Submit, "submit", Interest, 7 * DAY, 0, "submit_batch"),
+                stream(Submit, "submit", AckedByAll, 7 * DAY, 0, "submit_batch"),
                 stream(Dispatch, "dispatch", WorkQueue, 7 * DAY, 0, "dispatch_chunk"),
                 stream(Schedule, "schedule", WorkQueue, 400 * DAY, 0, "dispatch_chunk"),
-                stream(Status, "status", Interest, 7 * DAY, 0, "status_batch"),
+                stream(Status, "status", AckedByAll, 7 * DAY, 0, "status_batch"),
                 stream(Dlr, "dlr", WorkQueue, 7 * DAY, 0, "dlr_batch"),
                 stream(
                     State,
@@ -264,9 +269,9 @@ impl Topology {
                 ),
                 stream(Lease, "lease.>", Limits, 30, 1, "lease (empty body)"),
                 stream(Dead, "dead.>", Limits, 14 * DAY, 0, "the original payload"),
-                // Interest, not a work queue: other roles (auto-replies,
+                // Fan-out, not a work queue: other roles (auto-replies,
                 // forwarding) may add their own durable later.
-                stream(Incoming, "incoming", Interest, 7 * DAY, 0, "incoming_message"),
+                stream(Incoming, "incoming", AckedByAll, 7 * DAY, 0, "incoming_message"),
                 // Id counters: kept forever (a lost counter would reissue
                 // ids), the last value per subject is all that matters.
                 stream(Ids, "ids.>", Limits, 0, 1, "id_counter"),

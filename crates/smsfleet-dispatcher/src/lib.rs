@@ -37,8 +37,8 @@ use smsfleet_contract::StreamKind;
 use smsfleet_runtime::RoleContext;
 
 pub use route::{
-    HttpMethod, HttpProfile, HttpSettings, Protocol, Route, RouteLimits, SimSettings, SmppSettings, choose_route,
-    load_routes_file, parse_routes, parse_routes_file, validate_routes,
+    CallbackSettings, HttpMethod, HttpProfile, HttpSettings, Protocol, Route, RouteLimits, SimSettings, SmppSettings,
+    choose_route, load_routes_file, parse_routes, parse_routes_file, validate_routes,
 };
 pub use upstream::{OutboundMessage, Upstream, Verdict};
 

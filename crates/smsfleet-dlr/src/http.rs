@@ -42,11 +42,23 @@ pub fn router(bus: Bus) -> Router {
 }
 
 #[derive(Debug, Deserialize)]
-struct SingleReport {
+pub(crate) struct SingleReport {
     id: String,
     status: String,
     #[serde(default)]
     error_code: Option<String>,
+}
+
+impl SingleReport {
+    pub(crate) fn into_report(self) -> Report<'static> {
+        Report {
+            id: self.id.into(),
+            reference: None,
+            status: self.status.into(),
+            error_code: self.error_code.map(Cow::Owned),
+            done_at: None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +111,7 @@ fn done_at_ms(s: &str) -> Option<i64> {
     }
 }
 
-fn convert(route: &str, reports: Vec<Report<'_>>) -> Result<DlrBatch, ReceiveError> {
+pub(crate) fn convert(route: &str, reports: Vec<Report<'_>>) -> Result<DlrBatch, ReceiveError> {
     let route = RouteId::parse(route).map_err(|e| ReceiveError::Malformed(e.to_string()))?;
     if reports.is_empty() {
         return Err(ReceiveError::Malformed("no reports".to_owned()));
@@ -135,7 +147,7 @@ fn convert(route: &str, reports: Vec<Report<'_>>) -> Result<DlrBatch, ReceiveErr
 /// callback with more reports than one message holds is stored whole (the
 /// parts are published together). One report that cannot fit alone is
 /// [`ReceiveError::TooLarge`].
-fn split(batch: DlrBatch, budget: usize) -> Result<Vec<DlrBatch>, ReceiveError> {
+pub(crate) fn split(batch: DlrBatch, budget: usize) -> Result<Vec<DlrBatch>, ReceiveError> {
     let DlrBatch { v, batch_id, route, received_at_ms, reports } = batch;
     let part = |i: Option<usize>, reports: Vec<DlrReport>| DlrBatch {
         v,
@@ -206,14 +218,7 @@ async fn get_report(
     let Ok(Query(q)) = query else {
         return ReceiveError::Malformed("need id and status".to_owned()).into_response();
     };
-    let report = Report {
-        id: q.id.into(),
-        reference: None,
-        status: q.status.into(),
-        error_code: q.error_code.map(Cow::Owned),
-        done_at: None,
-    };
-    match receive_inner(&bus, &route, vec![report]).await {
+    match receive_inner(&bus, &route, vec![q.into_report()]).await {
         Ok(_) => axum::Json(serde_json::json!({ "ok": true })).into_response(),
         Err(e) => e.into_response(),
     }

@@ -12,6 +12,9 @@
 //! The same HTTP server takes upstreams' MO callbacks (`/mo/{route}`) and
 //! stores them on the INCOMING stream for the query role to route.
 
+mod auth;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod gateways;
 mod http;
 mod limits;
@@ -22,6 +25,7 @@ use smsfleet_bus::{BusError, WorkerConfig, run_worker};
 use smsfleet_contract::StreamKind;
 use smsfleet_runtime::RoleContext;
 
+pub use auth::{CallbackAuth, Refusal, RouteCallbacks, guard};
 pub use gateways::JASMIN_ACK;
 pub use http::router;
 
@@ -50,11 +54,19 @@ pub struct DlrConfig {
     pub max_match_attempts: i64,
     /// Timeouts and connection limits of the callback port.
     pub http: smsfleet_telemetry::HttpLimits,
+    /// Which routes' callbacks are taken, with which secret, from where.
+    pub callbacks: CallbackAuth,
 }
 
 impl Default for DlrConfig {
     fn default() -> Self {
-        Self { batch: 32, concurrency: 4, max_match_attempts: 12, http: smsfleet_telemetry::HttpLimits::default() }
+        Self {
+            batch: 32,
+            concurrency: 4,
+            max_match_attempts: 12,
+            http: smsfleet_telemetry::HttpLimits::default(),
+            callbacks: CallbackAuth::default(),
+        }
     }
 }
 
@@ -75,7 +87,11 @@ pub async fn run(mut ctx: RoleContext, config: DlrConfig) -> Result<(), DlrError
     let RoleContext { ready, shutdown, .. } = ctx;
     config.validate()?;
     let addr = listener.local_addr().ok();
-    let server = smsfleet_telemetry::serve(listener, router(bus.clone()), config.http.clone(), shutdown.clone());
+    if config.callbacks.is_open() {
+        tracing::warn!("no routes given: callbacks for any route are taken unauthenticated (set SMSFLEET_ROUTES)");
+    }
+    let app = guard(router(bus.clone()), config.callbacks.clone());
+    let server = smsfleet_telemetry::serve(listener, app, config.http.clone(), shutdown.clone());
     let matcher = matcher::Matcher::new(bus.clone(), pool, config.max_match_attempts);
     let worker = WorkerConfig {
         stream: StreamKind::Dlr,

@@ -81,9 +81,9 @@ impl Matcher {
             return Ok(());
         }
         if delivered < inner.max_match_attempts {
-            // The dispatcher may not have recorded the upstream id yet.
-            tracing::debug!(unmatched, delivered, "reports not matched yet; retrying");
-            return Err(HandlerError::Transient(format!("{unmatched} unmatched reports")));
+            // The dispatcher may not have recorded the upstream id yet: an
+            // expected wait, retried quietly (one line per batch, below).
+            return Err(HandlerError::NotYet(format!("{unmatched} unmatched reports")));
         }
         tracing::warn!(unmatched, delivered, "giving up on unmatched delivery reports");
         metrics::counter!("smsfleet_dlr_reports_total", "outcome" => "unmatched").increment(unmatched as u64);

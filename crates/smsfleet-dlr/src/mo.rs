@@ -113,12 +113,20 @@ pub(crate) async fn get_mo(
 /// A JSON object or an urlencoded form.
 #[tracing::instrument(skip_all, fields(route = %route))]
 pub(crate) async fn post_mo(State(bus): State<Bus>, Path(route): Path<String>, req: Request) -> Response {
+    match read_mo(req).await {
+        Ok(mo) => store(&bus, &route, mo).await,
+        Err((status, why)) => answer(status, serde_json::json!({ "ok": false, "error": why })),
+    }
+}
+
+/// A POSTed MO's fields, or the status and reason it is refused with.
+pub(crate) async fn read_mo(req: Request) -> Result<WireMo, (StatusCode, String)> {
     let json = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.to_ascii_lowercase().starts_with("application/json"));
-    let parsed = if json {
+    if json {
         match axum::body::to_bytes(req.into_body(), 64 * 1024).await {
             Ok(body) => serde_json::from_slice::<WireMo>(&body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string())),
             Err(e) => Err((StatusCode::PAYLOAD_TOO_LARGE, e.to_string())),
@@ -129,10 +137,6 @@ pub(crate) async fn post_mo(State(bus): State<Bus>, Path(route): Path<String>, r
             let status = if e.status() == StatusCode::PAYLOAD_TOO_LARGE { e.status() } else { StatusCode::BAD_REQUEST };
             (status, e.body_text())
         })
-    };
-    match parsed {
-        Ok(mo) => store(&bus, &route, mo).await,
-        Err((status, why)) => answer(status, serde_json::json!({ "ok": false, "error": why })),
     }
 }
 

@@ -18,11 +18,13 @@ mod auth;
 mod body;
 mod bulk;
 mod cache;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod guard;
 mod playsms;
 mod publisher;
 mod smpp;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 mod test_fixtures;
 
 use std::sync::Arc;

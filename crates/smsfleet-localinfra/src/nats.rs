@@ -38,7 +38,36 @@ impl NatsServer {
         Self::start_with(dir, Some(port)).await
     }
 
+    /// One member of a local JetStream cluster (the chaos suite's): server
+    /// `name` on `port`, its cluster listener on `cluster_port`, routes to
+    /// the other members' cluster ports. Ready when it accepts clients;
+    /// JetStream is usable once the cluster has elected its meta leader.
+    pub async fn start_clustered(
+        dir: &Path,
+        port: u16,
+        name: &str,
+        cluster_port: u16,
+        routes: &[u16],
+    ) -> Result<NatsServer, InfraError> {
+        let routes: Vec<String> = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect();
+        let cluster = vec![
+            "--name".to_owned(),
+            name.to_owned(),
+            "--cluster_name".to_owned(),
+            "smsfleet".to_owned(),
+            "--cluster".to_owned(),
+            format!("nats://127.0.0.1:{cluster_port}"),
+            "--routes".to_owned(),
+            routes.join(","),
+        ];
+        Self::start_args(dir, Some(port), &cluster).await
+    }
+
     async fn start_with(dir: &Path, port: Option<u16>) -> Result<NatsServer, InfraError> {
+        Self::start_args(dir, port, &[]).await
+    }
+
+    async fn start_args(dir: &Path, port: Option<u16>, extra: &[String]) -> Result<NatsServer, InfraError> {
         let bin = find_nats_server()?;
         fs::create_dir_all(dir).map_err(io_err(format!("creating {}", dir.display())))?;
         let dir = dir.canonicalize().map_err(io_err(format!("resolving {}", dir.display())))?;
@@ -46,8 +75,10 @@ impl NatsServer {
         fs::create_dir_all(&store).map_err(io_err(format!("creating {}", store.display())))?;
         stop_stray(&dir.join(PID_FILE), &store, NATS_STOP).await?;
         let log = dir.join("nats.log");
-        start_with_port_retries("nats-server", port, async |port| Self::try_start(&bin, &dir, &store, &log, port).await)
-            .await
+        start_with_port_retries("nats-server", port, async |port| {
+            Self::try_start(&bin, &dir, &store, &log, port, extra).await
+        })
+        .await
     }
 
     async fn try_start(
@@ -56,6 +87,7 @@ impl NatsServer {
         store: &Path,
         log: &Path,
         port: u16,
+        extra: &[String],
     ) -> Result<NatsServer, StartFailure> {
         let (out, err) = open_log(log).map_err(StartFailure::Fatal)?;
         let mut cmd = Command::new(bin);
@@ -68,6 +100,7 @@ impl NatsServer {
             .arg(store)
             .arg("-P")
             .arg(dir.join(PID_FILE))
+            .args(extra)
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out)

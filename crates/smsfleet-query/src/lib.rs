@@ -149,6 +149,15 @@ pub async fn run(ctx: RoleContext, config: QueryConfig) -> Result<(), QueryError
     });
 
     raise_id_counter(&bus, &pool, &stop).await;
+
+    // The projection reads every fan-out stream, so it is where they are
+    // trimmed (any number of replicas may do it).
+    let (b, s) = (bus.clone(), stop.clone());
+    tasks.spawn(async move {
+        smsfleet_bus::run_trimmer(b, s).await;
+        ("stream trimmer", Ok(()))
+    });
+
     ready.set(true);
     tracing::info!(batch = config.batch, concurrency = config.concurrency, "query role running");
 

@@ -312,6 +312,12 @@ async fn queue_state(conn: &mut PgConnection, uid: i64, queue: &str) -> Result<Q
 }
 
 /// Status counts of an account, for tests and the benchmark.
+/// Every destination shown delivered (status 3), for the chaos suite's
+/// check that everything answered OK arrived.
+pub async fn delivered_destinations(pool: &PgPool) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar("SELECT dst FROM outgoing WHERE status = 3 AND dst IS NOT NULL").fetch_all(pool).await?)
+}
+
 pub async fn status_counts(pool: &PgPool, uid: Option<i64>) -> Result<Vec<(i16, i64)>> {
     Ok(sqlx::query_as(
         "SELECT status, count(*) FROM outgoing WHERE ($1::bigint IS NULL OR uid = $1) AND queue IS NOT NULL GROUP BY status ORDER BY status",

@@ -93,7 +93,7 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum RoutesCommand {
     /// Checks a routes file as the dispatcher would at start (secrets named
-    /// by `password_env` must be set) and lists its routes.
+    /// by `password_env` and `callback_secret_env` must be set) and lists its routes.
     Check {
         /// The TOML routes file.
         file: PathBuf,
@@ -448,6 +448,11 @@ pub struct DlrArgs {
     /// Address receiving delivery-report callbacks.
     #[arg(long, env = "SMSFLEET_DLR_LISTEN", default_value = "127.0.0.1:8081")]
     pub listen: SocketAddr,
+    /// The dispatcher's routes (the same file or shorthand): callbacks are
+    /// taken only for these, with each route's `callback_secret_env` and
+    /// `callback_allow`. Read at start.
+    #[command(flatten)]
+    pub routes: RouteArgs,
     #[command(flatten)]
     pub limits: HttpLimitArgs,
 }

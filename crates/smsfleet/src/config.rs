@@ -70,13 +70,20 @@ pub fn http_limits(a: &cli::HttpLimitArgs) -> smsfleet_telemetry::HttpLimits {
     }
 }
 
-pub fn dlr(limits: &cli::HttpLimitArgs) -> smsfleet_dlr::DlrConfig {
-    smsfleet_dlr::DlrConfig { http: http_limits(limits), ..Default::default() }
+/// The dlr role takes callbacks only for `routes`, with each route's
+/// secret and allow-list; no routes takes any (and says so at start).
+pub fn dlr(limits: &cli::HttpLimitArgs, routes: &[smsfleet_dispatcher::Route]) -> smsfleet_dlr::DlrConfig {
+    let callbacks = smsfleet_dlr::CallbackAuth::new(routes.iter().map(|r| {
+        let rules = smsfleet_dlr::RouteCallbacks { secret: r.callback.secret.clone(), allow: r.callback.allow.clone() };
+        (r.name.to_string(), rules)
+    }));
+    smsfleet_dlr::DlrConfig { http: http_limits(limits), callbacks, ..Default::default() }
 }
 
-/// The dispatcher's config from the routes file or the shorthand; `None`
-/// when neither is set. A bad file stops the start with its one-line reason.
-pub fn dispatcher(a: &cli::RouteArgs) -> anyhow::Result<Option<smsfleet_dispatcher::DispatcherConfig>> {
+/// The routes from the routes file or the shorthand; `None` when neither is
+/// set. Read the same way by the dispatcher and the dlr role (which checks
+/// each route's callbacks). A bad file stops the start with its one-line reason.
+pub fn routes(a: &cli::RouteArgs) -> anyhow::Result<Option<Vec<smsfleet_dispatcher::Route>>> {
     let routes = match (&a.routes_file, &a.routes) {
         (Some(_), Some(_)) => bail!("set SMSFLEET_ROUTES_FILE or SMSFLEET_ROUTES, not both"),
         (Some(file), None) => smsfleet_dispatcher::load_routes_file(file)?,
@@ -86,7 +93,16 @@ pub fn dispatcher(a: &cli::RouteArgs) -> anyhow::Result<Option<smsfleet_dispatch
     if routes.is_empty() {
         bail!("at least one route is needed (SMSFLEET_ROUTES_FILE or SMSFLEET_ROUTES)");
     }
-    Ok(Some(smsfleet_dispatcher::DispatcherConfig { routes, routes_file: a.routes_file.clone(), ..Default::default() }))
+    Ok(Some(routes))
+}
+
+/// The dispatcher's config from [`routes`]; `None` when no routes are set.
+pub fn dispatcher(a: &cli::RouteArgs) -> anyhow::Result<Option<smsfleet_dispatcher::DispatcherConfig>> {
+    Ok(routes(a)?.map(|routes| smsfleet_dispatcher::DispatcherConfig {
+        routes,
+        routes_file: a.routes_file.clone(),
+        ..Default::default()
+    }))
 }
 
 pub fn simulator(s: &cli::SimulatorSettings, dlr_url: Option<String>) -> smsfleet_simulator::SimulatorConfig {

@@ -114,6 +114,7 @@ async fn run_fleet(
             smsfleet_dispatcher::DispatcherConfig { routes: vec![local_smpp_route(smpp_addr)?], ..Default::default() }
         }
     };
+    let dlr = config::dlr(&a.http.limits, &dispatcher.routes);
     let fleet = [
         (RoleConfig::Simulator(local_simulator(&a.sim, smpp_listener)), Some(sim_listener)),
         (RoleConfig::Accounts(Default::default()), None),
@@ -122,7 +123,7 @@ async fn run_fleet(
         (RoleConfig::Ledger(Default::default()), None),
         (RoleConfig::Scheduler(Default::default()), None),
         (RoleConfig::Dispatcher(dispatcher), None),
-        (RoleConfig::Dlr(config::dlr(&a.http.limits)), Some(dlr_listener)),
+        (RoleConfig::Dlr(dlr), Some(dlr_listener)),
         (RoleConfig::Ingress(Box::new(config::ingress(&a.http)?)), Some(http_listener)),
     ];
     let resources = Resources { bus: Some(bus.clone()), pool: Some(pool.clone()), secrets: Some(secrets) };

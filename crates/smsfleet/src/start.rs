@@ -188,7 +188,11 @@ pub fn from_command(command: &cli::Command) -> anyhow::Result<Option<(RoleConfig
             (RoleConfig::Dispatcher(config), Wiring::role(&a.role))
         }
         Command::Dlr(a) => {
-            (RoleConfig::Dlr(config::dlr(&a.limits)), Wiring { listen: Some(a.listen), ..Wiring::role(&a.role) })
+            let routes = config::routes(&a.routes)?.unwrap_or_default();
+            (
+                RoleConfig::Dlr(config::dlr(&a.limits, &routes)),
+                Wiring { listen: Some(a.listen), ..Wiring::role(&a.role) },
+            )
         }
         Command::Query(a) => (RoleConfig::Query(Default::default()), Wiring::role(a)),
         Command::Callbacks(a) => (RoleConfig::Callbacks(Default::default()), Wiring::role(a)),

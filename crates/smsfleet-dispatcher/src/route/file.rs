@@ -13,7 +13,7 @@ use serde::Deserialize;
 use smsfleet_contract::RouteId;
 
 use super::http::HttpTable;
-use super::{Protocol, Route, RouteLimits, SimSettings, SmppSettings, validate_routes};
+use super::{CallbackSettings, Protocol, Route, RouteLimits, SimSettings, SmppSettings, validate_routes};
 use crate::DispatcherError;
 
 #[derive(Debug, Deserialize)]
@@ -42,6 +42,12 @@ struct RouteTable {
     prefixes: Vec<String>,
     #[serde(default)]
     failover: Vec<String>,
+    /// The environment variable holding the secret the upstream must send
+    /// with its callbacks.
+    callback_secret_env: Option<String>,
+    /// Addresses, CIDR ranges or wildcards the callbacks may come from.
+    #[serde(default)]
+    callback_allow: Vec<String>,
     limits: Option<toml::Table>,
     http: Option<toml::Table>,
     smpp: Option<toml::Table>,
@@ -68,7 +74,8 @@ pub fn load_routes_file(path: &Path) -> Result<Vec<Route>, DispatcherError> {
         .map_err(|e| DispatcherError::Config(format!("routes file {}: {e}", path.display())))
 }
 
-/// Parses a routes file; `env` resolves `password_env` names. The error is
+/// Parses a routes file; `env` resolves `password_env` and
+/// `callback_secret_env` names. The error is
 /// one line naming the route and the field.
 pub fn parse_routes_file(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<Route>, String> {
     let file: RoutesFile = toml::from_str(text).map_err(|e| one_line(text, &e))?;
@@ -109,6 +116,8 @@ fn parse_route(table: toml::Table, base: Option<&str>, env: &dyn Fn(&str) -> Opt
         .iter()
         .map(|f| RouteId::parse(f).map_err(|_| format!("failover: {f:?} is not a route name")))
         .collect::<Result<Vec<_>, _>>()?;
+    let allow: Vec<&str> = r.callback_allow.iter().map(String::as_str).collect();
+    let callback = CallbackSettings::resolve(r.callback_secret_env.as_deref(), &allow, env)?;
     let limits = match r.limits {
         Some(t) => LimitsTable::deserialize(t).map_err(|e| format!("[route.limits] {}", de_error(&e)))?,
         None => LimitsTable::default(),
@@ -159,6 +168,7 @@ fn parse_route(table: toml::Table, base: Option<&str>, env: &dyn Fn(&str) -> Opt
             validity: limits.validity_secs.map(Duration::from_secs),
         },
         protocol,
+        callback,
     })
 }
 
@@ -274,6 +284,26 @@ url = "http://sim:8090/submit"
             assert!(e.contains(expected), "{e:?} lacks {expected:?}");
             assert!(!e.contains('\n'), "{e:?}");
         }
+    }
+
+    #[test]
+    fn callback_settings_per_route() {
+        let text = FILE.replace(
+            "failover = [\"backup\"]",
+            "failover = [\"backup\"]\ncallback_secret_env = \"KANNEL_PASSWORD\"\ncallback_allow = [\"10.0.0.0/8\", \"192.168.1.*\"]",
+        );
+        let routes = parse_routes_file(&text, &env).unwrap();
+        assert_eq!(routes[0].callback.secret.as_deref(), Some("pw"));
+        assert_eq!(routes[0].callback.allow, "10.0.0.0/8,192.168.1.*");
+        assert!(!format!("{:?}", routes[0]).contains("\"pw\""));
+        assert_eq!(routes[1].callback, CallbackSettings::default());
+        let unset = text.replace("callback_secret_env = \"KANNEL_PASSWORD\"", "callback_secret_env = \"NOPE\"");
+        assert_eq!(error(&unset), r#"route "kannel": callback_secret_env: NOPE is not set"#);
+        let bad = text.replace("192.168.1.*", "nonsense");
+        assert!(error(&bad).starts_with(r#"route "kannel": callback_allow:"#), "{}", error(&bad));
+        let unsafe_secret = |_: &str| Some("a b%".to_owned());
+        let e = parse_routes_file(&text, &unsafe_secret).unwrap_err();
+        assert!(e.contains("callback_secret_env: KANNEL_PASSWORD may hold only"), "{e}");
     }
 
     #[test]

@@ -34,6 +34,55 @@ pub struct Route {
     pub failover: Vec<RouteId>,
     pub limits: RouteLimits,
     pub protocol: Protocol,
+    /// Who the dlr role takes this route's callbacks from.
+    pub callback: CallbackSettings,
+}
+
+/// A route's callback rules (issue 14.14): the secret the upstream must
+/// send with every report and MO, and the addresses it may post from.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct CallbackSettings {
+    /// Read from the environment variable `callback_secret_env` names, so
+    /// the route specs themselves hold no secret.
+    pub secret: Option<String>,
+    /// A playSMS-style allow-list (`10.0.0.0/8,192.168.1.*`); empty: any peer.
+    pub allow: String,
+}
+
+impl CallbackSettings {
+    /// Builds the settings from the route's `callback_secret_env` (resolved
+    /// through `env`) and `callback_allow` entries; the error names the field.
+    /// The secret travels inside callback URLs the upstream rewrites (Kannel
+    /// expands `%` escapes), so it is limited to URL-safe characters.
+    pub(crate) fn resolve(
+        secret_env: Option<&str>,
+        allow: &[&str],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<CallbackSettings, String> {
+        let secret = match secret_env {
+            None => None,
+            Some(var) => {
+                let secret =
+                    env(var).filter(|s| !s.is_empty()).ok_or(format!("callback_secret_env: {var} is not set"))?;
+                if !secret.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b)) {
+                    return Err(format!("callback_secret_env: {var} may hold only letters, digits and -._~"));
+                }
+                Some(secret)
+            }
+        };
+        let allow = allow.iter().map(|a| a.trim()).collect::<Vec<_>>().join(",");
+        if !allow.is_empty() && !smsfleet_domain::ipallow::is_valid_list(&allow) {
+            return Err("callback_allow: addresses, CIDR ranges or wildcards".to_owned());
+        }
+        Ok(CallbackSettings { secret, allow })
+    }
+}
+
+impl std::fmt::Debug for CallbackSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = self.secret.as_ref().map(|_| "<redacted>");
+        f.debug_struct("CallbackSettings").field("secret", &secret).field("allow", &self.allow).finish()
+    }
 }
 
 /// How hard the dispatcher may drive one route, per dispatcher process.
@@ -138,12 +187,22 @@ impl Route {
     /// - `inflight`: concurrent submit calls, default 16.
     /// - `batch`: messages per submit, default 100.
     /// - `resend`: whether the upstream dedupes by reference, `true`/`false`, default `true`.
+    /// - `callback_secret_env`: the environment variable holding the secret
+    ///   the upstream must send with its callbacks (it must be set).
+    /// - `callback_allow`: `|`-separated addresses, CIDR ranges or wildcards
+    ///   the upstream's callbacks may come from.
     pub fn parse(spec: &str) -> Result<Route, DispatcherError> {
+        Route::parse_with_env(spec, &|name| std::env::var(name).ok())
+    }
+
+    /// [`Route::parse`] reading `callback_secret_env` through `env`.
+    pub fn parse_with_env(spec: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Route, DispatcherError> {
         let bad = |why: String| DispatcherError::Config(format!("route {spec:?}: {why}"));
         let (mut name, mut submit_url, mut dlr_url) = (None, None, None);
         let mut prefixes = Vec::new();
         let mut limits = RouteLimits::default();
         let mut dedupes_by_reference = true;
+        let (mut secret_env, mut allow) = (None, Vec::new());
         for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (key, value) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not key=value")))?;
             let value = value.trim();
@@ -175,10 +234,13 @@ impl Route {
                     dedupes_by_reference =
                         value.parse::<bool>().map_err(|_| bad("resend must be true or false".to_owned()))?
                 }
+                "callback_secret_env" => secret_env = Some(value),
+                "callback_allow" => allow = value.split('|').collect(),
                 other => return Err(bad(format!("unknown key {other:?}"))),
             }
         }
         let name = name.filter(|n| !n.is_empty()).ok_or_else(|| bad("name is required".to_owned()))?;
+        let callback = CallbackSettings::resolve(secret_env, &allow, env).map_err(bad)?;
         let name =
             RouteId::parse(name).map_err(|_| bad("name may hold only letters, digits, '_' and '-'".to_owned()))?;
         let is_http = |u: &&str| u.starts_with("http://") || u.starts_with("https://");
@@ -194,7 +256,7 @@ impl Route {
             dlr_base_url: dlr_base_url.to_owned(),
             dedupes_by_reference,
         });
-        Ok(Route { name, prefixes, failover: Vec::new(), limits, protocol })
+        Ok(Route { name, prefixes, failover: Vec::new(), limits, protocol, callback })
     }
 
     /// Length of the longest prefix of `digits` this route serves; `Some(0)`
@@ -254,6 +316,21 @@ mod tests {
                 dedupes_by_reference: false,
             }
         );
+    }
+
+    #[test]
+    fn callback_rules() {
+        let env = |name: &str| (name == "SIM_SECRET").then(|| "s3cret".to_owned());
+        let spec = "name=sim,url=http://u/submit,dlr=http://d,callback_secret_env=SIM_SECRET,callback_allow=10.0.0.0/8|192.168.1.*";
+        let r = Route::parse_with_env(spec, &env).unwrap();
+        assert_eq!(r.callback.secret.as_deref(), Some("s3cret"));
+        assert_eq!(r.callback.allow, "10.0.0.0/8,192.168.1.*");
+        assert!(!format!("{r:?}").contains("s3cret"));
+        let unset = "name=sim,url=http://u/submit,dlr=http://d,callback_secret_env=NOPE";
+        assert!(Route::parse_with_env(unset, &env).is_err());
+        let bad_list = "name=sim,url=http://u/submit,dlr=http://d,callback_allow=nonsense";
+        assert!(Route::parse_with_env(bad_list, &env).is_err());
+        assert_eq!(route("sim", "").callback, CallbackSettings::default());
     }
 
     #[test]

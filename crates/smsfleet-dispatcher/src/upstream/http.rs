@@ -12,7 +12,7 @@ use smsfleet_contract::RouteId;
 use smsfleet_domain::Encoding;
 use smsfleet_domain::template::{Quoting, Template, ucs2_hex};
 
-use super::{OutboundMessage, Upstream, Verdict, transport_verdict};
+use super::{OutboundMessage, Upstream, Verdict, transport_verdict, with_callback_secret};
 use smsfleet_domain::template::status_matches;
 
 use crate::route::{HttpMethod, HttpSettings, http::DLR_ESCAPES, http::REQUEST_ESCAPES};
@@ -82,6 +82,8 @@ pub(crate) struct HttpUpstream {
     password: String,
     dlr_url: Option<Template>,
     dlr_base_url: String,
+    /// Added to every callback URL (see [`with_callback_secret`]).
+    callback_secret: Option<String>,
     rules: Rules,
     dedupes_by_reference: bool,
 }
@@ -91,6 +93,7 @@ impl HttpUpstream {
         client: reqwest::Client,
         route: &RouteId,
         s: &HttpSettings,
+        callback_secret: Option<&str>,
     ) -> Result<HttpUpstream, HttpUpstreamError> {
         let invalid =
             |field: &'static str, error: String| HttpUpstreamError::Invalid { route: route.to_string(), field, error };
@@ -112,6 +115,7 @@ impl HttpUpstream {
             password: s.password.0.clone(),
             dlr_url: template("dlr_url", &s.dlr_url, DLR_ESCAPES)?,
             dlr_base_url: s.dlr_base_url.trim_end_matches('/').to_owned(),
+            callback_secret: callback_secret.map(str::to_owned),
             rules: Rules {
                 success_status: s.success_status.clone(),
                 success: regex("success_regex", &s.success_regex)?,
@@ -152,12 +156,13 @@ impl HttpUpstream {
 
     fn dlr_url_of(&self, m: &OutboundMessage<'_>) -> String {
         let Some(template) = &self.dlr_url else { return String::new() };
-        template.render(Quoting::Raw, |i| match DLR_ESCAPES.get(i).copied().unwrap_or_default() {
+        let url = template.render(Quoting::Raw, |i| match DLR_ESCAPES.get(i).copied().unwrap_or_default() {
             "ref" => Cow::Borrowed(m.reference.as_str()),
             "route" => Cow::Borrowed(self.route.as_str()),
             "base" => Cow::Borrowed(self.dlr_base_url.as_str()),
             _ => Cow::Borrowed(""),
-        })
+        });
+        with_callback_secret(url, self.callback_secret.as_deref())
     }
 
     #[tracing::instrument(skip_all, fields(route = %self.route, smslog_id = m.smslog_id))]
@@ -223,7 +228,8 @@ mod tests {
         );
         let routes = parse_routes_file(&text, &|_| None).unwrap();
         let crate::route::Protocol::Http(s) = &routes[0].protocol else { panic!("http") };
-        let up = HttpUpstream::new(reqwest::Client::new(), &routes[0].name, s).unwrap();
+        let up = HttpUpstream::new(reqwest::Client::new(), &routes[0].name, s, routes[0].callback.secret.as_deref())
+            .unwrap();
         up.rules
     }
 
@@ -274,7 +280,8 @@ mod tests {
                     dlr_base_url = \"http://dlr:8081\"\n";
         let routes = parse_routes_file(text, &|_| None).unwrap();
         let crate::route::Protocol::Http(s) = &routes[0].protocol else { panic!("http") };
-        let up = HttpUpstream::new(reqwest::Client::new(), &routes[0].name, s).unwrap();
+        let up = HttpUpstream::new(reqwest::Client::new(), &routes[0].name, s, routes[0].callback.secret.as_deref())
+            .unwrap();
         let parts = vec!["héllo".to_owned()];
         let m = OutboundMessage {
             smslog_id: 42,
@@ -295,5 +302,42 @@ mod tests {
             "http://k:13013/cgi-bin/sendsms?username=u&password=p%26q&from=ACME&to=628111&text=h%C3%A9llo\
              &charset=UTF-8&coding=2&dlr-mask=31&dlr-url=http%3A%2F%2Fdlr%3A8081%2Fdlr%2Fk%2Fkannel%3Fid%3D42%26status%3D%25d"
         );
+    }
+
+    #[test]
+    fn every_profile_callback_url_carries_the_secret() {
+        let env = |var: &str| (var == "CB").then(|| "s3cr-t".to_owned());
+        let m = OutboundMessage {
+            smslog_id: 7,
+            reference: "7".to_owned(),
+            from: "ACME",
+            to: "628111",
+            text: "hi",
+            parts: &[],
+            encoding: Encoding::Gsm7,
+            flash: false,
+            valid_until_ms: i64::MAX,
+        };
+        for (profile, extra, expected) in [
+            ("kannel", "", "http://dlr/dlr/r/kannel?id=7&status=%d&callback_secret=s3cr-t"),
+            ("jasmin", "", "http://dlr/dlr/r/jasmin?callback_secret=s3cr-t"),
+            ("routesms", "dlr_url = \"{base}/dlr/{route}/bulk\"\n", "http://dlr/dlr/r/bulk?callback_secret=s3cr-t"),
+            (
+                "generic",
+                "dlr_url = \"{base}/dlr/{route}?ref={ref}\"\n",
+                "http://dlr/dlr/r?ref=7&callback_secret=s3cr-t",
+            ),
+        ] {
+            let text = format!(
+                "dlr_base_url = \"http://dlr\"\n[[route]]\nname = \"r\"\nprotocol = \"http\"\ncallback_secret_env = \"CB\"\n\
+                 [route.http]\nprofile = \"{profile}\"\nurl = \"http://gw/x\"\n{extra}"
+            );
+            let routes = parse_routes_file(&text, &env).unwrap();
+            let crate::route::Protocol::Http(s) = &routes[0].protocol else { panic!("http") };
+            let up =
+                HttpUpstream::new(reqwest::Client::new(), &routes[0].name, s, routes[0].callback.secret.as_deref())
+                    .unwrap();
+            assert_eq!(up.dlr_url_of(&m), expected, "{profile}");
+        }
     }
 }

@@ -86,14 +86,30 @@ pub(crate) fn connect(
     bus: &smsfleet_bus::Bus,
 ) -> Result<Arc<dyn Upstream>, DispatcherError> {
     match &route.protocol {
-        Protocol::Sim(settings) => Ok(Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings))),
-        Protocol::Http(settings) => http::HttpUpstream::new(client.clone(), &route.name, settings)
-            .map(|u| Arc::new(u) as Arc<dyn Upstream>)
-            .map_err(|e| DispatcherError::Config(e.to_string())),
+        Protocol::Sim(settings) => {
+            Ok(Arc::new(sim::SimUpstream::new(client.clone(), &route.name, settings, route.callback.secret.as_deref())))
+        }
+        Protocol::Http(settings) => {
+            http::HttpUpstream::new(client.clone(), &route.name, settings, route.callback.secret.as_deref())
+                .map(|u| Arc::new(u) as Arc<dyn Upstream>)
+                .map_err(|e| DispatcherError::Config(e.to_string()))
+        }
         Protocol::Smpp(settings) => smpp::SmppUpstream::new(bus, &route.name, settings)
             .map(|u| Arc::new(u) as Arc<dyn Upstream>)
             .map_err(|e| DispatcherError::Config(format!("route {:?}: [route.smpp] {e}", route.name.as_str()))),
     }
+}
+
+/// `url` with the route's callback secret as the `callback_secret` query
+/// parameter: upstreams are given a callback URL and no headers, so the
+/// secret the dlr role checks has to travel in it.
+pub(crate) fn with_callback_secret(url: String, secret: Option<&str>) -> String {
+    let Some(secret) = secret else { return url };
+    let pair = form_urlencoded::Serializer::new(String::new())
+        .append_pair(smsfleet_contract::CALLBACK_SECRET_PARAM, secret)
+        .finish();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}{pair}")
 }
 
 /// The verdict on a request that failed in transport. A connect error

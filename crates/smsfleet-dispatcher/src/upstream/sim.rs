@@ -8,7 +8,7 @@ use futures_util::future::BoxFuture;
 use smsfleet_contract::{RouteId, dlr_callback_url};
 use smsfleet_sim_protocol::{ACCEPTED, SubmitMessage, SubmitRequest, SubmitResponse, SubmitResult};
 
-use super::{OutboundMessage, Upstream, Verdict, transport_verdict};
+use super::{OutboundMessage, Upstream, Verdict, transport_verdict, with_callback_secret};
 use crate::route::SimSettings;
 
 pub(crate) struct SimUpstream {
@@ -21,12 +21,20 @@ pub(crate) struct SimUpstream {
 }
 
 impl SimUpstream {
-    pub(crate) fn new(client: reqwest::Client, route: &RouteId, settings: &SimSettings) -> Self {
+    /// `callback_secret` travels in the callback URL: the simulator, like
+    /// most upstreams, is given a URL and no headers.
+    pub(crate) fn new(
+        client: reqwest::Client,
+        route: &RouteId,
+        settings: &SimSettings,
+        callback_secret: Option<&str>,
+    ) -> Self {
+        let dlr_url = with_callback_secret(dlr_callback_url(&settings.dlr_base_url, route), callback_secret);
         Self {
             client,
             route: route.clone(),
             submit_url: settings.submit_url.clone(),
-            dlr_url: dlr_callback_url(&settings.dlr_base_url, route),
+            dlr_url,
             dedupes_by_reference: settings.dedupes_by_reference,
         }
     }
@@ -135,5 +143,20 @@ mod tests {
             verdict(result("accepted", None, None)),
             Verdict::Rejected { reason: "upstream status accepted".to_owned() }
         );
+    }
+
+    #[test]
+    fn the_callback_secret_travels_in_the_callback_url() {
+        let route = RouteId::parse("sim").unwrap_or_else(|_| unreachable!());
+        let settings = SimSettings {
+            submit_url: "http://u/submit".to_owned(),
+            dlr_base_url: "http://d:8081/".to_owned(),
+            dedupes_by_reference: true,
+        };
+        let client = reqwest::Client::new();
+        let open = SimUpstream::new(client.clone(), &route, &settings, None);
+        assert_eq!(open.dlr_url, "http://d:8081/dlr/sim");
+        let guarded = SimUpstream::new(client, &route, &settings, Some("s3 cr&t"));
+        assert_eq!(guarded.dlr_url, "http://d:8081/dlr/sim?callback_secret=s3+cr%26t");
     }
 }

@@ -6,7 +6,7 @@
 mod caller;
 mod error;
 mod op;
-mod ops;
+pub(crate) mod ops;
 mod reply;
 
 use std::net::{IpAddr, SocketAddr};

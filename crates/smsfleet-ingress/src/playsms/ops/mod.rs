@@ -12,7 +12,7 @@ mod inbox;
 pub(super) mod incoming;
 pub(super) mod login_key;
 pub(super) mod phonebook;
-pub(super) mod pv;
+pub(crate) mod pv;
 pub(super) mod query;
 pub(super) mod stoplist;
 pub(super) mod token;
