@@ -51,6 +51,8 @@ pub struct CallbackAuth {
 /// Why a callback is refused before it is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
+    /// Not a route name at all (the handlers' own 400 for malformed input).
+    MalformedRoute,
     UnknownRoute,
     BadSecret,
     PeerNotAllowed,
@@ -59,6 +61,7 @@ pub enum Refusal {
 impl Refusal {
     fn status(self) -> StatusCode {
         match self {
+            Refusal::MalformedRoute => StatusCode::BAD_REQUEST,
             Refusal::UnknownRoute => StatusCode::NOT_FOUND,
             Refusal::BadSecret => StatusCode::UNAUTHORIZED,
             Refusal::PeerNotAllowed => StatusCode::FORBIDDEN,
@@ -67,6 +70,7 @@ impl Refusal {
 
     fn label(self) -> &'static str {
         match self {
+            Refusal::MalformedRoute => "malformed_route",
             Refusal::UnknownRoute => "unknown_route",
             Refusal::BadSecret => "bad_secret",
             Refusal::PeerNotAllowed => "peer_not_allowed",
@@ -87,6 +91,9 @@ impl CallbackAuth {
     /// The rule for one callback: the route from its path, the secret it
     /// carried and the TCP peer.
     pub fn check(&self, route: &str, secret: Option<&str>, peer: IpAddr) -> Result<(), Refusal> {
+        if smsfleet_contract::RouteId::parse(route).is_err() {
+            return Err(Refusal::MalformedRoute);
+        }
         if self.is_open() {
             return Ok(());
         }
@@ -161,6 +168,14 @@ mod tests {
     fn unknown_routes_are_refused_once_any_is_known() {
         assert_eq!(auth().check("other", Some("s3cret"), ip("10.0.0.1")), Err(Refusal::UnknownRoute));
         assert_eq!(auth().check("open", None, ip("203.0.113.1")), Ok(()));
+    }
+
+    #[test]
+    fn a_path_that_is_no_route_name_is_malformed_input() {
+        for a in [CallbackAuth::default(), auth()] {
+            assert_eq!(a.check("a\r\nX:1", None, ip("10.0.0.1")), Err(Refusal::MalformedRoute));
+            assert_eq!(a.check("a b", None, ip("10.0.0.1")), Err(Refusal::MalformedRoute));
+        }
     }
 
     #[test]
