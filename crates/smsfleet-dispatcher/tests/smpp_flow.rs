@@ -49,8 +49,8 @@ impl FakeSmsc {
     /// or `SMSFLEET_PYTHON_PEERS`).
     async fn start_smpp34(mut config: Value) -> FakeSmsc {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let python =
-            std::env::var("SMSFLEET_PYTHON_PEERS").unwrap_or_else(|_| format!("{root}/target/python-peers/bin/python3"));
+        let python = std::env::var("SMSFLEET_PYTHON_PEERS")
+            .unwrap_or_else(|_| format!("{root}/target/python-peers/bin/python3"));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         config["port"] = json!(port);
         let mut child = tokio::process::Command::new(&python)
