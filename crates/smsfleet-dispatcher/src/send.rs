@@ -558,8 +558,8 @@ impl Dispatcher {
                 }
             })
             .collect();
-        let verdicts = match permit {
-            Ok(_permit) => rs.upstream.submit(&messages).await,
+        let verdicts = match &permit {
+            Ok(_) => rs.upstream.submit(&messages).await,
             Err(e) => vec![Verdict::Temporary { reason: e.to_string() }; group.len()],
         };
         let settled = settle(&group, verdicts);
@@ -569,6 +569,10 @@ impl Dispatcher {
         // On failure the claims stay, so a redelivery resends (deduped
         // upstream by ref) or fails them, and records the ids then.
         dispatch::record_sent(&self.pool, &sent).await.map_err(HandlerError::transient)?;
+        // Held until the accepted ones are recorded: a crash then leaves at
+        // most concurrency × batch claims of the route that may be out
+        // unrecorded (what a redelivery must treat as unknown).
+        drop(permit);
         count(route, "sent", sent.len());
         Ok(settled)
     }
