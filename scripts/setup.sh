@@ -16,7 +16,7 @@ have_pg || need+=(postgresql)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 # python3 with venv: the test suite fetches a current nats-server and the
-# smpp34 fake SMSC from PyPI.
+# Python SMPP peers (smpplib, smpp34) from PyPI.
 python3 -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # npm: the bulk API's end-to-end test drives the routesms npm client; the
 # dispatcher's SMPP tests run node-smpp as a fake SMSC.

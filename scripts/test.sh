@@ -13,7 +13,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== npm ci (routesms for the bulk API; node-smpp as a fake SMSC and as a customer ESME)"
 npm ci --prefix tests/e2e/node --no-audit --no-fund
-echo "== python SMPP peers (smpplib), pinned in scripts/ci/python-peers.txt"
+echo "== python SMPP peers (smpplib, smpp34) in target/python-peers, pinned in scripts/ci/python-peers.txt"
 peers=target/python-peers
 if [ ! -x "$peers/bin/python3" ] || ! cmp -s scripts/ci/python-peers.txt "$peers/requirements.txt"; then
   rm -rf "$peers"
@@ -22,11 +22,6 @@ if [ ! -x "$peers/bin/python3" ] || ! cmp -s scripts/ci/python-peers.txt "$peers
   cp scripts/ci/python-peers.txt "$peers/requirements.txt"
 fi
 export SMSFLEET_PYTHON_PEERS="$PWD/$peers/bin/python3"
-echo "== smpp34 (PyPI) in target/smpp34: the second fake SMSC of the dispatcher's SMPP tests"
-if [ ! -x target/smpp34/bin/python ] || ! target/smpp34/bin/python -c 'import smpp34' 2>/dev/null; then
-  python3 -m venv target/smpp34
-  target/smpp34/bin/pip install -q --require-hashes -r scripts/ci/smpp34.txt
-fi
 echo "== cargo test"
 # Two test binaries at a time: each starts its own servers, and the
 # machine has two cores.

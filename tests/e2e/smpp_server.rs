@@ -37,7 +37,7 @@ async fn smpplib(port: u16, system_id: &str, password: &str, args: &[&str]) -> V
         .args(["--port", &port.to_string(), "--system-id", system_id, "--password", password])
         .output()
         .await
-        .expect("run python (scripts/test.sh installs smpplib into target/python-peers)");
+        .expect("run python (scripts/test.sh installs the Python peers into target/python-peers)");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "smpplib ESME failed: {}{stdout}", String::from_utf8_lossy(&out.stderr));
     stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}"))).collect()

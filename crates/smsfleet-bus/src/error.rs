@@ -12,8 +12,4 @@ pub enum BusError {
     Request { subject: String, detail: String },
     #[error("cannot encode or decode {schema}: {detail}")]
     Codec { schema: &'static str, detail: String },
-    #[error("no free worker id: all 1,024 leases are held")]
-    NoWorkerId,
-    #[error("worker-id lease {0} was lost; ids from this process could collide")]
-    LeaseLost(u16),
 }

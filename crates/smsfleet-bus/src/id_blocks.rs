@@ -4,7 +4,7 @@
 //! One counter subject (`<ns>.ids.smslog` on the IDS stream, kept forever)
 //! holds the first id no block has taken. A replica takes a block by reading
 //! the counter and publishing its new value with "expected last subject
-//! sequence" (as the worker-id leases do), so the server refuses the second
+//! sequence" (as the slot leases do), so the server refuses the second
 //! of two replicas racing for the same block; the loser reads again. The
 //! replica issues ids from memory ([`IdAllocator`]) and claims the next block
 //! in the background once its current one is half used, sized to about one

@@ -2,7 +2,7 @@
 //! of the contract at start-up, typed publishing with `Nats-Msg-Id`
 //! de-duplication, batch-pulling workers with ack / retry with backoff /
 //! dead-letter, the replicated state feed the ingress caches from, leased
-//! blocks of message ids, worker-id leases, and request/reply services.
+//! blocks of message ids, leased slots, and request/reply services.
 //! W3C trace context rides in message headers.
 //!
 //! Only this crate (and tests) touch async-nats, so the roles code against a
@@ -11,7 +11,6 @@
 
 mod error;
 mod id_blocks;
-mod lease;
 mod mailbox;
 mod progress;
 mod provision;
@@ -30,7 +29,6 @@ use smsfleet_contract::{Namespace, Topology};
 
 pub use error::BusError;
 pub use id_blocks::{IdBlocks, IdIssuer, raise_id_counter};
-pub use lease::{WorkerIds, WorkerLease};
 pub use mailbox::{Letter, Mailbox, MailboxSpec};
 pub use progress::Progress;
 pub use provision::MAX_STREAM_REPLICAS;

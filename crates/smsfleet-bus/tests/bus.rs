@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use smsfleet_bus::{HandlerError, IdBlocks, Progress, StateEvent, StateFeed, WorkerConfig, WorkerLease, run_worker};
+use smsfleet_bus::{HandlerError, IdBlocks, Progress, StateEvent, StateFeed, WorkerConfig, run_worker};
 use smsfleet_contract::{BalanceState, SCHEMA_VERSION, StatusBatch, StreamKind};
 use smsfleet_testkit::{CancellationToken, PrivateNats, TestEnv, eventually};
 
@@ -246,19 +246,6 @@ async fn an_unknown_schema_version_is_dead_lettered_unseen() {
     worker.await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn worker_id_leases_are_exclusive() {
-    let env = TestEnv::start().await;
-    let mut held = Vec::new();
-    for _ in 0..5 {
-        held.push(WorkerLease::acquire(&env.bus).await.unwrap());
-    }
-    let mut ids: Vec<u16> = held.iter().map(|l| l.worker_id().unwrap()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    assert_eq!(ids.len(), 5);
-}
-
 /// Issue 12.4: three replicas issuing ids at once (small requests and ones
 /// larger than a first block) get unique, increasing ids that a JSON client
 /// reading numbers as doubles holds exactly; a replica started afterwards
@@ -412,37 +399,6 @@ async fn state_feed_catches_up_on_fifty_fresh_starts_while_snapshots_are_republi
         }
     }
     assert!(failed.is_empty(), "these of 50 fresh starts did not catch up: {failed:?}");
-}
-
-/// Issue 14.3: a lease that expires in a NATS outage is taken again once
-/// NATS is back, and no id is issued with it from before it could expire
-/// until it is held again.
-#[tokio::test]
-async fn a_lease_lost_in_an_outage_is_taken_again() {
-    let mut nats = PrivateNats::start().await;
-    let ns = smsfleet_contract::Namespace::new("leaseoutage").unwrap();
-    let bus = smsfleet_bus::Bus::connect(&nats.url(), ns, "lease-outage").await.unwrap();
-    bus.provision().await.unwrap();
-    let lease = WorkerLease::acquire(&bus).await.unwrap();
-    let ids = lease.ids();
-    let first = ids.current().expect("a fresh lease");
-
-    nats.stop().await;
-    let down = std::time::Instant::now();
-    let refused = eventually(Duration::from_secs(35), || async { ids.current().is_none().then_some(()) }).await;
-    assert!(refused.is_some(), "ids were still issued with a lease that had expired");
-    // The server drops a lease 30 s after it was written, which was before
-    // the outage began.
-    assert!(down.elapsed() < Duration::from_secs(30), "ids were issued until {:?} into the outage", down.elapsed());
-    // Stay down until the lease has expired on the server too.
-    tokio::time::sleep(Duration::from_secs(31).saturating_sub(down.elapsed())).await;
-
-    nats.restart().await;
-    let again = eventually(Duration::from_secs(30), || async { ids.current() }).await;
-    assert_eq!(again, Some(first), "the lease was not taken again (its id was free)");
-    // It is really held: nobody else gets that id now.
-    let other = WorkerLease::acquire(&bus).await.unwrap();
-    assert_ne!(other.worker_id(), again);
 }
 
 fn fresh_namespace() -> smsfleet_contract::Namespace {

@@ -65,10 +65,6 @@ impl Namespace {
         format!("{}.state.>", self.0)
     }
 
-    pub fn lease_subject(&self, worker_id: u16) -> String {
-        format!("{}.lease.worker.{worker_id}", self.0)
-    }
-
     /// The `smslog_id` counter: its last message holds the first id no
     /// block has taken yet.
     pub fn id_counter_subject(&self) -> String {

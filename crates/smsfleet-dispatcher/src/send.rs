@@ -130,6 +130,42 @@ impl RouteTable {
     }
 }
 
+/// How a batch's claim treats what earlier attempts left.
+#[derive(Debug, Clone, Copy)]
+struct ClaimRules {
+    /// Every route of the chain de-duplicates by our reference, so an
+    /// unconfirmed message may be sent again (a few times).
+    chain_dedupes: bool,
+}
+
+const EXPIRED: &str = "expired";
+
+/// What the send loop does with a just-claimed message.
+#[derive(Debug, PartialEq, Eq)]
+enum Step {
+    Send,
+    Fail(&'static str),
+    /// Sent by an earlier attempt (its first upstream id).
+    AlreadySent(Option<String>),
+    AlreadyFailed,
+}
+
+/// Decides a claimed message from its prior state. `attempts` of an
+/// unconfirmed claim already counts this claim.
+fn next_step(prior: &Prior, expired: bool, chain_dedupes: bool) -> Step {
+    match prior {
+        Prior::Fresh | Prior::Unconfirmed { .. } if expired => Step::Fail(EXPIRED),
+        Prior::Fresh => Step::Send,
+        Prior::Unconfirmed { attempts } if chain_dedupes && *attempts > MAX_UNCONFIRMED_ATTEMPTS => {
+            Step::Fail("outcome unknown after repeated interrupted attempts")
+        }
+        Prior::Unconfirmed { .. } if chain_dedupes => Step::Send,
+        Prior::Unconfirmed { .. } => Step::Fail("outcome unknown after an interrupted attempt"),
+        Prior::Sent { upstream_ids } => Step::AlreadySent(upstream_ids.first().cloned()),
+        Prior::Failed => Step::AlreadyFailed,
+    }
+}
+
 /// Events of one part of a pull, plus the error that stopped the rest.
 #[derive(Default)]
 struct Outcome {
@@ -333,62 +369,14 @@ impl Dispatcher {
     async fn process_group(&self, table: &RouteTable, primary: usize, pull: &Pull<'_, '_>) -> Outcome {
         let rs = &table.routes[primary];
         let chain = &table.chains[primary];
-        let route = rs.route.name.as_str();
-        let mut out = Outcome::default();
-        let items: Vec<(i64, i64)> = (0..pull.targets.len()).map(|i| (pull.smslog_id(i), pull.chunk(i).uid)).collect();
-        let priors = match dispatch::claim(&self.pool, route, &items).await {
-            Ok(p) => p,
-            Err(e) => return Outcome { events: vec![], error: Some(HandlerError::transient(e)) },
-        };
         // An unconfirmed claim may have reached any route of the chain (a
         // crash during a failover): resend only if every one de-duplicates.
         let chain_dedupes = chain.iter().all(|&r| table.routes[r].upstream.dedupes_by_reference());
-        let now = now_ms();
-        let mut to_send = Vec::new();
-        let mut fail_now: Vec<(usize, &'static str)> = Vec::new();
-        let (mut already_sent, mut already_failed) = (0, 0);
-        for i in 0..pull.targets.len() {
-            let id = pull.smslog_id(i);
-            match priors.get(&id) {
-                None => {
-                    // Cannot happen (claim returns every id), but sending
-                    // without a claim would break the guarantee.
-                    out.error = Some(HandlerError::transient(format!("no claim returned for {id}")));
-                }
-                Some(Prior::Fresh | Prior::Unconfirmed { .. }) if pull.expired(i, now) => fail_now.push((i, "expired")),
-                Some(Prior::Fresh) => to_send.push(i),
-                Some(Prior::Unconfirmed { attempts }) if chain_dedupes && *attempts > MAX_UNCONFIRMED_ATTEMPTS => {
-                    fail_now.push((i, "outcome unknown after repeated interrupted attempts"))
-                }
-                Some(Prior::Unconfirmed { attempts }) if chain_dedupes => {
-                    tracing::info!(smslog_id = id, attempts, route, "resending unconfirmed message");
-                    to_send.push(i);
-                }
-                Some(Prior::Unconfirmed { .. }) => fail_now.push((i, "outcome unknown after an interrupted attempt")),
-                Some(Prior::Sent { upstream_ids }) => {
-                    already_sent += 1;
-                    out.events.push(pull.event(i, DeliveryStatus::Sent, upstream_ids.first().cloned(), None));
-                }
-                Some(Prior::Failed) => {
-                    already_failed += 1;
-                    out.events.push(pull.event(i, DeliveryStatus::Failed, None, None));
-                }
-            }
-        }
-        count(route, "already_sent", already_sent);
-        count(route, "already_failed", already_failed);
-        if !fail_now.is_empty() {
-            let ids: Vec<i64> = fail_now.iter().map(|f| pull.smslog_id(f.0)).collect();
-            if let Err(e) = dispatch::record_failed(&self.pool, &ids).await {
-                out.error = Some(HandlerError::transient(e));
-                return out;
-            }
-            for (i, reason) in fail_now {
-                count(route, if reason == "expired" { "expired" } else { "unknown" }, 1);
-                out.events.push(pull.event(i, DeliveryStatus::Failed, None, Some(reason.to_owned())));
-            }
-        }
-        let batches = to_send.chunks(rs.route.limits.batch).map(|b| self.send_batch(table, chain, pull, b.to_vec()));
+        let mut out = Outcome::default();
+        let targets: Vec<usize> = (0..pull.targets.len()).collect();
+        let batches = targets
+            .chunks(rs.route.limits.batch)
+            .map(|b| self.send_batch(table, chain, chain_dedupes, pull, b.to_vec()));
         for part in join_all(batches).await {
             out.merge(part);
         }
@@ -401,9 +389,18 @@ impl Dispatcher {
     /// chain at once; one that may be out (unknown) is tried again only on
     /// the same route and only if it de-duplicates by our reference, and is
     /// otherwise failed at once: sending it again could deliver it twice.
-    /// Claims are dropped only for messages no try can have reached an
-    /// upstream with. The batch may span chunks, so validity is per message.
-    async fn send_batch(&self, table: &RouteTable, chain: &[usize], pull: &Pull<'_, '_>, batch: Vec<usize>) -> Outcome {
+    /// The batch is claimed in its first call, just before the submit (see
+    /// [`Dispatcher::send_on`]). Claims are dropped only for messages no try
+    /// can have reached an upstream with. The batch may span chunks, so
+    /// validity is per message.
+    async fn send_batch(
+        &self,
+        table: &RouteTable,
+        chain: &[usize],
+        chain_dedupes: bool,
+        pull: &Pull<'_, '_>,
+        batch: Vec<usize>,
+    ) -> Outcome {
         let primary = table.routes[chain[0]].route.name.as_str();
         let mut out = Outcome::default();
         let mut delay = FIRST_BACKOFF;
@@ -413,9 +410,13 @@ impl Dispatcher {
         let mut logged_on: HashMap<usize, usize> = batch.iter().map(|&i| (i, chain[0])).collect();
         let mut maybe_reached: HashSet<usize> = HashSet::new();
         let mut tries = 0;
+        let mut claim = Some(ClaimRules { chain_dedupes });
         loop {
             let now = now_ms();
-            let (expired, live): (Vec<_>, Vec<_>) = at.into_iter().partition(|p| pull.expired(p.0, now));
+            // Before the claim an expired message may have been sent
+            // already: the claim decides what it is.
+            let (expired, live): (Vec<_>, Vec<_>) =
+                at.into_iter().partition(|p| claim.is_none() && pull.expired(p.0, now));
             at = live;
             if !expired.is_empty() {
                 let expired: Vec<usize> = expired.iter().map(|p| p.0).collect();
@@ -451,7 +452,7 @@ impl Dispatcher {
                         logged_on.insert(i, chain[pos]);
                     }
                 }
-                let settled = match self.send_on(rs, pull, &group).await {
+                let settled = match self.send_on(rs, pull, group, claim.take(), &mut out).await {
                     Ok(s) => s,
                     Err(e) => {
                         out.error = Some(e);
@@ -511,9 +512,30 @@ impl Dispatcher {
     }
 
     /// One call to one route's upstream (paced in parts, within its
-    /// concurrency), with the sent ones recorded.
-    async fn send_on(&self, rs: &RouteState, pull: &Pull<'_, '_>, group: &[usize]) -> Result<Settlement, HandlerError> {
+    /// concurrency), with the sent ones recorded. With `claim` (a batch's
+    /// first call) the group is claimed inside the route's concurrency
+    /// permit, right before the submit: after a crash only claims that may
+    /// really have reached the upstream look "in flight", and everything
+    /// else is simply sent on redelivery.
+    async fn send_on(
+        &self,
+        rs: &RouteState,
+        pull: &Pull<'_, '_>,
+        mut group: Vec<usize>,
+        claim: Option<ClaimRules>,
+        out: &mut Outcome,
+    ) -> Result<Settlement, HandlerError> {
         let route = rs.route.name.as_str();
+        if let Some(pace) = &rs.pace {
+            pace.take(group.iter().map(|&i| pull.content(i).parts.len().max(1)).sum()).await;
+        }
+        let permit = rs.in_flight.acquire().await;
+        if let Some(rules) = claim {
+            group = self.claim_group(route, pull, &group, rules, out).await?;
+            if group.is_empty() {
+                return Ok(Settlement::default());
+            }
+        }
         // The route's own validity caps the chunk's, from the time of this
         // call (a failover starts the clock again).
         let route_until_ms =
@@ -536,22 +558,79 @@ impl Dispatcher {
                 }
             })
             .collect();
-        if let Some(pace) = &rs.pace {
-            pace.take(group.iter().map(|&i| pull.content(i).parts.len().max(1)).sum()).await;
-        }
-        let verdicts = match rs.in_flight.acquire().await {
-            Ok(_permit) => rs.upstream.submit(&messages).await,
+        let verdicts = match &permit {
+            Ok(_) => rs.upstream.submit(&messages).await,
             Err(e) => vec![Verdict::Temporary { reason: e.to_string() }; group.len()],
         };
-        let settled = settle(group, verdicts);
+        let settled = settle(&group, verdicts);
         rs.note_health(&settled);
         let sent: Vec<(i64, Vec<String>)> =
             settled.sent.iter().map(|(i, ids)| (pull.smslog_id(*i), ids.clone())).collect();
         // On failure the claims stay, so a redelivery resends (deduped
         // upstream by ref) or fails them, and records the ids then.
         dispatch::record_sent(&self.pool, &sent).await.map_err(HandlerError::transient)?;
+        // Held until the accepted ones are recorded: a crash then leaves at
+        // most concurrency × batch claims of the route that may be out
+        // unrecorded (what a redelivery must treat as unknown).
+        drop(permit);
         count(route, "sent", sent.len());
         Ok(settled)
+    }
+
+    /// Claims `group` in one statement and settles what an earlier attempt
+    /// already decided (sent, failed, expired, outcome unknown); returns the
+    /// messages to submit now.
+    async fn claim_group(
+        &self,
+        route: &str,
+        pull: &Pull<'_, '_>,
+        group: &[usize],
+        rules: ClaimRules,
+        out: &mut Outcome,
+    ) -> Result<Vec<usize>, HandlerError> {
+        let items: Vec<(i64, i64)> = group.iter().map(|&i| (pull.smslog_id(i), pull.chunk(i).uid)).collect();
+        let priors = dispatch::claim(&self.pool, route, &items).await.map_err(HandlerError::transient)?;
+        let now = now_ms();
+        let mut to_send = Vec::with_capacity(group.len());
+        let mut fail_now: Vec<(usize, &'static str)> = Vec::new();
+        let (mut already_sent, mut already_failed) = (0, 0);
+        for &i in group {
+            let id = pull.smslog_id(i);
+            let Some(prior) = priors.get(&id) else {
+                // Cannot happen (claim returns every id), but sending
+                // without a claim would break the guarantee.
+                out.error = Some(HandlerError::transient(format!("no claim returned for {id}")));
+                continue;
+            };
+            match next_step(prior, pull.expired(i, now), rules.chain_dedupes) {
+                Step::Send => {
+                    if let Prior::Unconfirmed { attempts } = prior {
+                        tracing::info!(smslog_id = id, attempts, route, "resending unconfirmed message");
+                    }
+                    to_send.push(i);
+                }
+                Step::Fail(reason) => fail_now.push((i, reason)),
+                Step::AlreadySent(upstream_id) => {
+                    already_sent += 1;
+                    out.events.push(pull.event(i, DeliveryStatus::Sent, upstream_id, None));
+                }
+                Step::AlreadyFailed => {
+                    already_failed += 1;
+                    out.events.push(pull.event(i, DeliveryStatus::Failed, None, None));
+                }
+            }
+        }
+        count(route, "already_sent", already_sent);
+        count(route, "already_failed", already_failed);
+        if !fail_now.is_empty() {
+            let ids: Vec<i64> = fail_now.iter().map(|f| pull.smslog_id(f.0)).collect();
+            dispatch::record_failed(&self.pool, &ids).await.map_err(HandlerError::transient)?;
+            for (i, reason) in fail_now {
+                count(route, if reason == EXPIRED { "expired" } else { "unknown" }, 1);
+                out.events.push(pull.event(i, DeliveryStatus::Failed, None, Some(reason.to_owned())));
+            }
+        }
+        Ok(to_send)
     }
 
     async fn record_failures(
@@ -579,5 +658,29 @@ impl Dispatcher {
             out.events.push(pull.event(i, DeliveryStatus::Failed, None, Some("expired".to_owned())));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_claim_sends_fresh_and_settles_what_earlier_attempts_decided() {
+        let sent = Prior::Sent { upstream_ids: vec!["u1".into(), "u2".into()] };
+        assert_eq!(next_step(&Prior::Fresh, false, false), Step::Send);
+        assert_eq!(next_step(&Prior::Fresh, true, true), Step::Fail(EXPIRED));
+        assert_eq!(next_step(&sent, true, false), Step::AlreadySent(Some("u1".into())));
+        assert_eq!(next_step(&Prior::Failed, false, true), Step::AlreadyFailed);
+    }
+
+    #[test]
+    fn unconfirmed_is_resent_only_along_a_deduplicating_chain_and_not_forever() {
+        let once = Prior::Unconfirmed { attempts: 1 };
+        let often = Prior::Unconfirmed { attempts: MAX_UNCONFIRMED_ATTEMPTS + 1 };
+        assert_eq!(next_step(&once, false, true), Step::Send);
+        assert_eq!(next_step(&once, false, false), Step::Fail("outcome unknown after an interrupted attempt"));
+        assert_eq!(next_step(&often, false, true), Step::Fail("outcome unknown after repeated interrupted attempts"));
+        assert_eq!(next_step(&once, true, true), Step::Fail(EXPIRED));
     }
 }

@@ -45,12 +45,12 @@ impl FakeSmsc {
     }
 
     /// PyPI smpp34 as the SMSC (`tests/e2e/python/fake_smsc.py`), from the
-    /// venv `scripts/test.sh` makes (`target/smpp34`, or
-    /// `SMSFLEET_SMPP34_PYTHON`).
+    /// Python peers' venv `scripts/test.sh` makes (`target/python-peers`,
+    /// or `SMSFLEET_PYTHON_PEERS`).
     async fn start_smpp34(mut config: Value) -> FakeSmsc {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-        let python =
-            std::env::var("SMSFLEET_SMPP34_PYTHON").unwrap_or_else(|_| format!("{root}/target/smpp34/bin/python"));
+        let python = std::env::var("SMSFLEET_PYTHON_PEERS")
+            .unwrap_or_else(|_| format!("{root}/target/python-peers/bin/python3"));
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         config["port"] = json!(port);
         let mut child = tokio::process::Command::new(&python)
@@ -59,7 +59,7 @@ impl FakeSmsc {
             .stdout(std::process::Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .unwrap_or_else(|e| panic!("run {python} ({e}); scripts/test.sh installs smpp34 there"));
+            .unwrap_or_else(|e| panic!("run {python} ({e}); scripts/test.sh installs smpp34 into target/python-peers"));
         let lines = BufReader::new(child.stdout.take().unwrap()).lines();
         FakeSmsc::follow(child, lines).await
     }
