@@ -108,8 +108,9 @@ pub struct Outcome {
     pub accepted: u64,
     pub errors: BTreeMap<String, u64>,
     pub lost: u64,
-    /// Accepted by the upstream beyond what was answered OK: sent twice, or
-    /// sent although the client was told it failed.
+    /// Accepted by the upstream beyond what was answered OK and the
+    /// unanswered requests that were stored after all: sent twice, or sent
+    /// although the client was told it failed.
     pub sent_twice: u64,
     /// Submits the dispatcher repeated after a crash left their outcome
     /// unknown, which the upstream de-duplicated by reference (the
@@ -134,6 +135,11 @@ impl Outcome {
 struct Told {
     /// Destinations answered OK.
     accepted: BTreeSet<u64>,
+    /// Destinations whose request got no answer at all (the connection was
+    /// cut, e.g. by kill -9 of the ingress, or timed out): the client cannot
+    /// know whether they were stored, so each may be sent (and charged)
+    /// once, never more.
+    in_doubt: BTreeSet<u64>,
     errors: BTreeMap<String, u64>,
     /// When each OK came (for the recovery time).
     ok_times: Vec<Instant>,
@@ -203,6 +209,9 @@ fn start_load(
                             t.accepted.insert(n);
                             t.ok_times.push(Instant::now());
                         } else {
+                            if class == "connection" || class == "timeout" {
+                                t.in_doubt.insert(n);
+                            }
                             *t.errors.entry(class).or_default() += 1;
                         }
                     }
@@ -362,16 +371,25 @@ async fn run_on_fleet(infra: &mut Infra, fault: &Fault, connections: u64) -> any
 
     // Everything answered OK must be delivered; wait for it (not timed).
     let deadline = Instant::now() + SETTLE;
+    // Also until everything the upstream took is delivered, so that the
+    // unanswered requests that were stored after all are all in `seen`.
+    let sim_accepted_now = |stats: &serde_json::Value| stats.get("accepted").and_then(serde_json::Value::as_u64);
     let mut seen = delivered(&fleet).await?;
-    while !told.accepted.is_subset(&seen) && Instant::now() < deadline {
+    let mut stats = fleet.sim_stats().await?;
+    while (!told.accepted.is_subset(&seen) || (seen.len() as u64) < sim_accepted_now(&stats).unwrap_or(0))
+        && Instant::now() < deadline
+    {
         tokio::time::sleep(Duration::from_millis(500)).await;
         seen = delivered(&fleet).await?;
+        stats = fleet.sim_stats().await?;
     }
     let lost = told.accepted.difference(&seen).count() as u64;
-    let stats = fleet.sim_stats().await?;
-    let sim_accepted = stats.get("accepted").and_then(serde_json::Value::as_u64).unwrap_or(0);
+    let sim_accepted = sim_accepted_now(&stats).unwrap_or(0);
     let duplicates = stats.get("duplicate_submits").and_then(serde_json::Value::as_u64).unwrap_or(0);
     let accepted = told.accepted.len() as u64;
+    // Requests that got no answer and were stored after all: sent and
+    // charged once is right for them (the client was told nothing).
+    let stored_in_doubt = told.in_doubt.intersection(&seen).count() as u64;
     let uid = smsfleet_store::accounts::by_username(&fleet.pool, "bench").await?.context("no bench account")?.uid;
     let (_, charged) = smsfleet_store::ledger::charged_total(&fleet.pool, uid).await?;
     let charged = u64::try_from(charged).unwrap_or(0);
@@ -382,9 +400,9 @@ async fn run_on_fleet(infra: &mut Infra, fault: &Fault, connections: u64) -> any
         accepted,
         errors: told.errors,
         lost,
-        sent_twice: sim_accepted.saturating_sub(accepted),
+        sent_twice: sim_accepted.saturating_sub(accepted + stored_in_doubt),
         resubmits_deduplicated: duplicates,
-        charge_mismatches: charged.abs_diff(accepted),
+        charge_mismatches: charged.abs_diff(accepted + stored_in_doubt),
         self_recovered: recovery_s.is_some() && lost == 0,
         recovery_s,
         note: None,
