@@ -59,7 +59,7 @@ pub(super) async fn group_commit_figures(fleet: &Fleet, result: &mut ScenarioRes
 }
 
 /// `ds` answers with a delivered message: the projection is what users read.
-async fn ds_shows_delivered(fleet: &Fleet) -> anyhow::Result<()> {
+pub(super) async fn ds_shows_delivered(fleet: &Fleet) -> anyhow::Result<()> {
     let ds = reqwest::Client::new()
         .get(format!("{}/index.php", fleet.ingress))
         .query(&[("app", "ws"), ("u", "bench"), ("h", fleet.token.as_str()), ("op", "ds"), ("count", "1")])

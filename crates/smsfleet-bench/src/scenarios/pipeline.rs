@@ -109,14 +109,7 @@ pub(super) async fn campaign(fleet: &mut Fleet, sizes: &Sizes, result: &mut Scen
     let t = send_and_track(fleet, total, 1_000, sizes.connections.min(16), timeout).await?;
     let (accepted, delivered) = (t.all_accepted.as_secs_f64(), t.all_delivered.as_secs_f64());
     // Visible in ds: the query role answers from the projection.
-    let ds = reqwest::Client::new()
-        .get(format!("{}/index.php", fleet.ingress))
-        .query(&[("app", "ws"), ("u", "bench"), ("h", fleet.token.as_str()), ("op", "ds"), ("count", "1")])
-        .send()
-        .await?
-        .text()
-        .await?;
-    ensure!(ds.contains("\"status\":3"), "ds does not show a delivered message: {ds}");
+    super::one_recipient::ds_shows_delivered(fleet).await?;
     let latency = curve_latency_ms(&t.samples, total, &[0.5, 0.99]);
     result.metrics.insert("recipients".into(), total as f64);
     result.metrics.insert("all_accepted_s".into(), accepted);
